@@ -1,0 +1,342 @@
+"""`PreferenceData`: validated pairwise comparisons plus the item-embedding table.
+
+Label convention (everywhere in bayespal): ``label = 1`` means item ``a`` was
+preferred over item ``b``. Any other convention is converted here, at the
+boundary, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the field, the bad value and what was expected."""
+
+
+def _py(value: Any) -> Any:
+    """numpy scalars as plain Python values, so messages read ``'x'`` not ``np.str_('x')``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fail(field_name: str, value: Any, expected: str) -> DataError:
+    text = repr(_py(value))
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return DataError(f"{field_name}: got {text}; expected {expected}")
+
+
+def _as_id_array(values: Any, field_name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise _fail(field_name, f"array of shape {arr.shape}", "a 1-d sequence of ids")
+    return arr
+
+
+def _encode(ids: np.ndarray, table: np.ndarray, field_name: str, table_name: str) -> np.ndarray:
+    """Map ids to positions in ``table`` (unique ids); error on the first missing id."""
+    index = pd.Index(table)
+    codes = index.get_indexer(ids)
+    missing = codes < 0
+    if missing.any():
+        bad = ids[np.flatnonzero(missing)[0]]
+        raise _fail(field_name, bad, f"an id present in {table_name} ({len(table)} ids)")
+    return codes.astype(np.int64)
+
+
+def _check_embeddings(values: Any, field_name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise _fail(field_name, f"array of shape {arr.shape}", "a non-empty 2-d array (rows x dim)")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise _fail(field_name, f"dtype {arr.dtype}", "real numbers")
+    if arr.dtype not in (np.float16, np.float32):
+        arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise _fail(f"{field_name}[{row}, {col}]", float(arr[row, col]), "a finite number")
+    return arr
+
+
+def _check_labels(values: Any, n: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        raise _fail("label", f"array of shape {arr.shape}", f"shape ({n},), one per comparison")
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise _fail("label", f"dtype {arr.dtype}", "0/1 or bool (1 = item_a preferred)")
+    bad = ~np.isin(arr, (0, 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _fail(f"label[{i}]", arr[i].item(), "0 or 1 (1 = item_a preferred)")
+    return arr.astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class PreferenceData:
+    """Pairwise comparisons ``(user, item_a, item_b, label)`` over an item-embedding table.
+
+    Attributes are index arrays into ``user_ids`` / ``item_ids``; the original ids are kept
+    so results can be reported (and new data matched) by id. Build it with
+    :meth:`from_arrays` or :meth:`from_frame`, which validate everything.
+    """
+
+    user: np.ndarray  # (N,) int64 index into user_ids
+    item_a: np.ndarray  # (N,) int64 index into item_ids
+    item_b: np.ndarray  # (N,) int64
+    label: np.ndarray  # (N,) float32 in {0, 1}; 1 = item_a preferred
+    items: np.ndarray  # (M, D) float32/float16 item embeddings
+    user_ids: np.ndarray  # (U,) original user ids
+    item_ids: np.ndarray  # (M,) original item ids
+    prompt: np.ndarray | None = None  # (N,) int64 index into prompt_ids
+    prompts: np.ndarray | None = None  # (P, Dp) prompt embeddings
+    prompt_ids: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        user: Sequence,
+        item_a: Sequence,
+        item_b: Sequence,
+        label: Sequence,
+        items: Any,
+        item_ids: Sequence | None = None,
+        *,
+        prompt: Sequence | None = None,
+        prompts: Any = None,
+        prompt_ids: Sequence | None = None,
+        user_ids: Sequence | None = None,
+    ) -> PreferenceData:
+        """Validate comparisons given by id and build the container.
+
+        ``items`` is an (M, D) array whose rows are the embeddings of ``item_ids``
+        (default ``0..M-1``), or a DataFrame indexed by item id. ``user_ids`` fixes the
+        user table's order (default: order of first appearance).
+        """
+        if isinstance(items, pd.DataFrame):
+            if item_ids is None:
+                item_ids = items.index.to_numpy()
+            items = items.to_numpy()
+        table = _check_embeddings(items, "items")
+        item_ids = np.arange(len(table)) if item_ids is None else _as_id_array(item_ids, "item_ids")
+        if len(item_ids) != len(table):
+            raise _fail("item_ids", f"{len(item_ids)} ids", f"{len(table)}, one per row of items")
+        if pd.Index(item_ids).has_duplicates:
+            dup = pd.Index(item_ids)[pd.Index(item_ids).duplicated()][0]
+            raise _fail("item_ids", dup, "unique item ids")
+
+        user = _as_id_array(user, "user")
+        n = len(user)
+        if n == 0:
+            raise _fail("user", "0 comparisons", "at least one comparison")
+        ids_a, ids_b = _as_id_array(item_a, "item_a"), _as_id_array(item_b, "item_b")
+        for name, arr in (("item_a", ids_a), ("item_b", ids_b)):
+            if len(arr) != n:
+                raise _fail(name, f"length {len(arr)}", f"length {n}, the length of user")
+        y = _check_labels(label, n)
+        if pd.isna(user).any():
+            raise _fail(f"user[{int(np.flatnonzero(pd.isna(user))[0])}]", None, "a user id")
+
+        a = _encode(ids_a, item_ids, "item_a", "item_ids")
+        b = _encode(ids_b, item_ids, "item_b", "item_ids")
+        same = a == b
+        if same.any():
+            i = int(np.flatnonzero(same)[0])
+            raise _fail(f"item_b[{i}]", ids_b[i], f"an item other than item_a[{i}] = {_py(ids_a[i])!r}")
+
+        if user_ids is None:
+            codes, uniques = pd.factorize(user, sort=False)
+            u, user_table = codes.astype(np.int64), np.asarray(uniques)
+        else:
+            user_table = _as_id_array(user_ids, "user_ids")
+            u = _encode(user, user_table, "user", "user_ids")
+
+        p_idx, p_table, p_ids = None, None, None
+        if prompt is not None or prompts is not None:
+            if prompt is None or prompts is None:
+                raise _fail("prompt", "only one of prompt/prompts", "both or neither")
+            if isinstance(prompts, pd.DataFrame):
+                if prompt_ids is None:
+                    prompt_ids = prompts.index.to_numpy()
+                prompts = prompts.to_numpy()
+            p_table = _check_embeddings(prompts, "prompts")
+            p_ids = (
+                np.arange(len(p_table))
+                if prompt_ids is None
+                else _as_id_array(prompt_ids, "prompt_ids")
+            )
+            if len(p_ids) != len(p_table):
+                raise _fail("prompt_ids", f"{len(p_ids)} ids", f"{len(p_table)}, one per prompt")
+            p_arr = _as_id_array(prompt, "prompt")
+            if len(p_arr) != n:
+                raise _fail("prompt", f"length {len(p_arr)}", f"length {n}, the length of user")
+            p_idx = _encode(p_arr, p_ids, "prompt", "prompt_ids")
+
+        return cls(u, a, b, y, table, user_table, item_ids, p_idx, p_table, p_ids)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        items: Any,
+        item_ids: Sequence | None = None,
+        *,
+        user: str = "user",
+        item_a: str = "item_a",
+        item_b: str = "item_b",
+        label: str = "label",
+        prompt: str | None = None,
+        prompts: Any = None,
+        prompt_ids: Sequence | None = None,
+    ) -> PreferenceData:
+        """Build from a DataFrame with one comparison per row (column names configurable)."""
+        needed = [user, item_a, item_b, label] + ([prompt] if prompt else [])
+        for col in needed:
+            if col not in frame.columns:
+                raise _fail("frame", f"columns {list(frame.columns)}", f"a column named {col!r}")
+        return cls.from_arrays(
+            frame[user].to_numpy(),
+            frame[item_a].to_numpy(),
+            frame[item_b].to_numpy(),
+            frame[label].to_numpy(),
+            items,
+            item_ids,
+            prompt=frame[prompt].to_numpy() if prompt else None,
+            prompts=prompts,
+            prompt_ids=prompt_ids,
+        )
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_comparisons(self) -> int:
+        return len(self.user)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.items.shape[1]
+
+    def comparisons_per_user(self) -> np.ndarray:
+        return np.bincount(self.user, minlength=self.n_users)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Comparisons with their original ids, one row each."""
+        cols = {
+            "user": self.user_ids[self.user],
+            "item_a": self.item_ids[self.item_a],
+            "item_b": self.item_ids[self.item_b],
+            "label": self.label.astype(np.int64),
+        }
+        if self.prompt is not None:
+            cols["prompt"] = self.prompt_ids[self.prompt]
+        return pd.DataFrame(cols)
+
+    def __len__(self) -> int:
+        return self.n_comparisons
+
+    def __repr__(self) -> str:
+        return (
+            f"PreferenceData({self.n_comparisons} comparisons, {self.n_users} users, "
+            f"{self.n_items} items x {self.embed_dim} dims"
+            + (", prompted" if self.prompt is not None else "")
+            + ")"
+        )
+
+    # ------------------------------------------------------------------ subsets and splits
+    def subset(self, mask: np.ndarray) -> PreferenceData:
+        """The comparisons selected by a boolean mask or index array.
+
+        The user table is compacted to the users that keep at least one comparison
+        (ids are preserved, so results still match by id); the item table is kept whole.
+        """
+        idx = np.arange(self.n_comparisons)[np.asarray(mask)]
+        if len(idx) == 0:
+            raise _fail("mask", "a selection of 0 comparisons", "at least one comparison")
+        kept, user = np.unique(self.user[idx], return_inverse=True)
+        return PreferenceData(
+            user.astype(np.int64),
+            self.item_a[idx],
+            self.item_b[idx],
+            self.label[idx],
+            self.items,
+            self.user_ids[kept],
+            self.item_ids,
+            None if self.prompt is None else self.prompt[idx],
+            self.prompts,
+            self.prompt_ids,
+            dict(self.meta),
+        )
+
+    def split_comparisons(
+        self, test_per_user: int | None = None, test_fraction: float | None = None, seed: int = 0
+    ) -> tuple[PreferenceData, PreferenceData]:
+        """Hold out comparisons within users: ``(train, test)``.
+
+        Give either a number of test comparisons per user or a fraction. Every user
+        keeps at least one training comparison; a user with too few comparisons raises.
+        """
+        if (test_per_user is None) == (test_fraction is None):
+            raise _fail("test_per_user/test_fraction", (test_per_user, test_fraction), "exactly one")
+        counts = self.comparisons_per_user()
+        if test_fraction is not None:
+            if not 0 < test_fraction < 1:
+                raise _fail("test_fraction", test_fraction, "a number in (0, 1)")
+            n_test = np.floor(counts * test_fraction).astype(np.int64)
+        else:
+            if test_per_user < 1:
+                raise _fail("test_per_user", test_per_user, "a positive integer")
+            n_test = np.full(self.n_users, test_per_user)
+        short = counts <= n_test
+        if test_per_user is not None and short.any():
+            i = int(np.flatnonzero(short)[0])
+            raise _fail(
+                f"user {_py(self.user_ids[i])!r}",
+                f"{counts[i]} comparisons",
+                f"more than test_per_user={test_per_user} so one is left for training",
+            )
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.random(self.n_comparisons), self.user))  # shuffled within user
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(self.n_comparisons, dtype=np.int64)
+        rank[order] = np.arange(self.n_comparisons) - starts[self.user[order]]
+        is_test = rank < n_test[self.user]
+        return self.subset(~is_test), self.subset(is_test)
+
+    def split_users(
+        self, unseen_fraction: float = 0.2, seed: int = 0
+    ) -> tuple[PreferenceData, PreferenceData]:
+        """Split users into ``(seen, unseen)`` data sets, all comparisons of a user together."""
+        if not 0 < unseen_fraction < 1:
+            raise _fail("unseen_fraction", unseen_fraction, "a number in (0, 1)")
+        n_unseen = int(round(self.n_users * unseen_fraction))
+        if n_unseen < 1 or n_unseen >= self.n_users:
+            raise _fail("unseen_fraction", unseen_fraction, f"a split of {self.n_users} users "
+                        "leaving at least one on each side")
+        rng = np.random.default_rng(seed)
+        unseen = np.zeros(self.n_users, dtype=bool)
+        unseen[rng.choice(self.n_users, n_unseen, replace=False)] = True
+        mask = unseen[self.user]
+        return self.subset(~mask), self.subset(mask)
+
+    def require_users(self, user_ids: Sequence) -> None:
+        """Raise if any of ``user_ids`` has no comparison here."""
+        have = set(self.user_ids[np.unique(self.user)].tolist())
+        for uid in user_ids:
+            if uid not in have:
+                raise _fail("user", uid, "a user with at least one comparison in this data")

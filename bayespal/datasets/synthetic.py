@@ -1,0 +1,102 @@
+"""Synthetic PAL-A data with known truth.
+
+Items have unit-norm random embeddings in ``R^D``. A fixed random *nonlinear* map
+``f*(x) = tanh(A x)`` takes them to a ``pref_dim`` preference space holding K true
+prototypes; each user is either a *partition* user (one-hot weights, a single
+prototype) or a *mixture* user (weights drawn from ``Dirichlet(mixture_concentration)``).
+Labels follow the PAL-A likelihood with the true sharpness, so the true probability of
+every comparison (the Bayes-optimal prediction) is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayespal.data import PreferenceData
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticPreferences:
+    """A synthetic data set with its truth."""
+
+    data: PreferenceData  # all comparisons
+    true_weights: np.ndarray  # (U, K), rows in data.user_ids order
+    true_prob: np.ndarray  # (N,) P(a preferred) under the truth
+    group: np.ndarray  # (U,) prototype of a partition user, -1 for a mixture user
+    true_prototypes: np.ndarray  # (K, pref_dim)
+    is_test: np.ndarray  # (N,) True for the held-out comparisons of each user
+
+    @property
+    def train(self) -> PreferenceData:
+        return self.data.subset(~self.is_test)
+
+    @property
+    def test(self) -> PreferenceData:
+        return self.data.subset(self.is_test)
+
+    def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
+        """Expected accuracy of the Bayes-optimal predictor: ``mean(max(p, 1 - p))``."""
+        p = self.true_prob if mask is None else self.true_prob[mask]
+        return float(np.maximum(p, 1 - p).mean())
+
+
+def synthetic(
+    n_users: int = 400,
+    k: int = 3,
+    n_train: int = 40,
+    n_test: int = 20,
+    n_items: int = 2000,
+    embed_dim: int = 16,
+    pref_dim: int = 4,
+    partition_fraction: float = 0.5,
+    mixture_concentration: float = 1.0,
+    sharpness: float = 3.0,
+    nonlinearity: float = 1.5,
+    seed: int = 0,
+) -> SyntheticPreferences:
+    """Generate PAL-A data with known truth.
+
+    Each user answers ``n_train + n_test`` comparisons of random distinct item pairs; the
+    last ``n_test`` of each user are flagged ``is_test``. ``nonlinearity`` scales ``A``:
+    near 0 the map is almost linear, at 1.5 ``tanh`` saturates for many items. ``partition_fraction`` of the
+    users are partition users (assigned round-robin to the K prototypes).
+    """
+    for name, v in (("n_users", n_users), ("k", k), ("n_train", n_train), ("n_items", n_items),
+                    ("embed_dim", embed_dim), ("pref_dim", pref_dim)):
+        if int(v) < 1:
+            raise ValueError(f"{name}: got {v!r}; expected a positive integer")
+    if n_items < 2:
+        raise ValueError(f"n_items: got {n_items}; expected at least 2 items to compare")
+    if not 0 <= partition_fraction <= 1:
+        raise ValueError(f"partition_fraction: got {partition_fraction}; expected in [0, 1]")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_items, embed_dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    a_map = rng.normal(size=(embed_dim, pref_dim)) * nonlinearity
+    f = np.tanh(x @ a_map)  # (M, d), nonlinear in x
+    prototypes = rng.normal(size=(k, pref_dim))
+
+    n_part = int(round(n_users * partition_fraction))
+    group = np.full(n_users, -1)
+    group[:n_part] = np.arange(n_part) % k
+    weights = rng.dirichlet(np.full(k, mixture_concentration), size=n_users)
+    weights[:n_part] = np.eye(k)[group[:n_part]]
+    order = rng.permutation(n_users)  # interleave partition and mixture users
+    group, weights = group[order], weights[order]
+
+    per_user = n_train + n_test
+    user = np.repeat(np.arange(n_users), per_user)
+    a = rng.integers(0, n_items, size=user.size)
+    b = (a + rng.integers(1, n_items, size=user.size)) % n_items  # b != a
+    rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
+    logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
+    p = 1 / (1 + np.exp(-logit))
+    label = (rng.random(user.size) < p).astype(np.int64)
+    is_test = np.tile(np.arange(per_user) >= n_train, n_users)
+
+    data = PreferenceData.from_arrays(
+        user, a, b, label, x.astype(np.float32), user_ids=np.arange(n_users)
+    )
+    return SyntheticPreferences(data, weights, p, group, prototypes, is_test)

@@ -1,0 +1,283 @@
+"""PAL-A, the ideal-point model, as a Pyro generative model (DESIGN.md section 2).
+
+::
+
+    f_theta : R^D -> R^d                 MLP mapping, point estimate
+    P_k   ~ Normal(0, s_P^2 I_d)         k = 1..K   prototypes
+    w_i   ~ Dirichlet(alpha)             i = 1..U   user mixture weights
+    beta  ~ LogNormal(m_b, s_b)          sharpness
+    z_i   = sum_k w_ik P_k               ideal point
+    logit_n = beta * (||f(x_b) - z_u||^2 - ||f(x_a) - z_u||^2)
+    y_n   ~ Bernoulli(logits=logit_n)    y = 1: item a preferred
+
+``alpha`` is either fixed (a float, ``alpha * 1_K`` as in DESIGN.md) or learned by
+empirical Bayes (``concentration=None``, the default): a point-estimated vector, so the
+population's mixture distribution -- which is also the prior of a new user -- is fitted to
+the data instead of assumed uniform.
+
+Minibatching. A batch is a subsample of comparisons. The user terms ``log p(w_i) - log
+q(w_i)`` are attributed to comparisons: each of user i's ``n_i`` comparisons carries
+``1/n_i`` of them, and each comparison gets its own draw of ``w_{u_n}`` from ``q``. With
+the comparison subsample scaled by ``N/B`` the estimate is unbiased for the full ELBO
+(tested in ``tests/test_elbo.py``), needs no ``unique`` (no host sync on a GPU) and
+touches only the users in the batch. With ``Batch.user_scale=None`` the model is the
+plain generative model: one ``w_i`` per user, all users, for prediction, Predictive,
+NUTS and the exact full-data ELBO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from torch import nn
+
+from bayespal.models.nets import Mapping
+
+INFERENCE_MODES = ("svi", "map")
+
+
+@dataclass(frozen=True)
+class PALConfig:
+    """Model and variational-family configuration (hashable, JSON-serialisable)."""
+
+    k: int = 3
+    pref_dim: int = 16
+    hidden: tuple[int, ...] = (64,)
+    prototype_scale: float = 1.0
+    sharpness_loc: float = 0.0
+    sharpness_scale: float = 1.0
+    concentration: float | None = None  # None: learned by empirical Bayes
+    inference: str = "svi"  # "svi": Bayesian (mean-field); "map": point estimates
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, value: object, expected: str) -> ValueError:
+            return ValueError(f"{name}: got {value!r}; expected {expected}")
+
+        if not isinstance(self.k, int) or self.k < 1:
+            raise bad("k", self.k, "an integer >= 1 (number of prototypes)")
+        if not isinstance(self.pref_dim, int) or self.pref_dim < 1:
+            raise bad("pref_dim", self.pref_dim, "an integer >= 1")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if any(h < 1 for h in self.hidden):
+            raise bad("hidden", self.hidden, "positive layer widths")
+        for name in ("prototype_scale", "sharpness_scale"):
+            if not getattr(self, name) > 0:
+                raise bad(name, getattr(self, name), "a positive number")
+        if self.concentration is not None and not self.concentration > 0:
+            raise bad("concentration", self.concentration, "a positive number or None (learn)")
+        if self.inference not in INFERENCE_MODES:
+            raise bad("inference", self.inference, f"one of {INFERENCE_MODES}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PALConfig:
+        d = dict(d)
+        d["hidden"] = tuple(d.get("hidden", ()))
+        return cls(**d)
+
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Batch:
+    """Tensors for one model call; all on the model's device.
+
+    ``user_scale`` (per comparison) switches on the per-comparison attribution of the
+    user terms described in the module docstring; ``None`` means the full user plate.
+    """
+
+    items: torch.Tensor  # (M, D) the whole item table, never copied
+    user: torch.Tensor  # (B,)
+    item_a: torch.Tensor
+    item_b: torch.Tensor
+    label: torch.Tensor | None = None
+    index: torch.Tensor | None = None  # (B,) comparison ids, for the subsample
+    user_scale: torch.Tensor | None = None  # (B,) = N / (U * n_user) for minibatches
+
+
+def ideal_point_logits(
+    prototypes: torch.Tensor,
+    sharpness: torch.Tensor,
+    weights: torch.Tensor,
+    fa: torch.Tensor,
+    fb: torch.Tensor,
+) -> torch.Tensor:
+    """``beta * (||f_b - z||^2 - ||f_a - z||^2)`` with ``z = w @ P``.
+
+    Shapes broadcast over leading sample dims: prototypes ``(..., K, d)``, sharpness
+    ``(...)``, weights ``(..., B, K)``, features ``(B, d)``; returns ``(..., B)``.
+    """
+    z = weights @ prototypes  # (..., B, d)
+    diff = (fb - z).pow(2).sum(-1) - (fa - z).pow(2).sum(-1)
+    return sharpness.unsqueeze(-1) * diff
+
+
+def prototype_rewards(prototypes: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """``r_k(x) = 2 P_k . f(x) - ||f(x)||^2``: prototypes ``(..., K, d)``, features ``(M, d)``
+    -> ``(..., K, M)``. A user's reward is ``sum_k w_k r_k``; logits are sharpness times
+    reward differences."""
+    return 2 * prototypes @ features.T - features.pow(2).sum(-1)
+
+
+class IdealPointModel(nn.Module):
+    """The generative model. Holds the mapping and (if learned) the population concentration."""
+
+    def __init__(
+        self,
+        config: PALConfig,
+        embed_dim: int,
+        n_users: int,
+        n_comparisons: int,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.n_users = n_users
+        self.n_comparisons = n_comparisons
+        self.mapping = Mapping(embed_dim, config.pref_dim, config.hidden)
+        if config.concentration is None:
+            self.log_concentration = nn.Parameter(torch.zeros(config.k))
+        else:
+            self.register_buffer(
+                "log_concentration", torch.full((config.k,), float(config.concentration)).log()
+            )
+
+    @property
+    def concentration(self) -> torch.Tensor:
+        return self.log_concentration.exp()
+
+    def _prior_scale(self) -> torch.Tensor:
+        return self.log_concentration.new_tensor(self.config.prototype_scale)
+
+    def model(self, batch: Batch) -> torch.Tensor:
+        cfg = self.config
+        z = self.log_concentration.new_zeros(())
+        prototypes = pyro.sample(
+            "prototypes",
+            dist.Normal(z, self._prior_scale()).expand([cfg.k, cfg.pref_dim]).to_event(2),
+        )
+        sharpness = pyro.sample(
+            "sharpness", dist.LogNormal(z + cfg.sharpness_loc, z + cfg.sharpness_scale)
+        )
+        weights = self._weights(batch)
+        fa = self.mapping(batch.items[batch.item_a])
+        fb = self.mapping(batch.items[batch.item_b])
+        logits = ideal_point_logits(prototypes, sharpness, weights, fa, fb)
+        with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
+            pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
+        return logits
+
+    def _weights(self, batch: Batch) -> torch.Tensor:
+        """User weights aligned with the batch's comparisons, shape ``(..., B, K)``."""
+        k = self.config.k
+        if k == 1:  # Bradley-Terry: one prototype, nothing to infer per user
+            return batch.user.new_ones((len(batch.user), 1), dtype=torch.float32)
+        prior = dist.Dirichlet(self.concentration)
+        if batch.user_scale is None:
+            with pyro.plate("user", self.n_users):
+                w = pyro.sample("weights", prior)
+            return w.index_select(-2, batch.user)
+        with (
+            pyro.plate("user", self.n_users, subsample=batch.user),
+            poutine.scale(scale=batch.user_scale),
+        ):
+            return pyro.sample("weights", prior)
+
+
+def _inv_softplus(x: float) -> float:
+    return float(torch.tensor(x).expm1().log())
+
+
+class IdealPointGuide(nn.Module):
+    """Variational family: mean-field Normal prototypes, LogNormal sharpness and a
+    Dirichlet per user (``inference="svi"``), or point masses everywhere (``"map"``,
+    the reference PAL's estimator). The mapping is a point estimate in both."""
+
+    def __init__(self, config: PALConfig, n_users: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.config = config
+        self.map = config.inference == "map"
+        self.n_users = n_users
+        k, d = config.k, config.pref_dim
+        init = torch.randn(k, d, generator=generator) * config.prototype_scale
+        self.prototypes_loc = nn.Parameter(init)
+        self.prototypes_raw_scale = nn.Parameter(torch.full((k, d), _inv_softplus(0.05)))
+        self.sharpness_loc = nn.Parameter(torch.tensor(float(config.sharpness_loc)))
+        self.sharpness_raw_scale = nn.Parameter(torch.tensor(_inv_softplus(0.05)))
+        # Users start near the simplex centre with a small random tilt (breaks symmetry).
+        tilt = 0.1 * torch.randn(n_users, k, generator=generator)
+        if self.map:
+            self.weights_logits = nn.Parameter(tilt)
+        else:
+            self.weights_raw_concentration = nn.Parameter(_inv_softplus(2.0) + tilt)
+
+    # -- variational distributions --------------------------------------------------
+    def prototypes_dist(self) -> dist.Distribution:
+        if self.map:
+            return dist.Delta(self.prototypes_loc, event_dim=2)
+        scale = F.softplus(self.prototypes_raw_scale)
+        return dist.Normal(self.prototypes_loc, scale).to_event(2)
+
+    def sharpness_dist(self) -> dist.Distribution:
+        if self.map:
+            return dist.Delta(self.sharpness_loc.exp())
+        return dist.LogNormal(self.sharpness_loc, F.softplus(self.sharpness_raw_scale))
+
+    def weights_dist(self, users: torch.Tensor | None = None) -> dist.Distribution:
+        """``q(w)`` for the given user indices (all users if None), batch shape ``(B,)``."""
+        if self.map:
+            logits = self.weights_logits if users is None else self.weights_logits[users]
+            return dist.Delta(logits.softmax(-1), event_dim=1)
+        raw = self.weights_raw_concentration
+        raw = raw if users is None else raw[users]
+        return dist.Dirichlet(F.softplus(raw) + 1e-3)
+
+    # -- the Pyro guide -----------------------------------------------------------------
+    def guide(self, batch: Batch) -> None:
+        pyro.sample("prototypes", self.prototypes_dist())
+        pyro.sample("sharpness", self.sharpness_dist())
+        if self.config.k == 1:
+            return
+        n_users = self.n_users
+        if batch.user_scale is None:
+            with pyro.plate("user", n_users):
+                pyro.sample("weights", self.weights_dist())
+            return
+        with (
+            pyro.plate("user", n_users, subsample=batch.user),
+            poutine.scale(scale=batch.user_scale),
+        ):
+            pyro.sample("weights", self.weights_dist(batch.user))
+
+    # -- summaries ------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, num_samples: int, users: torch.Tensor | None = None) -> dict:
+        """Independent draws from the variational posterior (uses torch's global RNG)."""
+        shape = torch.Size([num_samples])
+        out = {
+            "prototypes": self.prototypes_dist().sample(shape),
+            "sharpness": self.sharpness_dist().sample(shape),
+        }
+        if self.config.k > 1:
+            out["weights"] = self.weights_dist(users).sample(shape)
+        return out
+
+    @torch.no_grad()
+    def weights_mean(self) -> torch.Tensor:
+        if self.config.k == 1:
+            return self.prototypes_loc.new_ones(self.n_users, 1)
+        d = self.weights_dist()
+        return d.mean if not self.map else d.v

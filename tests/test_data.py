@@ -1,0 +1,89 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayespal import DataError, PreferenceData
+
+
+def make(**over):
+    kw = dict(
+        user=["u1", "u1", "u2", "u3"],
+        item_a=["x", "y", "x", "z"],
+        item_b=["y", "z", "z", "x"],
+        label=[1, 0, 1, 1],
+        items=np.eye(3, dtype=np.float32),
+        item_ids=["x", "y", "z"],
+    )
+    kw.update(over)
+    return PreferenceData.from_arrays(**kw)
+
+
+def test_ids_are_mapped_and_kept():
+    d = make()
+    assert d.n_users == 3 and d.n_items == 3 and len(d) == 4
+    assert list(d.user_ids) == ["u1", "u2", "u3"]
+    frame = d.to_frame()
+    assert list(frame["item_a"]) == ["x", "y", "x", "z"]
+    assert list(frame["label"]) == [1, 0, 1, 1]
+
+
+def test_from_frame_and_dataframe_items():
+    items = pd.DataFrame(np.eye(3), index=["x", "y", "z"])
+    df = pd.DataFrame({"who": ["a", "b"], "item_a": ["x", "y"], "item_b": ["z", "x"],
+                       "label": [True, False]})
+    d = PreferenceData.from_frame(df, items, user="who")
+    assert list(d.label) == [1.0, 0.0]
+    with pytest.raises(DataError, match="a column named 'user'"):
+        PreferenceData.from_frame(df, items)
+
+
+@pytest.mark.parametrize(
+    "over, pattern",
+    [
+        (dict(items=np.array([[0, np.nan, 0], [0, 1, 0], [0, 0, 1]])), r"items\[0, 1\]: got nan"),
+        (dict(items=np.array([[0, np.inf, 0], [0, 1, 0], [0, 0, 1]])), r"items\[0, 1\]: got inf"),
+        (dict(items=np.ones(3)), "items: got 'array of shape \\(3,\\)'"),
+        (dict(item_ids=["x", "y"]), "item_ids: got '2 ids'"),
+        (dict(item_ids=["x", "x", "z"]), "unique item ids"),
+        (dict(item_b=["y", "z", "q", "x"]), "item_b: got 'q'; expected an id present"),
+        (dict(label=[1, 0, 2, 1]), r"label\[2\]: got 2; expected 0 or 1"),
+        (dict(label=[1, 0, 0.5, 1]), r"label\[2\]: got 0.5"),
+        (dict(label=[1, 0, 1]), "label: got 'array of shape \\(3,\\)'"),
+        (dict(item_a=["x", "y", "x"]), "item_a: got 'length 3'; expected length 4"),
+        (dict(user=[], item_a=[], item_b=[], label=[]), "at least one comparison"),
+        (dict(item_b=["y", "z", "x", "x"]), r"item_b\[2\]: got 'x'; expected an item other than"),
+    ],
+)
+def test_validation_errors_name_field_value_expectation(over, pattern):
+    with pytest.raises(DataError, match=pattern):
+        make(**over)
+
+
+def test_split_comparisons_within_users(rng):
+    n_users, per = 20, 10
+    user = np.repeat(np.arange(n_users), per)
+    a = rng.integers(0, 50, user.size)
+    b = (a + 1) % 50
+    d = PreferenceData.from_arrays(user, a, b, rng.integers(0, 2, user.size), rng.normal(size=(50, 4)))
+    train, test = d.split_comparisons(test_per_user=3, seed=1)
+    assert len(train) == 140 and len(test) == 60
+    assert (train.comparisons_per_user() == 7).all() and (test.comparisons_per_user() == 3).all()
+    # Nothing is lost or duplicated: the union of the splits is the data.
+    key = lambda x: set(map(tuple, x.to_frame().reset_index(drop=True).itertuples(index=False)))  # noqa: E731
+    assert len(key(train) | key(test)) <= len(d)
+    assert sorted(np.concatenate([train.label, test.label])) == sorted(d.label)
+    with pytest.raises(DataError, match="user 0: got '10 comparisons'; expected more than"):
+        d.split_comparisons(test_per_user=10)
+
+
+def test_split_users_and_subset_compacts_users(rng):
+    user = np.repeat(np.arange(10), 4)
+    d = PreferenceData.from_arrays(user, np.zeros(40, int), np.ones(40, int),
+                                   rng.integers(0, 2, 40), rng.normal(size=(2, 3)))
+    seen, unseen = d.split_users(0.3, seed=0)
+    assert seen.n_users == 7 and unseen.n_users == 3
+    assert not set(seen.user_ids) & set(unseen.user_ids)
+    with pytest.raises(DataError, match="user: got 99; expected a user with at least one"):
+        seen.require_users([99])
+    with pytest.raises(DataError, match="unseen_fraction"):
+        d.split_users(1.5)

@@ -1,0 +1,62 @@
+"""The minibatch ELBO is an unbiased estimate of the full-data ELBO."""
+
+import numpy as np
+import pytest
+import torch
+from pyro.infer import Trace_ELBO
+
+from bayespal.data import PreferenceData
+from bayespal.inference import DeviceData
+from bayespal.models import Batch, IdealPointGuide, IdealPointModel, PALConfig
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 15, size=25)  # very unequal comparisons per user
+    user = np.repeat(np.arange(25), counts)
+    a = rng.integers(0, 40, user.size)
+    b = (a + rng.integers(1, 40, user.size)) % 40
+    d = PreferenceData.from_arrays(user, a, b, rng.integers(0, 2, user.size),
+                                   rng.normal(size=(40, 5)))
+    cfg = PALConfig(k=3, pref_dim=3)
+    torch.manual_seed(0)
+    model = IdealPointModel(cfg, 5, d.n_users, d.n_comparisons)
+    guide = IdealPointGuide(cfg, d.n_users, torch.Generator().manual_seed(1))
+    with torch.no_grad():  # concentrated q(w): user terms (KL) of a few nats each
+        guide.weights_raw_concentration.add_(torch.rand(d.n_users, 1) * 20)
+    return model, guide, DeviceData.from_data(d, torch.device("cpu"))
+
+
+def estimates(model, guide, make_batch, reps):
+    elbo = Trace_ELBO(max_plate_nesting=1)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        vals = np.array([elbo.loss(model.model, guide.guide, make_batch()) for _ in range(reps)])
+    return vals.mean(), vals.std() / np.sqrt(reps)
+
+
+def test_minibatch_elbo_is_unbiased(setup):
+    model, guide, dd = setup
+    n = len(dd)
+    full, se_full = estimates(model, guide, lambda: dd.batch(), 1500)
+    mb, se_mb = estimates(model, guide, lambda: dd.batch(torch.randperm(n)[:12]), 6000)
+    z = (mb - full) / np.hypot(se_full, se_mb)
+    assert abs(z) < 4, (full, mb, se_full, se_mb)
+
+
+def test_naive_user_scaling_is_detected_as_biased(setup):
+    """Power check: scaling every batch user's term by a constant (ignoring how many
+    comparisons each user has) is biased, and the comparison above would see it."""
+    model, guide, dd = setup
+    n = len(dd)
+    full, se_full = estimates(model, guide, lambda: dd.batch(), 1500)
+
+    def naive():
+        idx = torch.randperm(n)[:12]
+        b = dd.batch(idx)
+        const = torch.full_like(b.user_scale, float(dd.user_scale.mean()))
+        return Batch(b.items, b.user, b.item_a, b.item_b, b.label, idx, const)
+
+    mb, se_mb = estimates(model, guide, naive, 6000)
+    assert abs(mb - full) / np.hypot(se_full, se_mb) > 6
