@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,8 +114,9 @@ def run_svi(
     tol: float,
     generator: torch.Generator,
     progress: bool,
-) -> list[float]:
-    """Minibatched SVI; returns the per-epoch mean loss (negative ELBO per comparison).
+) -> tuple[list[float], list[float]]:
+    """Minibatched SVI; returns the per-epoch mean loss (negative ELBO per comparison)
+    and the per-epoch wall times in seconds.
 
     Stops early when the epoch loss has not improved by ``tol`` (in nats per comparison)
     for ``patience`` epochs. The loss is accumulated on the device and read once an epoch.
@@ -136,10 +138,12 @@ def run_svi(
     elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
     device = data.user.device
     history: list[float] = []
+    seconds: list[float] = []
     best, stale = math.inf, 0
     bar = tqdm(range(epochs), desc="bayespal fit", disable=not progress, leave=False)
     with pyro.validation_enabled(False):
         for _ in bar:
+            start = time.perf_counter()
             perm = torch.randperm(n, generator=generator, device="cpu").to(device)
             total = torch.zeros((), device=device)
             for s in range(steps_per_epoch):
@@ -157,6 +161,7 @@ def run_svi(
                     "ELBO (lower lr, or check the embeddings' scale)"
                 )
             history.append(epoch_loss)
+            seconds.append(time.perf_counter() - start)
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
             if epoch_loss < best - tol:
                 best, stale = epoch_loss, 0
@@ -164,7 +169,7 @@ def run_svi(
                 stale += 1
                 if stale >= patience:
                     break
-    return history
+    return history, seconds
 
 
 def fit(
@@ -232,7 +237,7 @@ def fit(
     model = IdealPointModel(config, data.embed_dim, data.n_users, data.n_comparisons).to(dev)
     guide = IdealPointGuide(config, data.n_users, generator).to(dev)
     device_data = DeviceData.from_data(data, dev)
-    history = run_svi(
+    history, seconds = run_svi(
         model,
         guide,
         device_data,
@@ -255,6 +260,7 @@ def fit(
         user_ids=data.user_ids,
         item_ids=data.item_ids,
         elbo_history=np.asarray(history),
+        epoch_seconds=np.asarray(seconds),
         train=data,
         seed=seed,
     )

@@ -39,7 +39,8 @@ class FittedPAL:
     guide: IdealPointGuide
     user_ids: np.ndarray
     item_ids: np.ndarray
-    elbo_history: np.ndarray
+    elbo_history: np.ndarray  # per epoch: negative ELBO per comparison
+    epoch_seconds: np.ndarray  # per epoch: wall time
     train: PreferenceData | None = None
     seed: int = 0
     _user_index: pd.Index = field(init=False, repr=False)
