@@ -1,0 +1,137 @@
+"""New-user posteriors: agreement with NUTS, prior at zero answers, vectorised placement."""
+
+import itertools
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer import MCMC, NUTS
+
+import bayespal
+from bayespal.datasets import synthetic
+from bayespal.newuser import NewUser, NewUsers, place_users
+
+
+@pytest.fixture(scope="module", params=[2, 4])
+def small_fit(request):
+    k = request.param
+    syn = synthetic(n_users=60, k=k, n_train=20, n_test=0, n_items=300, seed=k)
+    return bayespal.fit(syn.data, k=k, pref_dim=4, epochs=40, seed=0, progress=False)
+
+
+def nuts_weights(dr: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor, seed: int) -> np.ndarray:
+    """Reference posterior of w by Pyro's NUTS: w ~ Dir(alpha), y ~ Bern(sigmoid(w . dr))."""
+
+    def model():
+        w = pyro.sample("w", dist.Dirichlet(alpha))
+        with pyro.plate("n", len(y)):
+            pyro.sample("y", dist.Bernoulli(logits=dr @ w), obs=y)
+
+    pyro.set_rng_seed(seed)
+    mcmc = MCMC(NUTS(model), num_samples=3000, warmup_steps=400, disable_progbar=True)
+    mcmc.run()
+    return mcmc.get_samples()["w"].numpy()
+
+
+@pytest.mark.parametrize("n", [1, 5, 20])
+def test_posterior_matches_nuts(small_fit, n):
+    k = small_fit.k
+    rng = np.random.default_rng(10 * k + n)
+    nu = NewUser(small_fit, population="mean", num_samples=32768, seed=1)
+    a = rng.integers(0, 300, n)
+    b = (a + rng.integers(1, 300, n)) % 300
+    true_w = rng.dirichlet(np.ones(k))
+    dr = nu.pop.reward_diff(torch.as_tensor(a), torch.as_tensor(b))[0]  # (n, K), includes beta
+    y = (rng.random(n) < torch.sigmoid(dr @ torch.as_tensor(true_w, dtype=torch.float32))
+         .numpy()).astype(int)
+    nu.update(a, b, y)
+    ours = nu.weights(ci=0.9)
+    ref = nuts_weights(dr, torch.as_tensor(y, dtype=torch.float32), nu.pop.concentration, n)
+    np.testing.assert_allclose(ours["mean"].values[0], ref.mean(0), atol=0.02)
+    np.testing.assert_allclose(ours["lower"].values[0], np.quantile(ref, 0.05, 0), atol=0.02)
+    np.testing.assert_allclose(ours["upper"].values[0], np.quantile(ref, 0.95, 0), atol=0.02)
+    assert ours["ess"].values[0] > 2000
+
+
+def test_zero_answers_is_the_prior_predictive(small_fit):
+    nu = NewUser(small_fit, num_samples=8192)
+    alpha = nu.pop.concentration.numpy()
+    np.testing.assert_allclose(nu.weights()["mean"].values[0], alpha / alpha.sum(), atol=0.02)
+    # The prior predictive equals fit.predict_proba for a user the fit has never seen.
+    a, b = np.arange(0, 20), np.arange(20, 40)
+    p_new = nu.predict_proba(a, b)
+    p_pop = small_fit.predict_proba(user=["stranger"] * 20, item_a=a, item_b=b, num_samples=500)
+    np.testing.assert_allclose(p_new, p_pop, atol=0.03)
+
+
+@pytest.fixture(scope="module")
+def unseen_setup():
+    """A population fitted on 80% of 500 users; the other 100 users are new to it."""
+    syn = synthetic(n_users=500, k=3, n_train=40, n_test=20, seed=0)
+    seen, unseen = syn.data.split_users(0.2, seed=0)
+    seen_train = seen.subset(~syn.is_test[np.isin(syn.data.user_ids[syn.data.user], seen.user_ids)])
+    fit = bayespal.fit(seen_train, k=3, pref_dim=4, seed=0, progress=False)
+    perm = list(min(itertools.permutations(range(3)), key=lambda q: (
+        (fit.user_weights()["mean"].values[:, list(q)] - syn.true_weights[seen.user_ids]) ** 2
+    ).sum()))
+    return syn, fit, unseen, perm
+
+
+def test_unseen_user_intervals_cover_the_truth(unseen_setup):
+    syn, fit, unseen, perm = unseen_setup
+    answers = unseen.subset(~syn.is_test[np.isin(syn.data.user_ids[syn.data.user],
+                                                 unseen.user_ids)])  # 40 answers each
+    w = place_users(fit, answers, seed=1).weights(ci=0.9)
+    truth = syn.true_weights[unseen.user_ids]
+    mix = syn.group[unseen.user_ids] < 0  # interior truth
+    lo, hi = w["lower"].values[:, perm], w["upper"].values[:, perm]
+    cover = ((truth >= lo) & (truth <= hi))[mix].mean()
+    print(f"unseen users (40 answers): 90% interval coverage {cover:.3f}")
+    assert 0.75 <= cover <= 0.97
+
+
+def test_few_answers_beat_the_population_average(unseen_setup):
+    syn, fit, unseen, _ = unseen_setup
+    per_user = unseen.comparisons_per_user()
+    order = np.argsort(unseen.user, kind="stable")
+    rank = np.empty(len(unseen), int)
+    rank[order] = np.arange(len(unseen)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+    shots, held = unseen.subset(rank < 10), unseen.subset(rank >= 10)
+    new = place_users(fit, shots, seed=2)
+    p_new = new.predict_proba(held.user_ids[held.user], held.item_a, held.item_b)
+    p_pop = fit.predict_proba(held)  # users unknown to the fit: population average
+    acc_new = ((p_new > 0.5) == (held.label == 1)).mean()
+    acc_pop = ((p_pop > 0.5) == (held.label == 1)).mean()
+    print(f"unseen users: 10 answers {acc_new:.4f} vs population average {acc_pop:.4f}")
+    assert acc_new > acc_pop + 0.03
+
+
+def test_vectorised_placement_equals_one_at_a_time(small_fit):
+    rng = np.random.default_rng(3)
+    users = np.repeat(["u1", "u2", "u3"], 4)
+    a = rng.integers(0, 300, 12)
+    b = (a + 7) % 300
+    y = rng.integers(0, 2, 12)
+    many = NewUsers(small_fit, ["u1", "u2", "u3"], num_samples=2048, seed=4, population="mean")
+    many.observe(users, a, b, y)
+    one = NewUser(small_fit, "u2", num_samples=2048, seed=4, population="mean")
+    one.update(a[4:8], b[4:8], y[4:8])
+    np.testing.assert_allclose(many.weights()["mean"].sel(user="u2"),
+                               one.weights()["mean"].values[0], atol=0.02)
+    p = many.predict_proba(["u3", "u1", "u3"], [1, 2, 3], [4, 5, 6])
+    assert p.shape == (3,) and ((p > 0) & (p < 1)).all()
+
+
+def test_bad_input_is_refused(small_fit):
+    nu = NewUser(small_fit)
+    with pytest.raises(ValueError, match="item_a: got row 300; expected rows in"):
+        nu.update(300, 1, 1)
+    with pytest.raises(ValueError, match="label: got 2; expected 0 or 1"):
+        nu.update(0, 1, 2)
+    with pytest.raises(ValueError, match="item_b: got row 3; expected a row other than item_a"):
+        nu.update(3, 3, 1)
+    with pytest.raises(ValueError, match="user: got 'x'"):
+        nu.observe(["x"], [0], [1], [1])
+    assert nu.n_answers()[0] == 0  # nothing half-written
