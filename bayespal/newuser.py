@@ -6,10 +6,13 @@ PAL-A logit is linear in ``w`` (``logit = beta * w . (r(a) - r(b))``), this is a
 K-dimensional Bayesian logistic regression on the simplex with prior ``Dirichlet(alpha)``.
 
 We compute it by **adaptive importance sampling**, vectorised over users: draws from the
-prior, then two or three rounds of a *defensive* proposal (``10%`` prior + ``90%`` a
-Dirichlet moment-matched to the current weighted draws) until the effective sample size
-(ESS) is high. The weights are exact up to Monte Carlo error, which ESS reports; the
-posterior agrees with NUTS (``tests/test_newuser.py``).
+prior (shared by all users), then up to three rounds of a *defensive* proposal (``10%``
+prior + ``90%`` a logistic-normal fitted to the current weighted draws, full
+covariance, 1.5x wider) until the effective sample size (ESS) is at least ``min_ess``
+of the draws (or stops growing). After new answers the last proposal is the first one tried, so an update
+usually takes one round. Work is lazy: answers are recorded at once, the posterior is
+computed when first asked for. The weights are exact up to Monte Carlo error, which
+ESS reports; the posterior agrees with NUTS (``tests/test_newuser.py``).
 
 ``population="draws"`` (the default) integrates over ``num_population_draws`` posterior
 draws of the population (each importance draw is paired with one population draw);
@@ -49,6 +52,37 @@ def _sample_log_dirichlet(conc: torch.Tensor, n: int) -> torch.Tensor:
     c = conc.unsqueeze(-2).expand(shape)
     log_g = torch._standard_gamma(c + 1).log() + torch.rand(shape).clamp_min(1e-38).log() / c
     return log_g - torch.logsumexp(log_g, -1, keepdim=True)
+
+
+class _LogisticNormal:
+    """Additive logistic-normal proposals on the simplex, one per user: ``y = log(w_k / w_K)``
+    (k < K) is ``Normal(mean, cov)``. Fitted to weighted draws with a 1.5x wider spread."""
+
+    def __init__(self, mean: torch.Tensor, chol: torch.Tensor) -> None:
+        self.mean, self.chol = mean, chol  # (U, K-1), (U, K-1, K-1)
+        self.mvn = torch.distributions.MultivariateNormal(mean.unsqueeze(1),
+                                                          scale_tril=chol.unsqueeze(1))
+
+    @classmethod
+    def fit(cls, log_w: torch.Tensor, weight: torch.Tensor) -> _LogisticNormal:
+        y = log_w[..., :-1] - log_w[..., -1:]  # (U, S, K-1)
+        mean = (weight.unsqueeze(-1) * y).sum(1)
+        dev = y - mean.unsqueeze(1)
+        cov = torch.einsum("us,usi,usj->uij", weight, dev, dev) * 1.5**2
+        chol = torch.linalg.cholesky(cov + 1e-4 * torch.eye(y.shape[-1]))
+        return cls(mean, chol)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """``log w`` draws, ``(U, n, K)``."""
+        eps = torch.randn(self.mean.shape[0], n, self.mean.shape[1])
+        y = self.mean.unsqueeze(1) + torch.einsum("uij,unj->uni", self.chol, eps)
+        full = torch.cat([y, torch.zeros_like(y[..., :1])], -1)
+        return full - torch.logsumexp(full, -1, keepdim=True)
+
+    def log_prob(self, log_w: torch.Tensor) -> torch.Tensor:
+        """Density on the simplex (w.r.t. the first K-1 coordinates) of ``log w (U, S, K)``."""
+        y = log_w[..., :-1] - log_w[..., -1:]
+        return self.mvn.log_prob(y) - log_w.sum(-1)
 
 
 class Population:
@@ -125,7 +159,7 @@ class NewUsers:
         self._sign = torch.zeros(u, 0)  # +1: a preferred, -1: b preferred, 0: padding
         self._count = torch.zeros(u, dtype=torch.long)
         self._rounds = 0
-        self._refresh()
+        self._stale = True
 
     # ------------------------------------------------------------------ data
     @property
@@ -180,8 +214,15 @@ class NewUsers:
         self._a[pos_t, slot_t], self._b[pos_t, slot_t] = a, b
         self._sign[pos_t, slot_t] = torch.as_tensor(2 * y - 1, dtype=torch.float32)
         self._count += torch.bincount(pos_t, minlength=len(self.ids))
-        self._refresh()
+        self._stale = True
         return self
+
+    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_w (U, S, K), weight (U, S), ess (U,))``, recomputed if answers arrived."""
+        if self._stale:
+            self._refresh()
+            self._stale = False
+        return self._log_w, self._weight, self._ess
 
     # ------------------------------------------------------------------ inference
     def _log_lik(self, log_w: torch.Tensor) -> torch.Tensor:
@@ -197,56 +238,53 @@ class NewUsers:
         return ll.sum(-1).reshape(u, s)
 
     def _refresh(self, max_rounds: int = 4) -> None:
-        """Recompute every user's importance-weighted draws."""
+        """Recompute every user's importance-weighted draws (see the module docstring)."""
         alpha = self.pop.concentration
-        u, s = len(self.ids), self.num_samples
+        u, s, k = len(self.ids), self.num_samples, self.k
+        n_prior = max(1, int(DEFENSIVE * s))
+        proposal = getattr(self, "_proposal", None)  # warm start from the last answers
+        last_ess = 0.0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 100_003 + self._rounds)
             self._rounds += 1
-            prop = alpha.expand(u, -1)  # proposal concentration, first round: the prior
             for rnd in range(max_rounds):
-                log_w = _sample_log_dirichlet(prop, s)
-                log_prior = _log_dirichlet(log_w, alpha)
-                if rnd == 0:
-                    log_q = log_prior
+                if proposal is None:  # the prior, its draws shared by all users
+                    log_w = _sample_log_dirichlet(alpha, s).expand(u, -1, -1)
+                    log_q = log_prior = _log_dirichlet(log_w, alpha)
                 else:
-                    log_q = torch.logaddexp(
-                        np.log(DEFENSIVE) + log_prior,
-                        np.log1p(-DEFENSIVE) + _log_dirichlet(log_w, prop.unsqueeze(1)),
-                    )
-                logw = log_prior + self._log_lik(log_w) - log_q
-                weight = torch.softmax(logw, -1)
+                    prior_part = _sample_log_dirichlet(alpha, n_prior).expand(u, -1, -1)
+                    log_w = torch.cat([prior_part, proposal.sample(s - n_prior)], 1)
+                    log_prior = _log_dirichlet(log_w, alpha)
+                    log_q = torch.logaddexp(np.log(DEFENSIVE) + log_prior,
+                                            np.log1p(-DEFENSIVE) + proposal.log_prob(log_w))
+                weight = torch.softmax(log_prior + self._log_lik(log_w) - log_q, -1)
                 ess = 1.0 / weight.pow(2).sum(-1)
-                if bool((ess >= self.min_ess * s).all()) or rnd == max_rounds - 1:
+                done = k == 1 or bool((ess >= self.min_ess * s).all()) or rnd == max_rounds - 1
+                stalled = rnd > 0 and float(ess.mean()) < 1.1 * last_ess  # adapting no longer helps
+                if done or stalled:
                     break
-                prop = self._moment_match(log_w.exp(), weight)
+                last_ess = float(ess.mean())
+                proposal = _LogisticNormal.fit(log_w, weight)
+        if k > 1:
+            self._proposal = _LogisticNormal.fit(log_w, weight)
         self._log_w, self._weight, self._ess = log_w, weight, ess
-
-    @staticmethod
-    def _moment_match(w: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """A Dirichlet with the weighted draws' mean and (a slightly wider) spread."""
-        mean = (weight.unsqueeze(-1) * w).sum(1).clamp_min(1e-6)  # (U, K)
-        var = (weight.unsqueeze(-1) * (w - mean.unsqueeze(1)).pow(2)).sum(1).clamp_min(1e-12)
-        precision = (mean * (1 - mean) / var - 1).clamp(min=0.5, max=1e5)
-        precision = precision.log().mean(-1, keepdim=True).exp() * 0.5  # geometric mean, wider
-        return (mean * precision).clamp_min(1e-3)
 
     # ------------------------------------------------------------------ results
     @property
     def ess(self) -> np.ndarray:
         """Effective sample size of each user's importance-weighted draws."""
-        return self._ess.numpy().copy()
+        return self._state()[2].numpy().copy()
 
     def weights(self, ci: float = 0.9) -> xr.Dataset:
         """Posterior ``mean``, ``sd``, equal-tailed ``ci`` interval (``lower``, ``upper``) and
         ``ess`` of each user's mixture weights, dims ``(user, prototype)``."""
         if not 0 < ci < 1:
             raise ValueError(f"ci: got {ci!r}; expected a number in (0, 1)")
-        w, wt = self._log_w.exp(), self._weight
+        log_w, wt, _ = self._state()
+        w = log_w.exp()
         mean = (wt.unsqueeze(-1) * w).sum(1)
         sd = (wt.unsqueeze(-1) * (w - mean.unsqueeze(1)).pow(2)).sum(1).sqrt()
-        lo = _weighted_quantile(w, wt, (1 - ci) / 2)
-        hi = _weighted_quantile(w, wt, (1 + ci) / 2)
+        lo, hi = _weighted_quantiles(w, wt, ((1 - ci) / 2, (1 + ci) / 2))
         dims = ("user", "prototype")
         return xr.Dataset(
             {
@@ -264,12 +302,13 @@ class NewUsers:
     def draws(self, num: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Equally weighted posterior draws by systematic resampling: ``w (U, num, K)`` and
         the population draw each belongs to, ``(U, num)``."""
-        u, s = self._weight.shape
+        log_w, weight, _ = self._state()
+        u, s = weight.shape
         gen = torch.Generator().manual_seed(seed)
         offset = torch.rand(u, 1, generator=gen)
         points = (torch.arange(num).float() + offset) / num
-        idx = torch.searchsorted(self._weight.cumsum(-1), points.contiguous()).clamp(max=s - 1)
-        w = self._log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
+        idx = torch.searchsorted(weight.cumsum(-1), points.contiguous()).clamp(max=s - 1)
+        w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
         return w, idx % self.pop.size
 
     def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -277,7 +316,7 @@ class NewUsers:
         -> ``(U', S, C)``."""
         p = self.pop.size
         dr = self.pop.reward_diff(a, b)  # (P, U', C, K)
-        w = self._log_w[pos].exp()
+        w = self._state()[0][pos].exp()
         uu, s, k = w.shape
         logits = torch.einsum("umpk,puck->umpc", w.reshape(uu, s // p, p, k), dr)
         return torch.sigmoid(logits.reshape(uu, s, -1))
@@ -301,17 +340,20 @@ class NewUsers:
         pa = torch.zeros(len(uniq), width, dtype=torch.long)
         pb = torch.ones(len(uniq), width, dtype=torch.long)
         pa[inv[order], col], pb[inv[order], col] = a[order], b[order]
-        probs = torch.einsum("usc,us->uc", self._probs(uniq, pa, pb), self._weight[uniq])
+        probs = torch.einsum("usc,us->uc", self._probs(uniq, pa, pb), self._state()[1][uniq])
         out[order] = probs[inv[order], col]
         return out.numpy()
 
 
-def _weighted_quantile(w: torch.Tensor, weight: torch.Tensor, q: float) -> torch.Tensor:
-    """Quantile ``q`` of each component of weighted draws ``w (U, S, K)`` -> ``(U, K)``."""
+def _weighted_quantiles(w: torch.Tensor, weight: torch.Tensor, qs) -> list[torch.Tensor]:
+    """Quantiles ``qs`` of each component of weighted draws ``w (U, S, K)``, each ``(U, K)``."""
     vals, order = torch.sort(w, dim=1)
     cw = torch.cumsum(weight.unsqueeze(-1).expand_as(w).gather(1, order), dim=1)
-    idx = (cw < q).sum(1, keepdim=True).clamp(max=w.shape[1] - 1)
-    return vals.gather(1, idx).squeeze(1)
+    out = []
+    for q in qs:
+        idx = (cw < q).sum(1, keepdim=True).clamp(max=w.shape[1] - 1)
+        out.append(vals.gather(1, idx).squeeze(1))
+    return out
 
 
 class NewUser(NewUsers):
@@ -333,9 +375,41 @@ class NewUser(NewUsers):
         return super().predict_proba(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b))
 
 
-def place_users(fit, data: PreferenceData, **kwargs) -> NewUsers:
+class PointNewUsers(NewUsers):
+    """The reference PAL's few-shot recipe, for comparison: each user's weights by maximum
+    likelihood (softmax-parametrised, gradient descent from the simplex centre), the
+    population plugged in at its point estimate. No uncertainty (``sd`` is 0)."""
+
+    def __init__(self, fit, ids: Sequence = (0,), *, items: np.ndarray | None = None,
+                 steps: int = 200, lr: float = 0.1, seed: int = 0) -> None:
+        self.steps, self.lr = steps, lr
+        super().__init__(fit, ids, items=items, population="mean", num_samples=1, seed=seed)
+
+    def _refresh(self, max_rounds: int = 0) -> None:
+        logits = torch.zeros(len(self.ids), self.k, requires_grad=True)
+        with torch.enable_grad():  # may be first asked for inside a no_grad prediction
+            self._fit_logits(logits)
+        self._log_w = logits.detach().log_softmax(-1).unsqueeze(1)
+        self._weight = torch.ones(len(self.ids), 1)
+        self._ess = torch.ones(len(self.ids))
+
+    def _fit_logits(self, logits: torch.Tensor) -> None:
+        if self._a.shape[1]:
+            opt = torch.optim.Adam([logits], lr=self.lr)
+            for _ in range(self.steps):
+                loss = -self._log_lik(logits.log_softmax(-1).unsqueeze(1)).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+
+def place_users(fit, data: PreferenceData, method: str = "bayes", **kwargs) -> NewUsers:
     """Posteriors for all users of ``data`` from their comparisons, in one vectorised call
-    (the population stays fixed). Items are rows of ``data.items``."""
-    users = NewUsers(fit, data.user_ids, items=data.items, **kwargs)
+    (the population stays fixed). Items are rows of ``data.items``. ``method="point"``
+    gives the reference PAL's maximum-likelihood few-shot estimate instead."""
+    if method not in ("bayes", "point"):
+        raise ValueError(f"method: got {method!r}; expected 'bayes' or 'point'")
+    cls = NewUsers if method == "bayes" else PointNewUsers
+    users = cls(fit, data.user_ids, items=data.items, **kwargs)
     users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label.astype(int))
     return users

@@ -135,3 +135,25 @@ def test_bad_input_is_refused(small_fit):
     with pytest.raises(ValueError, match="user: got 'x'"):
         nu.observe(["x"], [0], [1], [1])
     assert nu.n_answers()[0] == 0  # nothing half-written
+
+
+def test_protocol_table_and_bayes_beats_point_on_calibration(unseen_setup):
+    from bayespal.evaluation import evaluate_fewshot
+
+    syn, fit, unseen, _ = unseen_setup
+    seen_ids = fit.user_ids
+    sel = np.isin(syn.data.user_ids[syn.data.user], seen_ids)
+    seen_train = syn.data.subset(sel & ~syn.is_test)
+    seen_test = syn.data.subset(sel & syn.is_test)
+    bayes = evaluate_fewshot(fit, unseen, seen_test=seen_test, n_test=10)
+    assert list(bayes.group) == ["seen"] + ["unseen"] * 6
+    assert list(bayes.n_shots[1:]) == [1, 2, 5, 10, 20, 50]
+    assert (bayes.users[1:] == 100).all() and (bayes.comparisons[1:] == 1000).all()
+    map_fit = bayespal.fit(seen_train, k=3, pref_dim=4, inference="map", seed=0, progress=False)
+    point = evaluate_fewshot(map_fit, unseen, seen_test=seen_test, n_test=10, method="point")
+    print(bayes.round(4).to_string(), point.round(4).to_string(), sep="\n")
+    few_b, few_p = bayes[bayes.n_shots <= 10], point[point.n_shots <= 10]
+    assert (few_b.ece.values < few_p.ece.values).all()
+    assert (few_b.accuracy.values >= few_p.accuracy.values - 0.01).all()
+    # more answers help: accuracy at 50 shots beats 1 shot clearly
+    assert bayes.accuracy.iloc[-1] > bayes.accuracy.iloc[1] + 0.08
