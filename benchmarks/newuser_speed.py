@@ -43,20 +43,20 @@ def main() -> None:
 
         def one_update(nu=nu, state=state):
             i = state["n"] = state["n"] + 1
-            nu.update(i % 2000, (i + 7) % 2000, i % 2).ess  # .ess forces the (lazy) posterior
+            return nu.update(i % 2000, (i + 7) % 2000, i % 2).ess  # .ess forces the lazy work
 
         rows.append((f"update, K={k}, n>=100 answers", median_ms(one_update, 15), 20))
         ca = rng.integers(0, 2000, 10_000)
         cb = (ca + rng.integers(1, 2000, 10_000)) % 2000
-        rows.append((f"score 10k pairs (IG), K={k}", median_ms(lambda nu=nu: score(nu, ca, cb),
-                                                              15), 100))
+        rows.append((f"score 10k pairs (IG), K={k}",
+                     median_ms(lambda nu=nu, ca=ca, cb=cb: score(nu, ca, cb), 15), 100))
         ids = np.arange(1000)
         users = np.repeat(ids, 10)
         pa = rng.integers(0, 2000, 10_000)
         pb = (pa + 3) % 2000
         y = rng.integers(0, 2, 10_000)
 
-        def place(fit=fit):
+        def place(fit=fit, ids=ids, users=users, pa=pa, pb=pb, y=y):
             NewUsers(fit, ids, num_samples=1024).observe(users, pa, pb, y).weights()
 
         rows.append((f"place 1000 users x 10, K={k}", median_ms(place, 5), 2000))

@@ -27,6 +27,14 @@ class SyntheticPreferences:
     group: np.ndarray  # (U,) prototype of a partition user, -1 for a mixture user
     true_prototypes: np.ndarray  # (K, pref_dim)
     is_test: np.ndarray  # (N,) True for the held-out comparisons of each user
+    true_rewards: np.ndarray  # (K, M) each prototype's reward r_k of every item
+    true_sharpness: float
+
+    def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray
+                         ) -> np.ndarray:
+        """The truth's ``P(a > b)`` for users with ``weights (n, K)`` (or one ``(K,)``)."""
+        dr = (self.true_rewards[:, item_a] - self.true_rewards[:, item_b]).T  # (n, K)
+        return 1 / (1 + np.exp(-self.true_sharpness * (np.asarray(weights) * dr).sum(-1)))
 
     @property
     def train(self) -> PreferenceData:
@@ -99,4 +107,5 @@ def synthetic(
     data = PreferenceData.from_arrays(
         user, a, b, label, x.astype(np.float32), user_ids=np.arange(n_users)
     )
-    return SyntheticPreferences(data, weights, p, group, prototypes, is_test)
+    return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
+                                float(sharpness))
