@@ -21,6 +21,7 @@ from bayespal.models.ideal_point import (
 
 CHUNK = 4096  # comparisons per chunk in predictions (bounds memory at S x K x CHUNK)
 UNKNOWN_USER_DRAWS = 16  # prior draws of w per posterior draw for users not in training
+_NOBODY = object()  # a user id no fit can contain
 
 
 @dataclass(eq=False)
@@ -166,6 +167,14 @@ class FittedPAL:
             out.append(p if return_draws else p.mean(0))
         res = torch.cat(out, dim=-1)
         return res.cpu().numpy()
+
+    def predict_population_proba(self, item_a, item_b, *, items=None, num_samples: int = 200,
+                                 seed: int | None = None) -> np.ndarray:
+        """``P(a preferred over b)`` for the population-average user: w integrated over the
+        fitted population ``Dirichlet(alpha)`` (what a user not seen in training gets)."""
+        n = len(np.asarray(item_a))
+        return self.predict_proba(user=np.full(n, _NOBODY, dtype=object), item_a=item_a,
+                                  item_b=item_b, items=items, num_samples=num_samples, seed=seed)
 
     # ------------------------------------------------------------------ summaries
     def user_weights(self, ci: float = 0.9) -> xr.Dataset:
