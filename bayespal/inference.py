@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +15,7 @@ from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
 from bayespal.data import PreferenceData
+from bayespal.metrics import log_loss
 from bayespal.models.ideal_point import Batch, IdealPointGuide, IdealPointModel, PALConfig
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
@@ -114,12 +117,16 @@ def run_svi(
     tol: float,
     generator: torch.Generator,
     progress: bool,
-) -> tuple[list[float], list[float]]:
-    """Minibatched SVI; returns the per-epoch mean loss (negative ELBO per comparison)
-    and the per-epoch wall times in seconds.
+    validate: Callable[[], float] | None = None,
+) -> tuple[list[float], list[float], list[float]]:
+    """Minibatched SVI; returns the per-epoch mean loss (negative ELBO per comparison),
+    the per-epoch wall times in seconds and the validation losses (if ``validate``).
 
-    Stops early when the epoch loss has not improved by ``tol`` (in nats per comparison)
-    for ``patience`` epochs. The loss is accumulated on the device and read once an epoch.
+    Stops early when the monitored loss has not improved by ``tol`` (nats per comparison)
+    for ``patience`` epochs. The monitored loss is the training loss, or, with
+    ``validate`` (a held-out log-loss), the validation loss; then the parameters of the
+    best validation epoch are restored at the end. The training loss is accumulated on
+    the device and read once an epoch.
     """
     n = len(data)
     batch_size = min(batch_size, n)
@@ -139,7 +146,8 @@ def run_svi(
     device = data.user.device
     history: list[float] = []
     seconds: list[float] = []
-    best, stale = math.inf, 0
+    val_history: list[float] = []
+    best, stale, best_state = math.inf, 0, None
     bar = tqdm(range(epochs), desc="bayespal fit", disable=not progress, leave=False)
     with pyro.validation_enabled(False):
         for _ in bar:
@@ -161,15 +169,24 @@ def run_svi(
                     "ELBO (lower lr, or check the embeddings' scale)"
                 )
             history.append(epoch_loss)
+            monitored = epoch_loss
+            if validate is not None:
+                monitored = validate()
+                val_history.append(monitored)
             seconds.append(time.perf_counter() - start)
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
-            if epoch_loss < best - tol:
-                best, stale = epoch_loss, 0
+            if monitored < best - tol:
+                best, stale = monitored, 0
+                if validate is not None:
+                    best_state = copy.deepcopy((model.state_dict(), guide.state_dict()))
             else:
                 stale += 1
                 if stale >= patience:
                     break
-    return history, seconds
+    if best_state is not None:
+        model.load_state_dict(best_state[0])
+        guide.load_state_dict(best_state[1])
+    return history, seconds, val_history
 
 
 def fit(
@@ -192,6 +209,7 @@ def fit(
     weight_decay: float = 0.0,
     patience: int = 10,
     tol: float = 1e-3,
+    validation: PreferenceData | None = None,
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
@@ -205,7 +223,10 @@ def fit(
     ``inference="map"`` gives point estimates everywhere (the reference PAL's estimator).
     Optimisation: Adam with ``lr`` and a ``lr_schedule`` decaying to ``lr * lr_final_factor``
     over ``epochs``; stops early after ``patience`` epochs without a ``tol`` improvement of
-    the per-comparison loss. Same ``seed``, same result on CPU.
+    the per-comparison loss. With ``validation`` (held-out comparisons of the training
+    users) the monitored loss is their posterior-predictive log-loss and the best epoch's
+    parameters are kept: early stopping regularises the point-estimated mapping, which
+    otherwise overfits. Same ``seed``, same result on CPU.
     """
     from bayespal.posterior import FittedPAL
 
@@ -237,7 +258,21 @@ def fit(
     model = IdealPointModel(config, data.embed_dim, data.n_users, data.n_comparisons).to(dev)
     guide = IdealPointGuide(config, data.n_users, generator).to(dev)
     device_data = DeviceData.from_data(data, dev)
-    history, seconds = run_svi(
+    validate = None
+    if validation is not None:
+        if not isinstance(validation, PreferenceData):
+            raise ValueError(f"validation: got {type(validation).__name__}; expected "
+                             "PreferenceData or None")
+        probe = FittedPAL(config=config, model=model, guide=guide, user_ids=data.user_ids,
+                          item_ids=data.item_ids, elbo_history=np.zeros(1),
+                          epoch_seconds=np.zeros(1), train=None, seed=seed)
+
+        def validate() -> float:
+            with torch.random.fork_rng(devices=[]):  # keep the SVI random stream intact
+                p = probe.predict_proba(validation, num_samples=32, seed=seed)
+            return log_loss(p, validation.label)
+
+    history, seconds, val_history = run_svi(
         model,
         guide,
         device_data,
@@ -252,6 +287,7 @@ def fit(
         tol=tol,
         generator=generator,
         progress=progress,
+        validate=validate,
     )
     return FittedPAL(
         config=config,
@@ -261,6 +297,7 @@ def fit(
         item_ids=data.item_ids,
         elbo_history=np.asarray(history),
         epoch_seconds=np.asarray(seconds),
+        validation_history=np.asarray(val_history),
         train=data,
         seed=seed,
     )

@@ -44,6 +44,7 @@ class FittedPAL:
     epoch_seconds: np.ndarray  # per epoch: wall time
     train: PreferenceData | None = None
     seed: int = 0
+    validation_history: np.ndarray | None = None  # per epoch: held-out log-loss, if monitored
     _user_index: pd.Index = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

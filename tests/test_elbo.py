@@ -39,8 +39,8 @@ def estimates(model, guide, make_batch, reps):
 def test_minibatch_elbo_is_unbiased(setup):
     model, guide, dd = setup
     n = len(dd)
-    full, se_full = estimates(model, guide, lambda: dd.batch(), 1500)
-    mb, se_mb = estimates(model, guide, lambda: dd.batch(torch.randperm(n)[:12]), 6000)
+    full, se_full = estimates(model, guide, lambda: dd.batch(), 800)
+    mb, se_mb = estimates(model, guide, lambda: dd.batch(torch.randperm(n)[:12]), 3000)
     z = (mb - full) / np.hypot(se_full, se_mb)
     assert abs(z) < 4, (full, mb, se_full, se_mb)
 
@@ -50,7 +50,7 @@ def test_naive_user_scaling_is_detected_as_biased(setup):
     comparisons each user has) is biased, and the comparison above would see it."""
     model, guide, dd = setup
     n = len(dd)
-    full, se_full = estimates(model, guide, lambda: dd.batch(), 1500)
+    full, se_full = estimates(model, guide, lambda: dd.batch(), 800)
 
     def naive():
         idx = torch.randperm(n)[:12]
@@ -58,5 +58,5 @@ def test_naive_user_scaling_is_detected_as_biased(setup):
         const = torch.full_like(b.user_scale, float(dd.user_scale.mean()))
         return Batch(b.items, b.user, b.item_a, b.item_b, b.label, idx, const)
 
-    mb, se_mb = estimates(model, guide, naive, 6000)
+    mb, se_mb = estimates(model, guide, naive, 3000)
     assert abs(mb - full) / np.hypot(se_full, se_mb) > 6

@@ -103,3 +103,18 @@ def test_fit_argument_errors(kw, pattern):
     syn = synthetic(n_users=5, n_train=4, n_test=0, seed=0)
     with pytest.raises(ValueError, match=pattern):
         bayespal.fit(syn.data, **{"progress": False, **kw})
+
+
+def test_validation_early_stopping_keeps_the_best_epoch():
+    from bayespal.metrics import log_loss
+
+    syn = synthetic(n_users=60, n_train=20, n_test=0, seed=3)
+    train, val = syn.data.split_comparisons(test_per_user=4, seed=0)
+    fit = bayespal.fit(train, k=3, pref_dim=4, epochs=40, patience=3, validation=val, seed=0,
+                       progress=False)
+    hist = fit.validation_history
+    assert len(hist) == len(fit.elbo_history) and np.isfinite(hist).all()
+    p = fit.predict_proba(val, num_samples=32, seed=0)
+    assert log_loss(p, val.label) == pytest.approx(hist.min(), abs=1e-6)
+    with pytest.raises(ValueError, match="validation: got list"):
+        bayespal.fit(train, validation=[1], progress=False)
