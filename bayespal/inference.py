@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyro
@@ -14,6 +18,7 @@ import torch
 from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
+from bayespal import checkpoint
 from bayespal.data import PreferenceData
 from bayespal.metrics import log_loss
 from bayespal.models.ideal_point import Batch, IdealPointGuide, IdealPointModel, PALConfig
@@ -101,92 +106,181 @@ def _lr_lambda(schedule: str, total_steps: int, final_factor: float):
     return lambda step: final_factor ** (min(step, total_steps) / total_steps)
 
 
-def run_svi(
-    model: IdealPointModel,
-    guide: IdealPointGuide,
-    data: DeviceData,
-    *,
-    batch_size: int,
-    epochs: int,
-    lr: float,
-    lr_schedule: str,
-    lr_final_factor: float,
-    num_particles: int,
-    weight_decay: float,
-    patience: int,
-    tol: float,
-    generator: torch.Generator,
-    progress: bool,
-    validate: Callable[[], float] | None = None,
-) -> tuple[list[float], list[float], list[float]]:
-    """Minibatched SVI; returns the per-epoch mean loss (negative ELBO per comparison),
-    the per-epoch wall times in seconds and the validation losses (if ``validate``).
+class Trainer:
+    """The minibatched SVI loop and all of its state, so it can be checkpointed.
 
     Stops early when the monitored loss has not improved by ``tol`` (nats per comparison)
-    for ``patience`` epochs. The monitored loss is the training loss, or, with
-    ``validate`` (a held-out log-loss), the validation loss; then the parameters of the
-    best validation epoch are restored at the end. The training loss is accumulated on
-    the device and read once an epoch.
+    for ``patience`` epochs. The monitored loss is the training loss (-ELBO per
+    comparison) or, with ``validate`` (a held-out log-loss), the validation loss; then
+    the parameters of the best validation epoch are restored at the end. The training
+    loss is accumulated on the device and read once an epoch.
     """
-    n = len(data)
-    batch_size = min(batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
-    rest = [p for p in model.parameters() if p.requires_grad and not _in(p, model.mapping)]
-    groups = [
-        # weight decay on the mapping only: a Gaussian prior on the network weights (MAP)
-        {"params": list(model.mapping.parameters()), "weight_decay": weight_decay},
-        {"params": rest + list(guide.parameters()), "weight_decay": 0.0},
-    ]
-    optim = torch.optim.AdamW(groups, lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, _lr_lambda(lr_schedule, epochs * steps_per_epoch, lr_final_factor)
-    )
-    # Particles are drawn in a loop: the model's shapes assume no extra particle dim.
-    elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
-    device = data.user.device
-    history: list[float] = []
-    seconds: list[float] = []
-    val_history: list[float] = []
-    best, stale, best_state = math.inf, 0, None
-    bar = tqdm(range(epochs), desc="bayespal fit", disable=not progress, leave=False)
-    with pyro.validation_enabled(False):
-        for _ in bar:
-            start = time.perf_counter()
-            perm = torch.randperm(n, generator=generator, device="cpu").to(device)
-            total = torch.zeros((), device=device)
-            for s in range(steps_per_epoch):
-                idx = perm[s * batch_size : (s + 1) * batch_size]
-                loss = elbo.differentiable_loss(model.model, guide.guide, data.batch(idx))
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                sched.step()
-                total += loss.detach()
-            epoch_loss = float(total) / (steps_per_epoch * n)  # one host sync per epoch
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(
-                    f"loss: got {epoch_loss} at epoch {len(history) + 1}; expected a finite "
-                    "ELBO (lower lr, or check the embeddings' scale)"
-                )
-            history.append(epoch_loss)
-            monitored = epoch_loss
-            if validate is not None:
-                monitored = validate()
-                val_history.append(monitored)
-            seconds.append(time.perf_counter() - start)
-            bar.set_postfix(loss=f"{epoch_loss:.4f}")
-            if monitored < best - tol:
-                best, stale = monitored, 0
-                if validate is not None:
-                    best_state = copy.deepcopy((model.state_dict(), guide.state_dict()))
-            else:
-                stale += 1
-                if stale >= patience:
+
+    def __init__(
+        self,
+        model: IdealPointModel,
+        guide: IdealPointGuide,
+        data: DeviceData,
+        *,
+        batch_size: int,
+        epochs: int,
+        lr: float,
+        lr_schedule: str,
+        lr_final_factor: float,
+        num_particles: int,
+        weight_decay: float,
+        patience: int,
+        tol: float,
+        generator: torch.Generator,
+        validate: Callable[[], float] | None = None,
+    ) -> None:
+        self.model, self.guide, self.data = model, guide, data
+        self.epochs, self.patience, self.tol = epochs, patience, tol
+        self.generator, self.validate = generator, validate
+        self.batch_size = min(batch_size, len(data))
+        self.steps_per_epoch = math.ceil(len(data) / self.batch_size)
+        rest = [p for p in model.parameters() if p.requires_grad and not _in(p, model.mapping)]
+        groups = [
+            # weight decay on the mapping only: a Gaussian prior on the network weights (MAP)
+            {"params": list(model.mapping.parameters()), "weight_decay": weight_decay},
+            {"params": rest + list(guide.parameters()), "weight_decay": 0.0},
+        ]
+        self.optim = torch.optim.AdamW(groups, lr=lr)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.optim, _lr_lambda(lr_schedule, epochs * self.steps_per_epoch, lr_final_factor)
+        )
+        # Particles are drawn in a loop: the model's shapes assume no extra particle dim.
+        self.elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
+        self.history: list[float] = []
+        self.seconds: list[float] = []
+        self.val_history: list[float] = []
+        self.best, self.stale, self.finished = math.inf, 0, False
+        self.best_state: tuple[dict, dict] | None = None
+
+    # -- one epoch ---------------------------------------------------------------------
+    def _epoch(self) -> float:
+        n, device = len(self.data), self.data.user.device
+        perm = torch.randperm(n, generator=self.generator, device="cpu").to(device)
+        total = torch.zeros((), device=device)
+        for s in range(self.steps_per_epoch):
+            idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
+            loss = self.elbo.differentiable_loss(self.model.model, self.guide.guide,
+                                                 self.data.batch(idx))
+            self.optim.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optim.step()
+            self.sched.step()
+            total += loss.detach()
+        epoch_loss = float(total) / (self.steps_per_epoch * n)  # one host sync per epoch
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(
+                f"loss: got {epoch_loss} at epoch {len(self.history) + 1}; expected a finite "
+                "ELBO (lower lr, or check the embeddings' scale)"
+            )
+        return epoch_loss
+
+    def run(self, progress: bool = False, checkpoint: Path | None = None,
+            checkpoint_every: int = 1, fingerprint: dict | None = None) -> None:
+        start_epoch = len(self.history)
+        bar = tqdm(range(start_epoch, self.epochs), desc="bayespal fit", disable=not progress,
+                   leave=False, initial=start_epoch, total=self.epochs)
+        with pyro.validation_enabled(False):
+            for epoch in bar:
+                if self.finished:
                     break
-    if best_state is not None:
-        model.load_state_dict(best_state[0])
-        guide.load_state_dict(best_state[1])
-    return history, seconds, val_history
+                start = time.perf_counter()
+                epoch_loss = self._epoch()
+                self.history.append(epoch_loss)
+                monitored = epoch_loss
+                if self.validate is not None:
+                    monitored = self.validate()
+                    self.val_history.append(monitored)
+                self.seconds.append(time.perf_counter() - start)
+                bar.set_postfix(loss=f"{epoch_loss:.4f}")
+                if monitored < self.best - self.tol:
+                    self.best, self.stale = monitored, 0
+                    if self.validate is not None:
+                        self.best_state = copy.deepcopy((self.model.state_dict(),
+                                                         self.guide.state_dict()))
+                else:
+                    self.stale += 1
+                    self.finished = self.stale >= self.patience
+                last = self.finished or epoch + 1 == self.epochs
+                if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
+                    self.save(checkpoint, fingerprint or {})
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state[0])
+            self.guide.load_state_dict(self.best_state[1])
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _state(self) -> dict:
+        state = {
+            "model": self.model.state_dict(),
+            "guide": self.guide.state_dict(),
+            "optim": self.optim.state_dict(),
+            "sched": self.sched.state_dict(),  # lr_lambdas are plain functions: saved as None
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
+            "progress": {"history": self.history, "seconds": self.seconds,
+                         "val_history": self.val_history, "best": self.best,
+                         "stale": self.stale, "finished": self.finished},
+        }
+        if torch.cuda.is_available() and self.data.user.is_cuda:
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.data.user.device)
+        if self.best_state is not None:
+            state["best_state"] = {"model": self.best_state[0], "guide": self.best_state[1]}
+        return state
+
+    def save(self, path: Path, fingerprint: dict) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = checkpoint.flatten_state("s", self._state(), tensors)
+        meta = {"fingerprint": fingerprint, "state": skeleton, "epochs_done": len(self.history),
+                "finished": self.finished}
+        checkpoint.write_atomic(path, tensors, _json_safe(meta), kind="checkpoint")
+
+    def load(self, path: Path, fingerprint: dict) -> None:
+        tensors, meta = checkpoint.read(path, kind="checkpoint")
+        saved = meta["fingerprint"]
+        for key in sorted(set(saved) | set(fingerprint)):
+            if saved.get(key) != _json_safe(fingerprint).get(key):
+                raise checkpoint.FileFormatError(
+                    f"checkpoint {str(path)!r}: got {key}={saved.get(key)!r}; expected "
+                    f"{key}={fingerprint.get(key)!r} (the checkpoint is from another fit; "
+                    "delete it or use another path)"
+                )
+        state = checkpoint.unflatten_state(meta["state"], tensors)
+        device = self.data.user.device
+        self.model.load_state_dict(state["model"])
+        self.guide.load_state_dict(state["guide"])
+        optim = state["optim"]
+        optim["state"] = {int(k): v for k, v in optim["state"].items()}
+        self.optim.load_state_dict(optim)
+        self.sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        if "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        progress = state["progress"]
+        self.history, self.seconds = list(progress["history"]), list(progress["seconds"])
+        self.val_history = list(progress["val_history"])
+        self.best, self.stale = float(progress["best"]), int(progress["stale"])
+        self.finished = bool(progress["finished"])
+        if "best_state" in state:
+            self.best_state = (state["best_state"]["model"], state["best_state"]["guide"])
+
+
+def _json_safe(value):
+    """Round-trip through JSON (inf as a string) so comparisons see what the file holds."""
+    return json.loads(json.dumps(value, default=str).replace("Infinity", '"inf"'))
+
+
+def data_fingerprint(data: PreferenceData) -> str:
+    """SHA-256 of the comparisons and the item table's shape (a resumed fit must see the
+    same data)."""
+    h = hashlib.sha256()
+    for arr in (data.user, data.item_a, data.item_b, data.label):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(str(data.items.shape).encode())
+    return h.hexdigest()[:32]
 
 
 def fit(
@@ -210,6 +304,8 @@ def fit(
     patience: int = 10,
     tol: float = 1e-3,
     validation: PreferenceData | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
@@ -227,6 +323,11 @@ def fit(
     users) the monitored loss is their posterior-predictive log-loss and the best epoch's
     parameters are kept: early stopping regularises the point-estimated mapping, which
     otherwise overfits. Same ``seed``, same result on CPU.
+
+    ``checkpoint``: a file written atomically every ``checkpoint_every`` epochs and at the
+    end. If it exists when ``fit`` starts, the fit resumes from it (it must come from the
+    same call: same data, configuration and optimiser settings, else it is refused) and
+    ends exactly where an uninterrupted fit ends on CPU.
     """
     from bayespal.posterior import FittedPAL
 
@@ -272,7 +373,7 @@ def fit(
                 p = probe.predict_proba(validation, num_samples=32, seed=seed)
             return log_loss(p, validation.label)
 
-    history, seconds, val_history = run_svi(
+    trainer = Trainer(
         model,
         guide,
         device_data,
@@ -286,9 +387,23 @@ def fit(
         patience=patience,
         tol=tol,
         generator=generator,
-        progress=progress,
         validate=validate,
     )
+    path = None
+    fingerprint = {}
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        checkpoint_every = _check_positive_int("checkpoint_every", checkpoint_every)
+        fingerprint = {
+            "config_hash": config.hash(), "data": data_fingerprint(data), "seed": seed,
+            "validation": None if validation is None else data_fingerprint(validation),
+            "optimiser": [batch_size, epochs, lr, lr_schedule, lr_final_factor, num_particles,
+                          weight_decay, patience, tol],
+        }
+        if path.exists():
+            trainer.load(path, _json_safe(fingerprint))
+    trainer.run(progress, path, checkpoint_every, fingerprint)
+    history, seconds, val_history = trainer.history, trainer.seconds, trainer.val_history
     return FittedPAL(
         config=config,
         model=model.eval(),
