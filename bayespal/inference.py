@@ -19,6 +19,7 @@ from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
 from bayespal import checkpoint
+from bayespal import distributed as _distributed
 from bayespal.data import PreferenceData
 from bayespal.metrics import log_loss
 from bayespal.models.ideal_point import Batch, IdealPointGuide, IdealPointModel, PALConfig
@@ -69,6 +70,12 @@ class DeviceData:
 
     def __len__(self) -> int:
         return len(self.user)
+
+    def shard(self, rank: int, world_size: int) -> DeviceData:
+        """This rank's comparisons (``rank::world_size``); user scales stay global."""
+        sel = slice(rank, None, world_size)
+        return DeviceData(self.items, self.user[sel], self.item_a[sel], self.item_b[sel],
+                          self.label[sel], self.user_scale[sel])
 
     def batch(self, index: torch.Tensor | None = None, minibatch: bool = True) -> Batch:
         """A minibatch (per-comparison user terms) or, with ``index=None``, all comparisons
@@ -133,12 +140,17 @@ class Trainer:
         tol: float,
         generator: torch.Generator,
         validate: Callable[[], float] | None = None,
+        world_size: int = 1,
+        n_total: int | None = None,
     ) -> None:
         self.model, self.guide, self.data = model, guide, data
+        self.world_size = world_size
+        self.n_total = len(data) if n_total is None else n_total  # all ranks together
         self.epochs, self.patience, self.tol = epochs, patience, tol
         self.generator, self.validate = generator, validate
         self.batch_size = min(batch_size, len(data))
-        self.steps_per_epoch = math.ceil(len(data) / self.batch_size)
+        # the same number of steps on every rank (shards differ in size by at most one)
+        self.steps_per_epoch = math.ceil(math.ceil(self.n_total / world_size) / self.batch_size)
         rest = [p for p in model.parameters() if p.requires_grad and not _in(p, model.mapping)]
         groups = [
             # weight decay on the mapping only: a Gaussian prior on the network weights (MAP)
@@ -146,6 +158,8 @@ class Trainer:
             {"params": rest + list(guide.parameters()), "weight_decay": 0.0},
         ]
         self.optim = torch.optim.AdamW(groups, lr=lr)
+        self._params = [p for g in groups for p in g["params"]]
+        self._arange = torch.arange(self.batch_size, device=data.user.device)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.optim, _lr_lambda(lr_schedule, epochs * self.steps_per_epoch, lr_final_factor)
         )
@@ -163,15 +177,22 @@ class Trainer:
         perm = torch.randperm(n, generator=self.generator, device="cpu").to(device)
         total = torch.zeros((), device=device)
         for s in range(self.steps_per_epoch):
-            idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
+            if self.world_size > 1:  # full batches on every rank (a slice that wraps around)
+                idx = perm[(s * self.batch_size + self._arange) % n]
+            else:
+                idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
             loss = self.elbo.differentiable_loss(self.model.model, self.guide.guide,
                                                  self.data.batch(idx))
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
+            if self.world_size > 1:
+                _distributed.average_gradients(self._params, self.world_size)
             self.optim.step()
             self.sched.step()
             total += loss.detach()
-        epoch_loss = float(total) / (self.steps_per_epoch * n)  # one host sync per epoch
+        if self.world_size > 1:
+            total = _distributed.all_sum(total) / self.world_size
+        epoch_loss = float(total) / (self.steps_per_epoch * self.n_total)  # one sync an epoch
         if not math.isfinite(epoch_loss):
             raise FloatingPointError(
                 f"loss: got {epoch_loss} at epoch {len(self.history) + 1}; expected a finite "
@@ -306,6 +327,7 @@ def fit(
     validation: PreferenceData | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
+    distributed: bool = False,
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
@@ -328,6 +350,10 @@ def fit(
     end. If it exists when ``fit`` starts, the fit resumes from it (it must come from the
     same call: same data, configuration and optimiser settings, else it is refused) and
     ends exactly where an uninterrupted fit ends on CPU.
+
+    ``distributed=True``: data-parallel SVI over the ranks of a ``torchrun`` launch, each
+    rank training on its shard of ``data`` (see :mod:`bayespal.distributed`); every rank
+    returns the same fit.
     """
     from bayespal.posterior import FittedPAL
 
@@ -344,6 +370,12 @@ def fit(
     if not 0 < lr_final_factor <= 1:
         raise ValueError(f"lr_final_factor: got {lr_final_factor!r}; expected a number in (0, 1]")
     dev = resolve_device(device)
+    rank, world_size = 0, 1
+    if distributed:
+        if validation is not None or checkpoint is not None:
+            raise ValueError("distributed: got True with validation or checkpoint; expected "
+                             "neither (not supported across ranks yet)")
+        rank, world_size, dev = _distributed.setup(dev)
     config = PALConfig(
         k=k,
         pref_dim=pref_dim,
@@ -359,6 +391,11 @@ def fit(
     model = IdealPointModel(config, data.embed_dim, data.n_users, data.n_comparisons).to(dev)
     guide = IdealPointGuide(config, data.n_users, generator).to(dev)
     device_data = DeviceData.from_data(data, dev)
+    if world_size > 1:
+        _distributed.broadcast_parameters([model, guide])
+        device_data = device_data.shard(rank, world_size)
+        generator.manual_seed(seed + 7919 * rank)  # each rank its own batches and draws
+        torch.manual_seed(seed + 7919 * rank)
     validate = None
     if validation is not None:
         if not isinstance(validation, PreferenceData):
@@ -388,6 +425,8 @@ def fit(
         tol=tol,
         generator=generator,
         validate=validate,
+        world_size=world_size,
+        n_total=data.n_comparisons,
     )
     path = None
     fingerprint = {}
