@@ -60,3 +60,20 @@ def test_naive_user_scaling_is_detected_as_biased(setup):
 
     mb, se_mb = estimates(model, guide, naive, 3000)
     assert abs(mb - full) / np.hypot(se_full, se_mb) > 6
+
+
+def test_sync_free_loss_equals_pyro_trace_elbo(setup):
+    import pyro
+
+    from bayespal.inference import elbo_loss
+
+    model, guide, dd = setup
+    batch = dd.batch(torch.arange(10))
+    pyro.set_rng_seed(9)
+    ours = elbo_loss(model.model, guide.guide, batch)
+    pyro.set_rng_seed(9)
+    ref = Trace_ELBO(max_plate_nesting=1).differentiable_loss(model.model, guide.guide, batch)
+    assert torch.allclose(ours, ref, rtol=1e-6)
+    g_ours = torch.autograd.grad(ours, guide.weights_raw_concentration)[0]
+    g_ref = torch.autograd.grad(ref, guide.weights_raw_concentration)[0]
+    assert torch.allclose(g_ours, g_ref, rtol=1e-5, atol=1e-7)
