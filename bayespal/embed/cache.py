@@ -1,0 +1,62 @@
+"""On-disk embedding cache: one folder per embedding configuration, one shard file per
+finished batch (safetensors, written atomically), so an interrupted run keeps what it
+finished and a rerun embeds nothing twice. Entries are keyed by SHA-256 of the input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bayespal import checkpoint
+
+
+def content_hash(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class EmbeddingCache:
+    """Vectors by input hash for one configuration (``key``: model, layer, pooling, ...)."""
+
+    def __init__(self, root: str | Path, key: dict) -> None:
+        text = json.dumps(key, sort_keys=True)
+        self.folder = Path(root) / hashlib.sha256(text.encode()).hexdigest()[:24]
+        self.key = key
+        self._index: dict[bytes, np.ndarray] | None = None
+
+    def _load(self) -> dict[bytes, np.ndarray]:
+        if self._index is None:
+            self._index = {}
+            for shard in sorted(self.folder.glob("*.safetensors")):
+                tensors, meta = checkpoint.read(shard, kind="embedding-cache")
+                if meta.get("key") != self.key:
+                    raise checkpoint.FileFormatError(
+                        f"{shard}: got cache key {meta.get('key')!r}; expected {self.key!r}")
+                hashes = tensors["hashes"].numpy()
+                vectors = tensors["vectors"].numpy()
+                for h, v in zip(hashes, vectors, strict=True):
+                    self._index[h.tobytes()] = v
+        return self._index
+
+    def get(self, hashes: list[bytes]) -> list[np.ndarray | None]:
+        index = self._load()
+        return [index.get(h) for h in hashes]
+
+    def put(self, hashes: list[bytes], vectors: np.ndarray) -> None:
+        """Store one finished batch as its own shard."""
+        if not hashes:
+            return
+        name = hashlib.sha256(b"".join(hashes)).hexdigest()[:24] + ".safetensors"
+        tensors = {
+            "hashes": torch.from_numpy(np.frombuffer(b"".join(hashes), np.uint8)
+                                       .reshape(len(hashes), 32).copy()),
+            "vectors": torch.from_numpy(np.ascontiguousarray(vectors)),
+        }
+        checkpoint.write_atomic(self.folder / name, tensors, {"key": self.key},
+                                kind="embedding-cache")
+        index = self._load()
+        for h, v in zip(hashes, vectors, strict=True):
+            index[h] = v

@@ -1,0 +1,73 @@
+"""Image embeddings through CLIP's image tower, with the text embedder's interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bayespal.embed.cache import EmbeddingCache, content_hash
+from bayespal.embed.text import model_fingerprint, pool
+
+
+class ImageEmbedder:
+    """Embed images (PIL images or ``(H, W, 3)`` uint8 arrays) with a CLIP vision tower.
+
+    ``model`` is a CLIP name or folder (``CLIPVisionModel.from_pretrained``) or a loaded
+    ``CLIPVisionModel`` (then give ``processor``). ``layer`` indexes the hidden states
+    (default -2, the penultimate); ``pooling`` is ``"cls"`` (the class token, default) or
+    ``"mean"`` over all tokens. Cached by the images' bytes when ``cache_dir`` is given.
+    """
+
+    def __init__(self, model, processor=None, *, layer: int = -2, pooling: str = "cls",
+                 batch_size: int = 32, device: str = "auto", dtype=np.float16,
+                 cache_dir: str | Path | None = None, progress: bool = True) -> None:
+        from transformers import CLIPImageProcessor, CLIPVisionModel
+
+        from bayespal.inference import resolve_device
+
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling: got {pooling!r}; expected 'cls' or 'mean'")
+        if isinstance(model, (str, Path)):
+            processor = processor or CLIPImageProcessor.from_pretrained(str(model))
+            model = CLIPVisionModel.from_pretrained(str(model))
+        if processor is None:
+            raise ValueError("processor: got None; expected a CLIP image processor")
+        self.device = resolve_device(device)
+        self.model, self.processor = model.to(self.device).eval(), processor
+        self.layer, self.pooling, self.batch_size = layer, pooling, batch_size
+        self.dtype, self.progress = np.dtype(dtype), progress
+        key = {"model": model_fingerprint(model), "layer": layer, "pooling": pooling,
+               "dtype": self.dtype.name, "kind": "image"}
+        self.cache = EmbeddingCache(cache_dir, key) if cache_dir is not None else None
+
+    @torch.no_grad()
+    def _embed(self, images: list) -> np.ndarray:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        out = self.model(pixel_values=pixels.to(self.device), output_hidden_states=True)
+        hidden = out.hidden_states[self.layer]
+        mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        return pool(hidden, mask, self.pooling).float().cpu().numpy()
+
+    def __call__(self, images: Sequence) -> np.ndarray:
+        arrays = []
+        for i, img in enumerate(images):
+            arr = np.asarray(img)
+            if arr.ndim != 3 or arr.shape[-1] != 3:
+                raise ValueError(f"images[{i}]: got shape {arr.shape}; expected (H, W, 3)")
+            arrays.append(arr)
+        hashes = [content_hash(str(a.shape).encode() + a.tobytes()) for a in arrays]
+        result = self.cache.get(hashes) if self.cache else [None] * len(arrays)
+        todo = [i for i, v in enumerate(result) if v is None]
+        for s in tqdm(range(0, len(todo), self.batch_size), desc="embedding images",
+                      disable=not self.progress, leave=False):
+            idx = todo[s : s + self.batch_size]
+            vecs = self._embed([arrays[i] for i in idx]).astype(self.dtype)
+            if self.cache:
+                self.cache.put([hashes[i] for i in idx], vecs)
+            for i, v in zip(idx, vecs, strict=True):
+                result[i] = v
+        return np.stack(result).astype(self.dtype)

@@ -1,0 +1,123 @@
+"""Text embeddings from any ``transformers`` model: a chosen hidden layer (default the
+penultimate, as PAL uses), pooled over tokens, batched, cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bayespal.embed.cache import EmbeddingCache, content_hash
+
+POOLINGS = ("mean", "last", "cls")
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool token states ``(B, T, D)`` with attention ``mask (B, T)``:
+
+    - ``mean``: average over non-padding tokens (encoders, sentence-transformers style);
+    - ``last``: the last non-padding token, wherever the padding is (decoders);
+    - ``cls``: the first token.
+    """
+    if pooling == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+    if pooling == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        last = (positions * mask).argmax(1)  # works for left and right padding
+        return hidden[torch.arange(len(hidden), device=hidden.device), last]
+    if pooling == "cls":
+        return hidden[:, 0]
+    raise ValueError(f"pooling: got {pooling!r}; expected one of {POOLINGS}")
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """The model's name, or (for a model built from a config) a hash of its weights."""
+    name = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None),
+                                                         "_name_or_path", "")
+    if name:
+        return str(name)
+    h = hashlib.sha256()
+    for t in model.state_dict().values():
+        h.update(t.detach().float().cpu().numpy().tobytes()[:4096])
+    return "weights:" + h.hexdigest()[:24]
+
+
+class TextEmbedder:
+    """Embed texts with a ``transformers`` model.
+
+    ``model`` is a name or folder for ``AutoModel.from_pretrained`` or a loaded model (then
+    give ``tokenizer``). ``layer`` indexes ``hidden_states`` (``-1`` the last layer, ``-2``
+    the penultimate, the default). Vectors are returned (and cached) as ``dtype``
+    (default float16). ``cache_dir`` enables the on-disk cache.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        *,
+        layer: int = -2,
+        pooling: str = "mean",
+        max_length: int = 256,
+        batch_size: int = 32,
+        device: str = "auto",
+        dtype=np.float16,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        from bayespal.inference import resolve_device
+
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling: got {pooling!r}; expected one of {POOLINGS}")
+        if isinstance(model, (str, Path)):
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
+            model = AutoModel.from_pretrained(str(model))
+        if tokenizer is None:
+            raise ValueError("tokenizer: got None; expected a tokenizer for a model object")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        if self.tokenizer.pad_token is None:  # decoders (GPT-2) have none
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.layer, self.pooling, self.max_length = layer, pooling, max_length
+        self.batch_size, self.dtype, self.progress = batch_size, np.dtype(dtype), progress
+        key = {"model": model_fingerprint(model), "layer": layer, "pooling": pooling,
+               "max_length": max_length, "dtype": self.dtype.name, "kind": "text"}
+        self.cache = EmbeddingCache(cache_dir, key) if cache_dir is not None else None
+
+    @torch.no_grad()
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt").to(self.device)
+        out = self.model(**enc, output_hidden_states=True)
+        hidden = out.hidden_states[self.layer]
+        return pool(hidden, enc["attention_mask"], self.pooling).float().cpu().numpy()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings ``(len(texts), D)`` in input order."""
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise ValueError(f"texts[{i}]: got {type(t).__name__}; expected a string")
+        hashes = [content_hash(t.encode("utf-8")) for t in texts]
+        cached = self.cache.get(hashes) if self.cache else [None] * len(texts)
+        todo = [i for i, v in enumerate(cached) if v is None]
+        result: list[np.ndarray | None] = list(cached)
+        steps = range(0, len(todo), self.batch_size)
+        for s in tqdm(steps, desc="embedding", disable=not self.progress, leave=False):
+            idx = todo[s : s + self.batch_size]
+            vecs = self._embed([texts[i] for i in idx]).astype(self.dtype)
+            if self.cache:
+                self.cache.put([hashes[i] for i in idx], vecs)
+            for i, v in zip(idx, vecs, strict=True):
+                result[i] = v
+        if not texts:
+            return np.zeros((0, 0), self.dtype)
+        return np.stack(result).astype(self.dtype)
