@@ -53,7 +53,10 @@ def write_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     blob = st_save(tensors, metadata=header)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results private by surprise
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()

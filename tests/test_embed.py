@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from transformers import (BertConfig, BertModel, BertTokenizer, CLIPVisionConfig,
-                          CLIPVisionModel, GPT2Config, GPT2Model)
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    GPT2Config,
+    GPT2Model,
+)
 
 from bayespal.embed import ImageEmbedder, TextEmbedder, pool
 
