@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 from bayespal.data import DataError, PreferenceData
 from bayespal.inference import fit
+from bayespal.io import load
 from bayespal.models import PALConfig
 from bayespal.posterior import FittedPAL
 
-__all__ = ["DataError", "FittedPAL", "PALConfig", "PreferenceData", "__version__", "fit"]
+__all__ = ["DataError", "FittedPAL", "PALConfig", "PreferenceData", "__version__", "fit", "load"]

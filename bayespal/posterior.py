@@ -240,6 +240,12 @@ class FittedPAL:
                 return float(d.v), 0.0
             return float(d.mean), float(d.variance.sqrt())
 
+    def save(self, path, include_items: bool = True) -> None:
+        """Write the fit to ``path`` atomically (safetensors + JSON; see :mod:`bayespal.io`)."""
+        from bayespal.io import save
+
+        save(self, path, include_items=include_items)
+
     def __repr__(self) -> str:
         return (
             f"FittedPAL(k={self.k}, inference={self.config.inference!r}, "
