@@ -47,3 +47,56 @@ def test_load_statements_from_the_full_data():
     assert (frame.groupby("persona").label.sum() == 0).all()  # balanced
     with pytest.raises(ValueError, match="personas: got 'no-such-persona'"):
         load_statements(SHARED, ["no-such-persona"])
+
+
+TLDR = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr_subset"
+MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens_small"
+
+
+def bag_of_words(texts):
+    """A cheap deterministic text embedding for loader tests: hashed words + log length."""
+    out = np.zeros((len(texts), 65), np.float32)
+    for i, t in enumerate(texts):
+        for w in t.lower().split():
+            out[i, hash(w) % 64] += 1.0
+        out[i, 64] = np.log1p(len(t))
+    return out
+
+
+@pytest.mark.skipif(not TLDR.exists(), reason="../shared/data/tldr_subset not present")
+def test_tldr_worker_choices_and_length_rule():
+    from bayespal.datasets.tldr import read_comparisons, tldr
+
+    raw = read_comparisons(TLDR)
+    assert len(raw) == 1771
+    real = tldr(TLDR, bag_of_words, labels="workers")
+    assert real.data.n_users == raw.worker.nunique()
+    first = raw[raw.summary_0 != raw.summary_1].iloc[0]
+    assert real.data.label[0] == (first.choice == 0)
+    length = tldr(TLDR, bag_of_words, labels="length", embed_prompts=True)
+    d = length.data
+    assert d.n_users == 7 and sum(length.prefers_longer.values()) == 7  # 7 of 10 seen workers here
+    texts = np.asarray(length.summaries, dtype=object)
+    longer_a = np.char.str_len(texts[d.item_a].astype(str)) > np.char.str_len(
+        texts[d.item_b].astype(str))
+    likes = np.array([length.prefers_longer[w] for w in d.user_ids[d.user]])
+    np.testing.assert_array_equal(d.label == 1, longer_a == likes)
+    assert d.prompts is not None and d.prompt is not None
+
+
+@pytest.mark.skipif(not MOVIELENS.exists(), reason="../shared/data/movielens_small not present")
+def test_movielens_pairs_from_different_ratings():
+    import pandas as pd
+
+    from bayespal.datasets.movielens import movielens
+
+    ml = movielens(MOVIELENS, bag_of_words, per_user=20, seed=0)
+    d = ml.data
+    assert d.n_users >= 600 and (d.comparisons_per_user() <= 20).all()  # users who rated all alike drop
+    ratings = pd.read_csv(MOVIELENS / "ratings.csv").set_index(["userId", "movieId"]).rating
+    users = d.user_ids[d.user]
+    ra = ratings.loc[list(zip(users, d.item_ids[d.item_a], strict=True))].to_numpy()
+    rb = ratings.loc[list(zip(users, d.item_ids[d.item_b], strict=True))].to_numpy()
+    assert (ra != rb).all()
+    np.testing.assert_array_equal(d.label == 1, ra > rb)
+    assert ml.texts[0].endswith(")") or ":" in ml.texts[0]

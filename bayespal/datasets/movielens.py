@@ -1,0 +1,74 @@
+"""MovieLens ml-latest-small: pairwise preferences from ratings.
+
+Source: GroupLens, ml-latest-small (September 2018), research licence (no commercial
+use; redistribution under the same terms): 610 users, 9,742 movies, 100,836 ratings.
+Items are movies, as the text ``"Title (year): Genre, Genre"``. A comparison is two
+movies one user rated differently; the higher-rated one is preferred. Per user at most
+``per_user`` comparisons are drawn (seeded), each movie pair once, in random order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayespal.data import PreferenceData
+
+
+@dataclass(frozen=True, eq=False)
+class MovieLensPreferences:
+    data: PreferenceData
+    texts: list[str]  # by item id (movieId order of data.item_ids)
+
+
+def movie_texts(movies: pd.DataFrame) -> pd.Series:
+    """``"Toy Story (1995): Adventure, Animation, ..."`` by movieId."""
+    genres = movies.genres.str.replace("|", ", ", regex=False).replace("(no genres listed)", "")
+    text = movies.title.str.strip() + np.where(genres != "", ": " + genres, "")
+    return pd.Series(text.to_numpy(), index=movies.movieId.to_numpy())
+
+
+def movielens(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
+              per_user: int = 60, min_ratings: int = 20, seed: int = 0) -> MovieLensPreferences:
+    """Comparisons from ``ratings.csv``; ``embed`` maps movie texts to ``(n, D)``. Users
+    with fewer than ``min_ratings`` ratings are skipped."""
+    folder = Path(folder)
+    for name in ("ratings.csv", "movies.csv"):
+        if not (folder / name).exists():
+            raise ValueError(f"folder: got {str(folder)!r}; expected {name} in it")
+    ratings = pd.read_csv(folder / "ratings.csv")
+    texts = movie_texts(pd.read_csv(folder / "movies.csv"))
+    rng = np.random.default_rng(seed)
+    counts = ratings.userId.value_counts()
+    ratings = ratings[ratings.userId.isin(counts.index[counts >= min_ratings])]
+    # vectorised sampling: for each user, random pairs of their ratings
+    ratings = ratings.sort_values(["userId", "movieId"]).reset_index(drop=True)
+    starts = ratings.groupby("userId").indices
+    users, a_idx, b_idx = [], [], []
+    user_ids = np.fromiter(starts.keys(), dtype=np.int64)
+    sizes = np.array([len(starts[u]) for u in user_ids])
+    firsts = np.array([starts[u][0] for u in user_ids])
+    draws = 4 * per_user  # oversample, then keep pairs with different ratings
+    i = rng.integers(0, sizes[:, None], (len(user_ids), draws)) + firsts[:, None]
+    j = rng.integers(0, sizes[:, None], (len(user_ids), draws)) + firsts[:, None]
+    r = ratings.rating.to_numpy()
+    ok = r[i] != r[j]
+    for row in range(len(user_ids)):  # at most per_user distinct pairs per user
+        pairs = pd.DataFrame({"i": i[row][ok[row]], "j": j[row][ok[row]]})
+        pairs = pairs.assign(lo=pairs.min(axis=1), hi=pairs.max(axis=1)).drop_duplicates(["lo", "hi"])
+        pairs = pairs.head(per_user)
+        users.append(np.full(len(pairs), user_ids[row]))
+        a_idx.append(pairs.i.to_numpy())
+        b_idx.append(pairs.j.to_numpy())
+    a_idx, b_idx = np.concatenate(a_idx), np.concatenate(b_idx)
+    movie = ratings.movieId.to_numpy()
+    used = np.unique(np.concatenate([movie[a_idx], movie[b_idx]]))
+    items = embed(texts.loc[used].tolist())
+    label = (r[a_idx] > r[b_idx]).astype(int)
+    data = PreferenceData.from_arrays(np.concatenate(users), movie[a_idx], movie[b_idx], label,
+                                      items, item_ids=used)
+    return MovieLensPreferences(data, texts.loc[used].tolist())

@@ -1,0 +1,99 @@
+"""Reddit TL;DR summary comparisons (OpenAI summarize-from-feedback), as used by PAL.
+
+Source: ``comparisons/batch*.json`` of openai/summarize-from-feedback (modified MIT
+licence; post texts from the Reddit TL;DR corpus). One JSON object a line: ``info``
+(``id``, ``post``, ``title``, ``subreddit``), two ``summaries`` (``text``, ``policy``),
+``choice`` (the index of the preferred summary) and ``worker``.
+
+Items are the summaries, prompts are the posts, users are the workers. Labels:
+
+- ``labels="workers"``: the workers' real choices (``choice == 0`` means item a, the
+  first summary, was preferred; converted here, at the boundary);
+- ``labels="length"``: PAL's semi-synthetic variant on its 10 *seen* workers
+  (``pal_summary_worker_ids.json``): 7 prefer the longer summary, 3 the shorter. Which
+  seven is not recorded in that file; we take the first seven listed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayespal.data import PreferenceData
+
+LABELS = ("workers", "length")
+N_LONGER = 7
+
+
+@dataclass(frozen=True, eq=False)
+class TLDRPreferences:
+    data: PreferenceData
+    summaries: list[str]  # item texts, by item id
+    posts: list[str]  # prompt texts, by prompt id
+    prefers_longer: dict | None  # worker -> True/False under labels="length"
+
+
+def read_comparisons(folder: str | Path) -> pd.DataFrame:
+    """All ``batch*.json`` comparisons of ``folder`` as one row each."""
+    rows = []
+    files = sorted(Path(folder).glob("batch*.json"))
+    if not files:
+        raise ValueError(f"folder: got {str(folder)!r}; expected batch*.json files in it")
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    rows.append({
+                        "post_id": r["info"]["id"],
+                        "post": r["info"].get("post") or r["info"].get("article") or "",
+                        "summary_0": r["summaries"][0]["text"].strip(),
+                        "summary_1": r["summaries"][1]["text"].strip(),
+                        "choice": int(r["choice"]),
+                        "worker": r["worker"],
+                    })
+                except (KeyError, IndexError, TypeError, ValueError) as err:
+                    raise ValueError(f"{path.name} line {line_no}: got a malformed comparison "
+                                     f"({err!r}); expected info, summaries[2], choice, worker") from err
+    return pd.DataFrame(rows)
+
+
+def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
+         labels: str = "workers", embed_prompts: bool = False) -> TLDRPreferences:
+    """Load the comparisons as :class:`PreferenceData`; ``embed`` maps texts to an
+    ``(n, D)`` array (e.g. a :class:`bayespal.embed.TextEmbedder`). Summaries identical in
+    text are one item; comparisons of a summary with itself are dropped."""
+    if labels not in LABELS:
+        raise ValueError(f"labels: got {labels!r}; expected one of {LABELS}")
+    frame = read_comparisons(folder)
+    frame = frame[frame.summary_0 != frame.summary_1].reset_index(drop=True)
+    prefers_longer = None
+    if labels == "length":
+        ids = json.loads((Path(folder) / "pal_summary_worker_ids.json").read_text())["seen"]
+        prefers_longer = {w: i < N_LONGER for i, w in enumerate(ids)}
+        frame = frame[frame.worker.isin(ids)].reset_index(drop=True)
+        len0, len1 = frame.summary_0.str.len(), frame.summary_1.str.len()
+        frame = frame[len0 != len1].reset_index(drop=True)
+        longer_first = (frame.summary_0.str.len() > frame.summary_1.str.len()).to_numpy()
+        likes_longer = frame.worker.map(prefers_longer).to_numpy(dtype=bool)
+        label = (longer_first == likes_longer).astype(int)
+    else:
+        label = (frame.choice.to_numpy() == 0).astype(int)  # y = 1: summary 0 (item a) won
+    summaries = pd.unique(pd.concat([frame.summary_0, frame.summary_1]).to_numpy())
+    posts = frame.drop_duplicates("post_id")
+    items = embed(list(summaries))
+    prompt_kw = {}
+    if embed_prompts:
+        prompt_kw = dict(prompt=frame.post_id.to_numpy(), prompts=embed(posts.post.tolist()),
+                         prompt_ids=posts.post_id.to_numpy())
+    data = PreferenceData.from_arrays(frame.worker.to_numpy(), frame.summary_0.to_numpy(),
+                                      frame.summary_1.to_numpy(), label, items,
+                                      item_ids=summaries, **prompt_kw)
+    return TLDRPreferences(data, list(summaries), posts.post.tolist(), prefers_longer)
