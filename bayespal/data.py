@@ -215,6 +215,29 @@ class PreferenceData:
             prompt_ids=prompt_ids,
         )
 
+    @classmethod
+    def from_texts(
+        cls,
+        frame: pd.DataFrame,
+        texts: Any,
+        embedder: Any,
+        **columns: str,
+    ) -> PreferenceData:
+        """Build from comparisons whose items are texts: ``texts`` maps item id -> text (a
+        dict or Series); ``embedder`` (e.g. :class:`bayespal.embed.TextEmbedder`) embeds
+        them. The embedder's configuration is recorded for reward export."""
+        texts = pd.Series(texts)
+        if texts.index.has_duplicates:
+            raise _fail("texts", texts.index[texts.index.duplicated()][0], "unique item ids")
+        data = cls.from_frame(frame, embedder(texts.tolist()), texts.index.to_numpy(), **columns)
+        data.meta["texts"] = texts.tolist()
+        if hasattr(embedder, "config"):
+            try:
+                data.meta["embedding"] = embedder.config()
+            except ValueError:
+                pass  # an embedder built from a model object has no name to record
+        return data
+
     # ------------------------------------------------------------------ views
     @property
     def n_comparisons(self) -> int:

@@ -477,6 +477,7 @@ def fit(
         elbo_history=np.asarray(history),
         epoch_seconds=np.asarray(seconds),
         validation_history=np.asarray(val_history),
+        embedding=data.meta.get("embedding"),
         train=data,
         seed=seed,
     )

@@ -57,6 +57,7 @@ def save(fit, path: str | os.PathLike, include_items: bool = True) -> None:
         "validation_history": [float(x) for x in (fit.validation_history
                                                   if fit.validation_history is not None else [])],
         "seed": int(fit.seed),
+        "embedding": fit.embedding,
     }
     checkpoint.write_atomic(path, tensors, meta, kind=KIND)
 
@@ -97,7 +98,7 @@ def load(path: str | os.PathLike, device: str = "cpu"):
         elbo_history=np.asarray(meta["elbo_history"]),
         epoch_seconds=np.asarray(meta["epoch_seconds"]),
         validation_history=np.asarray(meta["validation_history"]), train=train,
-        seed=meta["seed"],
+        seed=meta["seed"], embedding=meta.get("embedding"),
     )
 
 

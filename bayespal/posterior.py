@@ -45,6 +45,7 @@ class FittedPAL:
     train: PreferenceData | None = None
     seed: int = 0
     validation_history: np.ndarray | None = None  # per epoch: held-out log-loss, if monitored
+    embedding: dict | None = None  # the text-embedding configuration of the items, if known
     _user_index: pd.Index = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -76,6 +76,7 @@ class TextEmbedder:
 
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: got {pooling!r}; expected one of {POOLINGS}")
+        self.source = str(model) if isinstance(model, (str, Path)) else None
         if isinstance(model, (str, Path)):
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
             model = AutoModel.from_pretrained(str(model))
@@ -91,6 +92,19 @@ class TextEmbedder:
         key = {"model": model_fingerprint(model), "layer": layer, "pooling": pooling,
                "max_length": max_length, "dtype": self.dtype.name, "kind": "text"}
         self.cache = EmbeddingCache(cache_dir, key) if cache_dir is not None else None
+
+    def config(self) -> dict:
+        """What reproduces these embeddings (recorded with a fit, for reward export)."""
+        if self.source is None:
+            raise ValueError("model: got a model object; expected a name or folder to record "
+                             "(load the embedder by name to record its configuration)")
+        return {"model": self.source, "layer": self.layer, "pooling": self.pooling,
+                "max_length": self.max_length, "dtype": self.dtype.name}
+
+    @classmethod
+    def from_config(cls, config: dict, **kwargs) -> TextEmbedder:
+        return cls(config["model"], layer=config["layer"], pooling=config["pooling"],
+                   max_length=config["max_length"], dtype=np.dtype(config["dtype"]), **kwargs)
 
     @torch.no_grad()
     def _embed(self, texts: list[str]) -> np.ndarray:
