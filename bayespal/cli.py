@@ -57,6 +57,146 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_table(path: str, what: str):
+    """A CSV, JSONL or Parquet file as a DataFrame; a clear error otherwise."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{what}: got {path!r}; expected an existing file")
+    try:
+        if p.suffix in (".csv", ".tsv"):
+            return pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ",")
+        if p.suffix in (".jsonl", ".json"):
+            return pd.read_json(p, lines=p.suffix == ".jsonl")
+        if p.suffix in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+    except ImportError as err:
+        raise ValueError(f"{what}: got a Parquet file; expected pyarrow installed ({err})") from err
+    except Exception as err:  # noqa: BLE001 - any parse failure is a bad file for the user
+        raise ValueError(f"{what}: got {path!r}, which could not be read ({err})") from err
+    raise ValueError(f"{what}: got {path!r}; expected a .csv, .tsv, .jsonl or .parquet file")
+
+
+def _items(args) -> tuple:
+    """Item ids and embeddings from --items: an ``id`` column plus either a ``text``
+    column (embedded with --model) or numeric embedding columns."""
+    frame = _read_table(args.items, "--items")
+    if "id" not in frame.columns:
+        raise ValueError(f"--items: got columns {list(frame.columns)[:8]}; expected an 'id' column")
+    if "text" in frame.columns:
+        if not args.model:
+            raise ValueError("--model: got nothing; expected a transformers model name or folder "
+                             "to embed the items' 'text' column")
+        from bayespal.embed import TextEmbedder
+
+        embedder = TextEmbedder(args.model, progress=not args.quiet,
+                                cache_dir=args.cache_dir)
+        return frame["id"].to_numpy(), embedder(frame["text"].astype(str).tolist()), embedder
+    numeric = frame.drop(columns=["id"]).select_dtypes("number")
+    if numeric.shape[1] == 0:
+        raise ValueError("--items: got no numeric columns and no 'text' column; expected "
+                         "embedding columns or texts")
+    return frame["id"].to_numpy(), numeric.to_numpy(np.float32), None
+
+
+def _comparisons(args, ids, embeddings, embedder):
+    import bayespal
+
+    frame = _read_table(args.data, "data")
+    data = bayespal.PreferenceData.from_frame(frame, embeddings, ids)
+    if embedder is not None:
+        data.meta["embedding"] = embedder.config()
+    return data
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import bayespal
+
+    ids, emb, embedder = _items(args)
+    data = _comparisons(args, ids, emb, embedder)
+    fit = bayespal.fit(data, k=args.k, pref_dim=args.pref_dim, epochs=args.epochs,
+                       inference=args.inference, seed=args.seed, progress=not args.quiet)
+    fit.save(args.out)
+    print(f"fitted {fit!r}; wrote {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import bayespal
+    from bayespal.metrics import accuracy, expected_calibration_error, log_loss
+
+    fit = bayespal.load(args.model_file)
+    ids, emb, embedder = _items(args)
+    data = _comparisons(args, ids, emb, embedder)
+    p = fit.predict_proba(data)
+    known = (fit.user_index(data.user_ids[data.user]) >= 0).mean()
+    print(f"{len(data)} comparisons, {known:.0%} from users the model knows "
+          "(others: population average)")
+    print(f"accuracy {accuracy(p, data.label):.4f}  log-loss {log_loss(p, data.label):.4f}  "
+          f"ECE {expected_calibration_error(p, data.label):.4f}")
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bayespal.embed import TextEmbedder
+
+    frame = _read_table(args.texts, "texts")
+    if args.column not in frame.columns:
+        raise ValueError(f"--column: got {args.column!r}; expected one of {list(frame.columns)}")
+    emb = TextEmbedder(args.model, layer=args.layer, pooling=args.pooling,
+                       progress=not args.quiet, cache_dir=args.cache_dir)
+    vectors = emb(frame[args.column].astype(str).tolist()).astype(np.float32)
+    out = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
+    out.insert(0, "id", frame["id"] if "id" in frame.columns else np.arange(len(frame)))
+    out.to_csv(args.out, index=False)
+    print(f"embedded {len(out)} texts ({vectors.shape[1]} dims); wrote {args.out}")
+    return 0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    import bayespal
+    from bayespal.active import suggest
+    from bayespal.newuser import NewUser
+
+    fit = bayespal.load(args.model_file)
+    if fit.train is None:
+        raise ValueError(f"model: got {args.model_file!r} saved without its item table; "
+                         "expected a model saved with include_items=True")
+    index = {v: i for i, v in enumerate(fit.item_ids.tolist())}
+
+    def rows(values, what):
+        out = []
+        for v in values:
+            key = v if v in index else (int(v) if str(v).lstrip("-").isdigit() else v)
+            if key not in index:
+                raise ValueError(f"{what}: got item id {v!r}; expected an item of the model")
+            out.append(index[key])
+        return np.asarray(out, dtype=np.int64)
+
+    user = NewUser(fit, seed=args.seed)
+    if args.answers:
+        ans = _read_table(args.answers, "--answers")
+        for col in ("item_a", "item_b", "label"):
+            if col not in ans.columns:
+                raise ValueError(f"--answers: got columns {list(ans.columns)}; expected {col!r}")
+        user.update(rows(ans.item_a, "--answers"), rows(ans.item_b, "--answers"),
+                    ans.label.to_numpy().astype(int))
+    cand = _read_table(args.candidates, "--candidates")
+    for col in ("item_a", "item_b"):
+        if col not in cand.columns:
+            raise ValueError(f"--candidates: got columns {list(cand.columns)}; expected {col!r}")
+    pairs = np.stack([rows(cand.item_a, "--candidates"), rows(cand.item_b, "--candidates")], 1)
+    best = suggest(user, pairs, n=args.n, strategy=args.strategy, seed=args.seed)
+    best["item_a"] = fit.item_ids[best.item_a.to_numpy()]
+    best["item_b"] = fit.item_ids[best.item_b.to_numpy()]
+    print(user.weights()[["mean", "lower", "upper"]].to_dataframe().round(3).to_string())
+    print(best.to_string())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayespal", description="Bayesian pluralistic preference modeling (PAL)."
@@ -75,6 +215,59 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
+
+    def data_args(p, data_help):
+        p.add_argument("data", help=data_help)
+        p.add_argument("--items", required=True,
+                       help="items file (.csv/.jsonl/.parquet): an 'id' column and either "
+                       "numeric embedding columns or a 'text' column (then give --model)")
+        p.add_argument("--model", help="transformers model name or folder to embed item texts")
+        p.add_argument("--cache-dir", help="on-disk embedding cache folder")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    fit = sub.add_parser("fit", help="fit PAL-A to comparisons and save the model",
+                         description="Fit PAL-A to a comparisons file (columns user, item_a, "
+                         "item_b, label; label 1 = item_a preferred) and save the model.")
+    data_args(fit, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label")
+    fit.add_argument("--k", type=int, default=3, help="number of prototypes (default 3)")
+    fit.add_argument("--pref-dim", type=int, default=16, help="preference-space dimension")
+    fit.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
+    fit.add_argument("--inference", choices=["svi", "map"], default="svi",
+                     help="svi: Bayesian (default); map: point estimates")
+    fit.add_argument("--seed", type=int, default=0, help="random seed")
+    fit.add_argument("--out", default="model.bayespal", help="model file to write")
+    fit.set_defaults(func=_fit)
+
+    ev = sub.add_parser("evaluate", help="accuracy, log-loss and calibration of a saved model",
+                        description="Score a saved model on a comparisons file.")
+    ev.add_argument("model_file", help="a file written by 'bayespal fit' or FittedPAL.save")
+    data_args(ev, "comparisons file to evaluate on")
+    ev.set_defaults(func=_evaluate)
+
+    em = sub.add_parser("embed", help="embed a text column with a transformers model",
+                        description="Embed texts (penultimate layer, mean pooling by default) "
+                        "and write an items file with id and embedding columns.")
+    em.add_argument("texts", help="file with a text column (and optionally 'id')")
+    em.add_argument("--model", required=True, help="transformers model name or folder")
+    em.add_argument("--column", default="text", help="the text column (default 'text')")
+    em.add_argument("--layer", type=int, default=-2, help="hidden layer (default -2)")
+    em.add_argument("--pooling", choices=["mean", "last", "cls"], default="mean")
+    em.add_argument("--cache-dir", help="on-disk embedding cache folder")
+    em.add_argument("--out", default="items.csv", help="output CSV (default items.csv)")
+    em.add_argument("--quiet", action="store_true", help="no progress bar")
+    em.set_defaults(func=_embed)
+
+    sg = sub.add_parser("suggest", help="the next questions to ask a (new) user",
+                        description="Place a new user from their answers and rank candidate "
+                        "pairs by information gain (or uncertainty, random).")
+    sg.add_argument("model_file", help="a saved model (with its item table)")
+    sg.add_argument("--candidates", required=True, help="file with item_a, item_b columns")
+    sg.add_argument("--answers", help="the user's answers so far: item_a, item_b, label")
+    sg.add_argument("--n", type=int, default=3, help="how many questions (default 3)")
+    sg.add_argument("--strategy", choices=["information_gain", "uncertainty", "random"],
+                    default="information_gain")
+    sg.add_argument("--seed", type=int, default=0)
+    sg.set_defaults(func=_suggest)
     return parser
 
 
@@ -82,11 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad input: a clear message and a non-zero exit
+    except ValueError as err:  # bad input: a clear message and a non-zero exit, no traceback
         print(f"bayespal: error: {err}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

