@@ -1,7 +1,7 @@
 """The same fit on CPU and on the GPU: seconds per epoch (median), comparisons per
 second, and the ratio. Small enough for a few minutes on one GPU.
 
-    python benchmarks/gpu.py [--n 200000] [--users 10000] [--epochs 3]
+    python -m benchmarks.gpu [--n 200000] [--users 10000] [--epochs 3]
 """
 
 from __future__ import annotations
