@@ -9,6 +9,10 @@ ELBO (the comparison plate is scaled by the *global* N and each user's terms by 
 ``world_size`` times larger. A user whose comparisons sit on several ranks is handled by
 that global count: each rank carries its share of the user's prior and entropy terms.
 
+``batch_size`` is per rank: the global batch is ``world_size * batch_size``, and an
+epoch has ``world_size`` times fewer steps. To match a single-process fit, divide the
+batch size by the number of ranks.
+
 CPU: backend ``gloo``; CUDA: ``nccl``, one GPU per rank (``LOCAL_RANK``). Launch::
 
     torchrun --nproc_per_node=4 my_fit.py                       # one machine, 4 GPUs

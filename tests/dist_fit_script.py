@@ -10,7 +10,7 @@ from bayespal.datasets import synthetic
 
 torch.set_num_threads(1)
 syn = synthetic(n_users=200, k=3, n_train=40, n_test=20, seed=2)
-fit = bayespal.fit(syn.train, k=3, pref_dim=4, batch_size=512, seed=0, progress=False,
+fit = bayespal.fit(syn.train, k=3, pref_dim=4, batch_size=256, seed=0, progress=False,
                    distributed=True, device="cpu")
 rank = torch.distributed.get_rank()
 p = fit.predict_proba(syn.test, seed=0)

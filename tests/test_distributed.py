@@ -41,7 +41,10 @@ def test_two_process_gloo_fit_matches_single_process(tmp_path):
     acc = [accuracy(f.predict_proba(syn.test, seed=0), syn.test.label) for f in singles]
     acc_dist = accuracy(r0["prob"], syn.test.label)
     print(f"held-out accuracy: distributed {acc_dist:.4f}, single {acc[0]:.4f} / {acc[1]:.4f}")
-    assert abs(acc_dist - acc[0]) <= max(0.015, 2 * abs(acc[0] - acc[1]))
+    # Monte Carlo error of a held-out accuracy: binomial se; two independent fits differ by
+    # sqrt(2) se in sd; allow 3 sd (or the seed-to-seed spread, if larger)
+    se = np.sqrt(acc[0] * (1 - acc[0]) / len(syn.test))
+    assert abs(acc_dist - acc[0]) <= max(3 * np.sqrt(2) * se, 2 * abs(acc[0] - acc[1]))
 
     w0 = singles[0].user_weights()["mean"].values
     w1 = singles[1].user_weights()["mean"].values[:, align_prototypes(singles[0], singles[1])]
