@@ -122,7 +122,8 @@ class TextEmbedder:
                 raise ValueError(f"texts[{i}]: got {type(t).__name__}; expected a string")
         hashes = [content_hash(t.encode("utf-8")) for t in texts]
         cached = self.cache.get(hashes) if self.cache else [None] * len(texts)
-        todo = [i for i, v in enumerate(cached) if v is None]
+        # longest first, like sentence-transformers: batches of similar length pad little
+        todo = sorted((i for i, v in enumerate(cached) if v is None), key=lambda i: -len(texts[i]))
         result: list[np.ndarray | None] = list(cached)
         steps = range(0, len(todo), self.batch_size)
         for s in tqdm(steps, desc="embedding", disable=not self.progress, leave=False):
