@@ -93,3 +93,11 @@ def test_console_script_help():
     assert res.returncode == 0
     for command in ("demo", "fit", "evaluate", "embed", "suggest"):
         assert command in res.stdout
+
+
+def test_demo_command_small(tmp_path, capsys):
+    assert main(["demo", "--users", "60", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Bayes-optimal (truth)" in out and "unseen users placed" in out
+    for name in ("elbo.png", "users.png", "calibration.png", "posterior.nc"):
+        assert (tmp_path / name).stat().st_size > 0
