@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from bayespal import checkpoint
 
@@ -60,3 +62,32 @@ class EmbeddingCache:
         index = self._load()
         for h, v in zip(hashes, vectors, strict=True):
             index[h] = v
+
+
+def embed_batched(
+    inputs: Sequence,
+    hashes: list[bytes],
+    embed: Callable[[list], np.ndarray],
+    cache: EmbeddingCache | None,
+    *,
+    batch_size: int,
+    dtype: np.dtype,
+    order_key: Callable[[int], object] | None = None,
+    progress: bool = True,
+    desc: str = "embedding",
+) -> np.ndarray:
+    """Embed ``inputs`` in batches, skipping those in ``cache`` and storing each finished
+    batch there; ``order_key`` orders the work (e.g. by length); results in input order."""
+    result: list[np.ndarray | None] = cache.get(hashes) if cache else [None] * len(inputs)
+    todo = sorted((i for i, v in enumerate(result) if v is None), key=order_key)
+    for s in tqdm(range(0, len(todo), batch_size), desc=desc, disable=not progress,
+                  leave=False):
+        idx = todo[s : s + batch_size]
+        vecs = embed([inputs[i] for i in idx]).astype(dtype)
+        if cache:
+            cache.put([hashes[i] for i in idx], vecs)
+        for i, v in zip(idx, vecs, strict=True):
+            result[i] = v
+    if not result:
+        return np.zeros((0, 0), dtype)
+    return np.stack(result).astype(dtype)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from bayespal.embed.cache import EmbeddingCache, content_hash
+from bayespal.embed.cache import EmbeddingCache, content_hash, embed_batched
 from bayespal.embed.text import model_fingerprint, pool
 
 
@@ -60,14 +59,5 @@ class ImageEmbedder:
                 raise ValueError(f"images[{i}]: got shape {arr.shape}; expected (H, W, 3)")
             arrays.append(arr)
         hashes = [content_hash(str(a.shape).encode() + a.tobytes()) for a in arrays]
-        result = self.cache.get(hashes) if self.cache else [None] * len(arrays)
-        todo = [i for i, v in enumerate(result) if v is None]
-        for s in tqdm(range(0, len(todo), self.batch_size), desc="embedding images",
-                      disable=not self.progress, leave=False):
-            idx = todo[s : s + self.batch_size]
-            vecs = self._embed([arrays[i] for i in idx]).astype(self.dtype)
-            if self.cache:
-                self.cache.put([hashes[i] for i in idx], vecs)
-            for i, v in zip(idx, vecs, strict=True):
-                result[i] = v
-        return np.stack(result).astype(self.dtype)
+        return embed_batched(arrays, hashes, self._embed, self.cache, batch_size=self.batch_size,
+                             dtype=self.dtype, progress=self.progress, desc="embedding images")

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from bayespal.embed.cache import EmbeddingCache, content_hash
+from bayespal.embed.cache import EmbeddingCache, content_hash, embed_batched
 
 POOLINGS = ("mean", "last", "cls")
 
@@ -121,18 +120,7 @@ class TextEmbedder:
             if not isinstance(t, str):
                 raise ValueError(f"texts[{i}]: got {type(t).__name__}; expected a string")
         hashes = [content_hash(t.encode("utf-8")) for t in texts]
-        cached = self.cache.get(hashes) if self.cache else [None] * len(texts)
         # longest first, like sentence-transformers: batches of similar length pad little
-        todo = sorted((i for i, v in enumerate(cached) if v is None), key=lambda i: -len(texts[i]))
-        result: list[np.ndarray | None] = list(cached)
-        steps = range(0, len(todo), self.batch_size)
-        for s in tqdm(steps, desc="embedding", disable=not self.progress, leave=False):
-            idx = todo[s : s + self.batch_size]
-            vecs = self._embed([texts[i] for i in idx]).astype(self.dtype)
-            if self.cache:
-                self.cache.put([hashes[i] for i in idx], vecs)
-            for i, v in zip(idx, vecs, strict=True):
-                result[i] = v
-        if not texts:
-            return np.zeros((0, 0), self.dtype)
-        return np.stack(result).astype(self.dtype)
+        return embed_batched(texts, hashes, self._embed, self.cache, batch_size=self.batch_size,
+                             dtype=self.dtype, order_key=lambda i: -len(texts[i]),
+                             progress=self.progress)
