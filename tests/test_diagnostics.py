@@ -137,3 +137,20 @@ def test_plots_draw_the_fit(fits_by_k, hetero):
     fig = plots.plot_heterogeneity(dg.heterogeneity_check(fit, num_samples=50, seed=0))
     assert len(fig.axes[0].patches) == 30
     matplotlib.pyplot.close("all")
+
+
+def test_loo_handles_nearly_constant_log_likelihood():
+    import arviz_base
+
+    rng = np.random.default_rng(0)
+    ll = rng.normal(-0.7, 0.1, size=(1, 200, 50))
+    ll[0, :, 7] = -5e-12 * rng.random(200)  # a saturated comparison: varies by ~5e-12
+    dt = arviz_base.from_dict({"posterior": {"x": rng.normal(size=(1, 200))},
+                               "log_likelihood": {"label": ll},
+                               "observed_data": {"label": np.ones(50)}},
+                              dims={"label": ["comparison"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = dg.loo(dt)
+    assert np.isfinite(res.elpd) and np.isfinite(res.elpd_i.values).all()
+    assert res.n_constant == 1
