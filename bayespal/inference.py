@@ -267,7 +267,8 @@ class Trainer:
             "sched": self.sched.state_dict(),  # lr_lambdas are plain functions: saved as None
             "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
             "progress": {"history": self.history, "seconds": self.seconds,
-                         "val_history": self.val_history, "best": self.best,
+                         "val_history": self.val_history,
+                         "best": None if math.isinf(self.best) else self.best,
                          "stale": self.stale, "finished": self.finished},
         }
         if torch.cuda.is_available() and self.data.user.is_cuda:
@@ -308,15 +309,16 @@ class Trainer:
         progress = state["progress"]
         self.history, self.seconds = list(progress["history"]), list(progress["seconds"])
         self.val_history = list(progress["val_history"])
-        self.best, self.stale = float(progress["best"]), int(progress["stale"])
+        self.best = math.inf if progress["best"] is None else float(progress["best"])
+        self.stale = int(progress["stale"])
         self.finished = bool(progress["finished"])
         if "best_state" in state:
             self.best_state = (state["best_state"]["model"], state["best_state"]["guide"])
 
 
 def _json_safe(value):
-    """Round-trip through JSON (inf as a string) so comparisons see what the file holds."""
-    return json.loads(json.dumps(value, default=str).replace("Infinity", '"inf"'))
+    """Round-trip through JSON (tuples become lists) so comparisons see what the file holds."""
+    return json.loads(json.dumps(value))
 
 
 def data_fingerprint(data: PreferenceData) -> str:

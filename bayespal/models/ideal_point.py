@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import pyro
 import pyro.distributions as dist
@@ -55,7 +55,6 @@ class PALConfig:
     sharpness_scale: float = 1.0
     concentration: float | None = None  # None: learned by empirical Bayes
     inference: str = "svi"  # "svi": Bayesian (mean-field); "map": point estimates
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, expected: str) -> ValueError:
