@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayespal.models.ideal_point import mixture_logits
 from bayespal.newuser import NewUsers
 
 STRATEGIES = ("information_gain", "uncertainty", "random")
@@ -32,14 +33,20 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.log() + (1 - p) * (1 - p).log())
 
 
-def _draw_probs(posterior: NewUsers, user, item_a, item_b, num_draws: int) -> torch.Tensor:
+def _draw_probs(posterior: NewUsers, user, item_a, item_b, num_draws: int,
+                prompt=None) -> torch.Tensor:
     """``p_j(c)`` for equally weighted draws ``j`` of one user: ``(num_draws, C)``."""
     pos = posterior._positions([user])[0]
     a = posterior._rows("item_a", item_a)
     b = posterior._rows("item_b", item_b)
+    c = posterior._prompt_rows(prompt, len(a))
     w, pop = posterior.draws(num_draws, seed=int(posterior.n_answers()[pos]))
     w, pop = w[pos], pop[pos]  # (J, K), (J,)
     population = posterior.pop
+    if population.prompted:  # PAL-B: each candidate's own prototypes; memory (J, C, K)
+        diff, gram = population.terms(a, b, c)  # (P, C, K)
+        return torch.sigmoid(mixture_logits(w[:, None, :], diff[pop],
+                                            None if gram is None else gram[pop]))
     # Ideal-point form: logit_j(c) = beta_j * (2 z_j . (f_a - f_b) - (|f_a|^2 - |f_b|^2)),
     # z_j = w_j P_(pop_j): memory (J, C), not (J, C, K).
     z = torch.einsum("jk,jkd->jd", w, population.prototypes[pop])
@@ -57,18 +64,21 @@ def score(
     strategy: str = "information_gain",
     *,
     user=None,
+    prompt=None,
     num_draws: int = 512,
     seed: int = 0,
 ) -> np.ndarray:
     """Acquisition scores of candidate pairs (rows of the posterior's item table) for
-    ``user`` (default: the posterior's only user). Higher is more worth asking."""
+    ``user`` (default: the posterior's only user). Higher is more worth asking. PAL-B:
+    ``prompt`` gives each candidate's prompt row (a candidate is a prompt and two answers)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: got {strategy!r}; expected one of {STRATEGIES}")
     user = _single_user(posterior, user)
     n = len(np.atleast_1d(item_a))
     if strategy == "random":
         return np.random.default_rng(seed).random(n)
-    p = _draw_probs(posterior, user, np.atleast_1d(item_a), np.atleast_1d(item_b), num_draws)
+    p = _draw_probs(posterior, user, np.atleast_1d(item_a), np.atleast_1d(item_b), num_draws,
+                    None if prompt is None else np.atleast_1d(prompt))
     predictive = _entropy(p.mean(0))
     if strategy == "uncertainty":
         return predictive.numpy()
@@ -97,7 +107,8 @@ def suggest(
     seed: int = 0,
 ) -> pd.DataFrame:
     """The ``n`` best next questions among ``candidates`` (an ``(C, 2)`` array of item rows,
-    or a DataFrame with ``item_a``, ``item_b``), best first, with their scores.
+    or a DataFrame with ``item_a``, ``item_b``), best first, with their scores. PAL-B: a
+    ``(C, 3)`` array ``(item_a, item_b, prompt)`` or a DataFrame with a ``prompt`` column.
 
     For ``n > 1`` candidates whose per-draw answer probabilities correlate above
     ``max_correlation`` (in absolute value) with an already chosen one are skipped.
@@ -107,20 +118,25 @@ def suggest(
             if col not in candidates.columns:
                 raise ValueError(f"candidates: got columns {list(candidates.columns)}; "
                                  f"expected a column named {col!r}")
-        pairs = candidates[["item_a", "item_b"]].to_numpy()
+        cols = ["item_a", "item_b"] + (["prompt"] if "prompt" in candidates.columns else [])
+        pairs = candidates[cols].to_numpy()
     else:
         pairs = np.asarray(candidates)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
-        raise ValueError(f"candidates: got shape {pairs.shape}; expected (C, 2) item rows, C >= 1")
+    width = 3 if posterior.pop.prompted else 2
+    if pairs.ndim != 2 or pairs.shape[1] != width or len(pairs) == 0:
+        what = "(item_a, item_b, prompt) rows" if width == 3 else "item rows"
+        raise ValueError(f"candidates: got shape {pairs.shape}; expected (C, {width}) {what}, "
+                         "C >= 1")
+    prompt = pairs[:, 2] if width == 3 else None
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: got {n!r}; expected a positive integer")
     user = _single_user(posterior, user)
-    s = score(posterior, pairs[:, 0], pairs[:, 1], strategy, user=user,
+    s = score(posterior, pairs[:, 0], pairs[:, 1], strategy, user=user, prompt=prompt,
               num_draws=num_draws, seed=seed)
     order = np.argsort(-s, kind="stable")
     chosen = [int(order[0])]
     if n > 1 and strategy != "random":
-        p = _draw_probs(posterior, user, pairs[:, 0], pairs[:, 1], num_draws)
+        p = _draw_probs(posterior, user, pairs[:, 0], pairs[:, 1], num_draws, prompt)
         z = p - p.mean(0)
         z = z / z.norm(dim=0).clamp_min(1e-9)  # unit columns: z_c . z_c' is a correlation
         too_close = torch.zeros(len(pairs), dtype=torch.bool)
@@ -135,7 +151,8 @@ def suggest(
             too_close |= (z.T @ z[:, int(c)]).abs() > max_correlation
     elif n > 1:
         chosen = [int(c) for c in order[:n]]
-    return pd.DataFrame(
-        {"item_a": pairs[chosen, 0], "item_b": pairs[chosen, 1], "score": s[chosen]},
-        index=pd.RangeIndex(len(chosen), name="rank"),
-    )
+    out = {"item_a": pairs[chosen, 0], "item_b": pairs[chosen, 1]}
+    if prompt is not None:
+        out["prompt"] = prompt[chosen]
+    return pd.DataFrame({**out, "score": s[chosen]},
+                        index=pd.RangeIndex(len(chosen), name="rank"))

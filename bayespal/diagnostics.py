@@ -17,7 +17,8 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
 from bayespal.data import PreferenceData
-from bayespal.models.ideal_point import prototype_rewards
+from bayespal.models.ideal_point import mixture_logits, prototype_rewards
+from bayespal.models.prompted import prompt_prototypes
 
 CHUNK = 4096
 
@@ -31,18 +32,16 @@ def _draws_and_logits(fit, data: PreferenceData, num_samples: int, seed: int | N
         raise ValueError(f"data: got user {bad!r}, not in the fit; expected the fit's users "
                          "(diagnostics condition on each user's posterior)")
     draws = fit.sample_posterior(num_samples, seed=seed)
-    protos = torch.as_tensor(draws["prototypes"], device=fit.device)
-    beta = torch.as_tensor(draws["sharpness"], device=fit.device)[:, None]
-    weights = torch.as_tensor(draws["weights"], device=fit.device)
+    sites = {k: torch.as_tensor(v, device=fit.device) for k, v in draws.items()}
+    _, emb_a, emb_b, emb_c = fit._resolve(data, None, None, None, None)
     logits = []
     with torch.no_grad():
         for s in range(0, len(users), CHUNK):
             sl = slice(s, s + CHUNK)
-            fa = fit.features(data.items[data.item_a[sl]])
-            fb = fit.features(data.items[data.item_b[sl]])
-            dr = prototype_rewards(protos, fa) - prototype_rewards(protos, fb)  # (S, K, B)
-            w = weights[:, torch.as_tensor(users[sl], device=fit.device)]  # (S, B, K)
-            logits.append(beta * torch.einsum("sbk,skb->sb", w, dr))
+            diff, gram = fit._terms(sites, emb_a[sl], emb_b[sl],
+                                    None if emb_c is None else emb_c[sl])  # (S, B, K)
+            w = sites["weights"][:, torch.as_tensor(users[sl], device=fit.device)]  # (S, B, K)
+            logits.append(mixture_logits(w, diff, gram))
     return draws, torch.cat(logits, 1)
 
 
@@ -66,6 +65,8 @@ def to_datatree(fit, data: PreferenceData | None = None, num_samples: int = 500,
         "prototypes": draws["prototypes"][None],
         "sharpness": draws["sharpness"][None],
     }
+    if fit.prompted:
+        posterior["loadings"] = draws["loadings"][None]
     if fit.k > 1:
         posterior["weights"] = draws["weights"][None]
     users = fit.user_index(data.user_ids[data.user])
@@ -81,10 +82,13 @@ def to_datatree(fit, data: PreferenceData | None = None, num_samples: int = 500,
                 "item_a": data.item_a.astype(np.int64),
                 "item_b": data.item_b.astype(np.int64),
                 "concentration": fit.concentration,
+                **({"prompt": data.prompt.astype(np.int64)} if fit.prompted else {}),
             },
         },
         dims={
             "prototypes": ["prototype", "pref_dim"],
+            "loadings": ["prototype", "pref_dim", "prompt_dim"],
+            "prompt": ["comparison"],
             "weights": ["user", "prototype"],
             "label": ["comparison"],
             "user": ["comparison"],
@@ -97,11 +101,13 @@ def to_datatree(fit, data: PreferenceData | None = None, num_samples: int = 500,
             "prototype": np.arange(fit.k),
             "pref_dim": np.arange(fit.config.pref_dim),
             "comparison": np.arange(n),
+            **({"prompt_dim": np.arange(fit.config.prompt_dim)} if fit.prompted else {}),
         },
     )
     tree.attrs.update({
         "bayespal_version": __version__,
-        "model": "PAL-A (ideal point)",
+        "model": f"PAL-B (prompt-conditioned, {fit.config.score})" if fit.prompted
+        else "PAL-A (ideal point)",
         "k": fit.k,
         "inference": fit.config.inference,
         "config": json.dumps(fit.config.to_dict(), sort_keys=True),
@@ -152,12 +158,24 @@ def compare(fits: Mapping, num_samples: int = 500, seed: int | None = None) -> p
 
 
 # ---------------------------------------------------------------------- label alignment
-def prototype_reward_matrix(fit, items: np.ndarray) -> np.ndarray:
+def prototype_reward_matrix(fit, items: np.ndarray, prompts: np.ndarray | None = None,
+                            max_prompts: int = 32) -> np.ndarray:
     """``sharpness * r_k(x)`` at the posterior mean, centred over items: ``(K, M)``.
-    Comparable across fits (logit units, additive constant removed)."""
+    Comparable across fits (logit units, additive constant removed). PAL-B: ``r_k(x | c)``
+    for up to ``max_prompts`` of ``prompts`` (default: the training prompts), the items'
+    rewards under each prompt side by side: ``(K, C * M)``."""
+    point = fit.guide.point()
     with torch.no_grad():
         feats = fit.features(items)
-        r = prototype_rewards(fit.guide.prototypes_loc, feats).cpu().numpy()
+        if not fit.prompted:
+            r = prototype_rewards(point["prototypes"][0], feats).cpu().numpy()
+        else:
+            prompts = fit.train.prompts if prompts is None else prompts
+            pc = fit.prompt_features(np.asarray(prompts)[:max_prompts])
+            g = prompt_prototypes(point["prototypes"][0], point["loadings"][0], pc)  # (C, K, d)
+            r = prototype_rewards(g, feats)  # (C, K, M)
+            r = r - r.mean(-1, keepdims=True)
+            r = r.transpose(0, 1).reshape(fit.k, -1).cpu().numpy()
     r = r * fit.sharpness()[0]
     return r - r.mean(1, keepdims=True)
 
@@ -199,15 +217,15 @@ def heterogeneity_check(fit, data: PreferenceData | None = None, num_samples: in
     data = fit.train if data is None else data
     torch.manual_seed(fit.seed if seed is None else seed)
     draws = fit.guide.sample(num_samples)
+    _, emb_a, emb_b, emb_c = fit._resolve(data, None, None, None, None)
     with torch.no_grad():
-        fa = fit.features(data.items[data.item_a])
-        fb = fit.features(data.items[data.item_b])
-        dr = prototype_rewards(draws["prototypes"], fa) - prototype_rewards(draws["prototypes"], fb)
+        diff, gram = fit._terms(draws, emb_a, emb_b, emb_c)  # (S, N, K)
         new_users = dist.Dirichlet(fit.model.concentration).sample((num_samples, data.n_users))
         w = new_users[:, torch.as_tensor(data.user, device=fit.device)]  # (S, N, K)
-        probs = torch.sigmoid(draws["sharpness"][:, None] * torch.einsum("snk,skn->sn", w, dr))
+        probs = torch.sigmoid(mixture_logits(w, diff, gram))
     probs = probs.cpu().numpy()
     majority = fit.predict_population_proba(data.item_a, data.item_b, items=data.items,
+                                            prompt=data.prompt, prompts=data.prompts,
                                             seed=seed) > 0.5
     rng = np.random.default_rng(fit.seed if seed is None else seed)
     y_rep = rng.random(probs.shape) < probs

@@ -22,7 +22,9 @@ from bayespal import checkpoint
 from bayespal import distributed as _distributed
 from bayespal.data import PreferenceData
 from bayespal.metrics import log_loss
+from bayespal.models import build
 from bayespal.models.ideal_point import Batch, IdealPointGuide, IdealPointModel, PALConfig
+from bayespal.models.nets import Mapping
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 
@@ -50,6 +52,8 @@ class DeviceData:
     item_b: torch.Tensor
     label: torch.Tensor
     user_scale: torch.Tensor  # N / (U * n_user) per comparison
+    prompts: torch.Tensor | None = None  # (P, Dc) prompt embeddings (PAL-B)
+    prompt: torch.Tensor | None = None  # (N,) rows of prompts
 
     @classmethod
     def from_data(cls, data: PreferenceData, device: torch.device) -> DeviceData:
@@ -66,6 +70,8 @@ class DeviceData:
             t(data.item_b, torch.long),
             t(data.label, torch.float32),
             t(scale, torch.float32),
+            None if data.prompts is None else t(data.prompts),
+            None if data.prompt is None else t(data.prompt, torch.long),
         )
 
     def __len__(self) -> int:
@@ -75,13 +81,15 @@ class DeviceData:
         """This rank's comparisons (``rank::world_size``); user scales stay global."""
         sel = slice(rank, None, world_size)
         return DeviceData(self.items, self.user[sel], self.item_a[sel], self.item_b[sel],
-                          self.label[sel], self.user_scale[sel])
+                          self.label[sel], self.user_scale[sel], self.prompts,
+                          None if self.prompt is None else self.prompt[sel])
 
     def batch(self, index: torch.Tensor | None = None, minibatch: bool = True) -> Batch:
         """A minibatch (per-comparison user terms) or, with ``index=None``, all comparisons
         under the plain generative model."""
         if index is None:
-            return Batch(self.items, self.user, self.item_a, self.item_b, self.label)
+            return Batch(self.items, self.user, self.item_a, self.item_b, self.label,
+                         prompts=self.prompts, prompt=self.prompt)
         return Batch(
             self.items,
             self.user[index],
@@ -90,6 +98,8 @@ class DeviceData:
             self.label[index],
             index=index,
             user_scale=self.user_scale[index] if minibatch else None,
+            prompts=self.prompts,
+            prompt=None if self.prompt is None else self.prompt[index],
         )
 
 
@@ -114,10 +124,6 @@ def _check_positive_int(name: str, value: object) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name}: got {value!r}; expected a positive integer")
     return int(value)
-
-
-def _in(p: torch.nn.Parameter, module: torch.nn.Module) -> bool:
-    return any(p is q for q in module.parameters())
 
 
 def _lr_lambda(schedule: str, total_steps: int, final_factor: float):
@@ -168,10 +174,11 @@ class Trainer:
         self.batch_size = min(batch_size, len(data))
         # the same number of steps on every rank (shards differ in size by at most one)
         self.steps_per_epoch = math.ceil(math.ceil(self.n_total / world_size) / self.batch_size)
-        rest = [p for p in model.parameters() if p.requires_grad and not _in(p, model.mapping)]
+        nets = [p for m in model.modules() if isinstance(m, Mapping) for p in m.parameters()]
+        rest = [p for p in model.parameters() if p.requires_grad and not any(p is q for q in nets)]
         groups = [
-            # weight decay on the mapping only: a Gaussian prior on the network weights (MAP)
-            {"params": list(model.mapping.parameters()), "weight_decay": weight_decay},
+            # weight decay on the networks only: a Gaussian prior on their weights (MAP)
+            {"params": nets, "weight_decay": weight_decay},
             {"params": rest + list(guide.parameters()), "weight_decay": 0.0},
         ]
         self.optim = torch.optim.AdamW(groups, lr=lr)
@@ -209,21 +216,28 @@ class Trainer:
         the summed loss as a device tensor. Nothing here reads a value back to the host."""
         n, device = len(self.data), self.data.user.device
         total = torch.zeros((), device=device)
-        for s in range(self.steps_per_epoch):
-            if self.world_size > 1:  # full batches on every rank (a slice that wraps around)
-                idx = perm[(s * self.batch_size + self._arange) % n]
-            else:
-                idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
-            loss = elbo_loss(self.model.model, self.guide.guide, self.data.batch(idx),
-                             self.num_particles)
-            self.optim.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.world_size > 1:
-                _distributed.average_gradients(self._params, self.world_size)
-            self.optim.step()
-            self.sched.step()
-            total += loss.detach()
+        # Distribution argument checks read values back (a sync per site on a GPU); the
+        # data were validated once, up front, by PreferenceData.
+        with pyro.validation_enabled(False):
+            for s in range(self.steps_per_epoch):
+                total += self._step(perm, s, n)
         return total
+
+    def _step(self, perm: torch.Tensor, s: int, n: int) -> torch.Tensor:
+        """One optimiser step on the ``s``-th batch of ``perm``; the loss as a device tensor."""
+        if self.world_size > 1:  # full batches on every rank (a slice that wraps around)
+            idx = perm[(s * self.batch_size + self._arange) % n]
+        else:
+            idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
+        loss = elbo_loss(self.model.model, self.guide.guide, self.data.batch(idx),
+                         self.num_particles)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.world_size > 1:
+            _distributed.average_gradients(self._params, self.world_size)
+        self.optim.step()
+        self.sched.step()
+        return loss.detach()
 
     def run(self, progress: bool = False, checkpoint: Path | None = None,
             checkpoint_every: int = 1, fingerprint: dict | None = None) -> None:
@@ -342,6 +356,10 @@ def fit(
     prototype_scale: float = 1.0,
     sharpness_loc: float = 0.0,
     sharpness_scale: float = 1.0,
+    prompt_dim: int | None = None,
+    prompt_hidden: tuple[int, ...] = (),
+    loading_scale: float = 1.0,
+    score: str = "distance",
     batch_size: int = 1024,
     epochs: int = 200,
     lr: float = 0.01,
@@ -366,6 +384,12 @@ def fit(
     ``pref_dim``-dimensional preference space reached by an MLP with ``hidden`` widths;
     ``concentration`` fixes the Dirichlet prior of the user weights (``None`` learns it);
     ``inference="map"`` gives point estimates everywhere (the reference PAL's estimator).
+
+    PAL-B (:mod:`bayespal.models.prompted`): ``prompt_dim`` (the width of the prompt
+    features, a map with ``prompt_hidden`` widths of the prompt embedding) makes the
+    prototypes functions of each comparison's prompt; ``data`` must carry prompts.
+    ``loading_scale`` is the prior sd of the prompt loadings and ``score`` is
+    ``"distance"`` (a mixture of rewards, the default) or the reference's ``"cosine"``.
     Optimisation: Adam with ``lr`` and a ``lr_schedule`` decaying to ``lr * lr_final_factor``
     over ``epochs``; stops early after ``patience`` epochs without a ``tol`` improvement of
     the per-comparison loss. With ``validation`` (held-out comparisons of the training
@@ -412,11 +436,20 @@ def fit(
         sharpness_scale=sharpness_scale,
         concentration=concentration,
         inference=inference,
+        prompt_dim=prompt_dim,
+        prompt_hidden=tuple(prompt_hidden),
+        loading_scale=loading_scale,
+        score=score,
     )
+    if config.prompted and data.prompts is None:
+        raise ValueError(f"data: got comparisons without prompts and prompt_dim={prompt_dim}; "
+                         "expected prompts (PreferenceData prompt/prompts) for PAL-B")
     pyro.set_rng_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = IdealPointModel(config, data.embed_dim, data.n_users, data.n_comparisons).to(dev)
-    guide = IdealPointGuide(config, data.n_users, generator).to(dev)
+    prompt_embed_dim = data.prompts.shape[1] if config.prompted else None
+    model, guide = build(config, data.embed_dim, data.n_users, data.n_comparisons, generator,
+                         prompt_embed_dim)
+    model, guide = model.to(dev), guide.to(dev)
     device_data = DeviceData.from_data(data, dev)
     if world_size > 1:
         _distributed.broadcast_parameters([model, guide])

@@ -11,7 +11,7 @@ import torch
 
 from bayespal import checkpoint
 from bayespal.checkpoint import FileFormatError
-from bayespal.models.ideal_point import IdealPointGuide, IdealPointModel, PALConfig
+from bayespal.models import PALConfig, build
 
 FORMAT_VERSION = 1
 KIND = "model"
@@ -43,6 +43,8 @@ def save(fit, path: str | os.PathLike, include_items: bool = True) -> None:
     tensors.update({f"guide.{k}": v for k, v in fit.guide.state_dict().items()})
     if include_items and fit.train is not None:
         tensors["items"] = torch.from_numpy(np.ascontiguousarray(fit.train.items))
+        if fit.prompted and fit.train.prompts is not None:
+            tensors["prompts"] = torch.from_numpy(np.ascontiguousarray(fit.train.prompts))
     meta = {
         "format_version": FORMAT_VERSION,
         "bayespal_version": __version__,
@@ -52,6 +54,9 @@ def save(fit, path: str | os.PathLike, include_items: bool = True) -> None:
         "item_ids": _encode_ids("item_ids", np.asarray(fit.item_ids)),
         "embed_dim": fit.model.mapping.net[0].in_features,
         "n_comparisons": fit.model.n_comparisons,
+        "prompt_embed_dim": getattr(fit.model, "prompt_embed_dim", None),
+        "prompt_ids": None if "prompts" not in tensors
+        else _encode_ids("prompt_ids", np.asarray(fit.train.prompt_ids)),
         "elbo_history": [float(x) for x in fit.elbo_history],
         "epoch_seconds": [float(x) for x in fit.epoch_seconds],
         "validation_history": [float(x) for x in (fit.validation_history
@@ -77,8 +82,11 @@ def load(path: str | os.PathLike, device: str = "cpu"):
         raise FileFormatError(f"{path}: got config_hash {meta['config_hash']!r}; expected "
                               f"{config.hash()!r} for the stored configuration")
     user_ids, item_ids = _decode_ids(meta["user_ids"]), _decode_ids(meta["item_ids"])
-    model = IdealPointModel(config, meta["embed_dim"], len(user_ids), meta["n_comparisons"])
-    guide = IdealPointGuide(config, len(user_ids), torch.Generator())
+    try:
+        model, guide = build(config, meta["embed_dim"], len(user_ids), meta["n_comparisons"],
+                             torch.Generator(), meta.get("prompt_embed_dim"))
+    except ValueError as err:
+        raise FileFormatError(f"{path}: got an inconsistent PAL-B description ({err})") from err
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         guide.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("guide.")})
@@ -89,9 +97,12 @@ def load(path: str | os.PathLike, device: str = "cpu"):
     train = None
     if "items" in tensors:  # an item table only (no comparisons): enough to place new users
         items = tensors["items"].numpy()
+        prompts = tensors["prompts"].numpy() if "prompts" in tensors else None
         train = PreferenceData(np.zeros(0, np.int64), np.zeros(0, np.int64),
                                np.zeros(0, np.int64), np.zeros(0, np.float32), items,
-                               user_ids, item_ids)
+                               user_ids, item_ids,
+                               None if prompts is None else np.zeros(0, np.int64), prompts,
+                               None if prompts is None else _decode_ids(meta["prompt_ids"]))
     return FittedPAL(
         config=config, model=model.to(dev).eval(), guide=guide.to(dev).eval(),
         user_ids=user_ids, item_ids=item_ids,

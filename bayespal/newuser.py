@@ -4,6 +4,8 @@ The population (mapping ``f``, prototypes ``P``, sharpness ``beta``, concentrati
 ``alpha``) stays fixed; only a new user's mixture weights ``w`` are inferred. Because the
 PAL-A logit is linear in ``w`` (``logit = beta * w . (r(a) - r(b))``), this is a
 K-dimensional Bayesian logistic regression on the simplex with prior ``Dirichlet(alpha)``.
+PAL-B is the same with each answer's prompt-dependent rewards (pass its ``prompt``); with
+the cosine score the logit is ``w . d / sqrt(w^T G w)`` and the sampler is unchanged.
 
 We compute it by **adaptive importance sampling**, vectorised over users: draws from the
 prior (shared by all users), then up to three rounds of a *defensive* proposal (``10%``
@@ -31,7 +33,8 @@ import torch.nn.functional as F
 import xarray as xr
 
 from bayespal.data import PreferenceData
-from bayespal.models.ideal_point import prototype_rewards
+from bayespal.models.ideal_point import pair_terms
+from bayespal.models.prompted import prompt_prototypes
 
 POPULATION_MODES = ("draws", "mean")
 DEFENSIVE = 0.1  # share of the prior in the proposal mixture
@@ -86,40 +89,69 @@ class _LogisticNormal:
 
 
 class Population:
-    """The fixed population a new user is placed in: item features, prototype and
-    sharpness draws (``P`` of them, or their posterior mean), and ``alpha``."""
+    """The fixed population a new user is placed in: item (and, PAL-B, prompt) features,
+    draws of the population sites (``P`` of them, or their posterior mean), and ``alpha``."""
 
     def __init__(self, fit, items: np.ndarray, mode: str = "draws", num_draws: int = 64,
-                 seed: int = 0) -> None:
+                 seed: int = 0, prompts: np.ndarray | None = None) -> None:
         if mode not in POPULATION_MODES:
             raise ValueError(f"population: got {mode!r}; expected one of {POPULATION_MODES}")
-        self.k = fit.k
+        self.k, self.score = fit.k, fit.config.score
         with torch.no_grad():
             self.features = fit.features(items).cpu()  # (M, d)
+            self.prompt_features = None
+            if fit.prompted:
+                if prompts is None:
+                    raise ValueError("prompts: got None; expected a prompt-embedding table "
+                                     "(this is a PAL-B fit)")
+                self.prompt_features = fit.prompt_features(prompts).cpu()  # (C, q)
             guide = fit.guide
             if mode == "mean" or guide.map:  # plug-in: posterior means (MAP: the estimates)
-                self.prototypes = guide.prototypes_loc.detach().cpu()[None]
-                self.sharpness = torch.tensor([fit.sharpness()[0]])
+                draws = guide.point()
             else:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
                     draws = guide.sample(num_draws)
-                self.prototypes = draws["prototypes"].cpu()
-                self.sharpness = draws["sharpness"].cpu()
+            self.draws = {k: v.cpu() for k, v in draws.items() if k != "weights"}
+            self.prototypes, self.sharpness = self.draws["prototypes"], self.draws["sharpness"]
             self.concentration = fit.model.concentration.detach().cpu()
         self.n_items = len(self.features)
+        self.n_prompts = 0 if self.prompt_features is None else len(self.prompt_features)
 
     @property
     def size(self) -> int:
         return len(self.sharpness)
 
-    def reward_diff(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """``beta_p * (r_k(a) - r_k(b))`` for item rows ``a, b`` of any shape ``S``:
-        returns ``(P, *S, K)``."""
+    @property
+    def prompted(self) -> bool:
+        return self.prompt_features is not None
+
+    def terms(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logit terms (:func:`~bayespal.models.ideal_point.pair_terms`) for item rows ``a, b``
+        (and prompt rows ``c``) of any shape ``S``: ``diff (P, *S, K)`` and ``gram``
+        ``(P, *S, K, K)`` for the cosine score, else None."""
         fa, fb = self.features[a.reshape(-1)], self.features[b.reshape(-1)]
-        dr = prototype_rewards(self.prototypes, fa) - prototype_rewards(self.prototypes, fb)
-        dr = dr * self.sharpness[:, None, None]  # (P, K, n)
-        return dr.transpose(1, 2).reshape(self.size, *a.shape, self.k)
+        if not self.prompted:
+            diff, gram = pair_terms(self.prototypes, self.sharpness, fa, fb)
+        else:
+            g = prompt_prototypes(self.prototypes, self.draws["loadings"],
+                                  self.prompt_features[c.reshape(-1)])  # (P, n, K, d)
+            diff, gram = pair_terms(g, self.sharpness, fa, fb, self.score, per_comparison=True)
+        diff = diff.reshape(self.size, *a.shape, self.k)
+        if gram is not None:
+            gram = gram.reshape(self.size, *a.shape, self.k, self.k)
+        return diff, gram
+
+
+def _draw_logits(w: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None) -> torch.Tensor:
+    """Logits of every user's answers for their draws: ``w (U, m, P, K)``, ``diff (P, U, n, K)``
+    (``gram (P, U, n, K, K)``) -> ``(U, m, P, n)``; draw ``(i, p)`` uses population ``p``."""
+    num = torch.einsum("umpk,punk->umpn", w, diff)
+    if gram is None:
+        return num
+    quad = torch.einsum("umpk,punkl,umpl->umpn", w, gram, w)
+    return num / quad.clamp_min(1e-12).sqrt()
 
 
 class NewUsers:
@@ -135,6 +167,7 @@ class NewUsers:
         ids: Sequence = (0,),
         *,
         items: np.ndarray | None = None,
+        prompts: np.ndarray | None = None,
         population: str = "draws",
         num_population_draws: int = 64,
         num_samples: int = 4096,
@@ -145,10 +178,13 @@ class NewUsers:
             if fit.train is None:
                 raise ValueError("items: got None; expected an item-embedding table")
             items = fit.train.items
+        if prompts is None and fit.prompted and fit.train is not None:
+            prompts = fit.train.prompts
         self.ids = pd.Index(np.asarray(ids))
         if self.ids.has_duplicates or len(self.ids) == 0:
             raise ValueError(f"ids: got {list(ids)[:5]!r}; expected unique user ids (at least one)")
-        self.pop = Population(fit, np.asarray(items), population, num_population_draws, seed)
+        self.pop = Population(fit, np.asarray(items), population, num_population_draws, seed,
+                              prompts=None if prompts is None else np.asarray(prompts))
         p = self.pop.size
         if num_samples < p or num_samples % p:
             num_samples = p * max(1, -(-num_samples // p))  # a multiple of P
@@ -156,6 +192,7 @@ class NewUsers:
         u = len(self.ids)
         self._a = torch.zeros(u, 0, dtype=torch.long)
         self._b = torch.zeros(u, 0, dtype=torch.long)
+        self._c = torch.zeros(u, 0, dtype=torch.long)  # prompt rows (PAL-B)
         self._sign = torch.zeros(u, 0)  # +1: a preferred, -1: b preferred, 0: padding
         self._count = torch.zeros(u, dtype=torch.long)
         self._rounds = 0
@@ -176,19 +213,34 @@ class NewUsers:
             raise ValueError(f"user: got {bad!r}; expected one of this object's ids")
         return pos
 
-    def _rows(self, name: str, rows) -> torch.Tensor:
+    def _rows(self, name: str, rows, n: int | None = None) -> torch.Tensor:
+        n = self.pop.n_items if n is None else n
         arr = np.asarray(rows).reshape(-1)
         if not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{name}: got dtype {arr.dtype}; expected integer item rows")
-        if len(arr) and (arr.min() < 0 or arr.max() >= self.pop.n_items):
-            bad = arr[(arr < 0) | (arr >= self.pop.n_items)][0]
-            raise ValueError(f"{name}: got row {bad}; expected rows in [0, {self.pop.n_items})")
+            raise ValueError(f"{name}: got dtype {arr.dtype}; expected integer rows")
+        if len(arr) and (arr.min() < 0 or arr.max() >= n):
+            bad = arr[(arr < 0) | (arr >= n)][0]
+            raise ValueError(f"{name}: got row {bad}; expected rows in [0, {n})")
         return torch.as_tensor(arr, dtype=torch.long)
 
-    def observe(self, user, item_a, item_b, label) -> NewUsers:
-        """Add answers (any number per user) and update the posteriors."""
+    def _prompt_rows(self, prompt, n: int) -> torch.Tensor:
+        """Prompt rows for ``n`` comparisons: required for PAL-B, zeros (unused) for PAL-A."""
+        if not self.pop.prompted:
+            return torch.zeros(n, dtype=torch.long)
+        if prompt is None:
+            raise ValueError("prompt: got None; expected the comparisons' prompt rows "
+                             "(this is a PAL-B fit)")
+        c = self._rows("prompt", prompt, self.pop.n_prompts)
+        if len(c) != n:
+            raise ValueError(f"prompt: got length {len(c)}; expected {n}, one per comparison")
+        return c
+
+    def observe(self, user, item_a, item_b, label, prompt=None) -> NewUsers:
+        """Add answers (any number per user) and update the posteriors. PAL-B: ``prompt``
+        gives each answer's prompt (rows of the prompt table)."""
         pos = self._positions(user)
         a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
+        c = self._prompt_rows(prompt, len(a))
         y = np.asarray(label).reshape(-1)
         if not (len(pos) == len(a) == len(b) == len(y)):
             raise ValueError(f"label: got lengths user={len(pos)}, item_a={len(a)}, "
@@ -209,9 +261,11 @@ class NewUsers:
             grow = max(need, 2 * self._a.shape[1]) - self._a.shape[1]
             pad = torch.zeros(len(self.ids), grow, dtype=torch.long)
             self._a, self._b = torch.cat([self._a, pad], 1), torch.cat([self._b, pad], 1)
+            self._c = torch.cat([self._c, pad], 1)
             self._sign = torch.cat([self._sign, pad.float()], 1)
         pos_t, slot_t = torch.as_tensor(pos), torch.as_tensor(slot)
         self._a[pos_t, slot_t], self._b[pos_t, slot_t] = a, b
+        self._c[pos_t, slot_t] = c
         self._sign[pos_t, slot_t] = torch.as_tensor(2 * y - 1, dtype=torch.float32)
         self._count += torch.bincount(pos_t, minlength=len(self.ids))
         self._stale = True
@@ -231,9 +285,8 @@ class NewUsers:
         p = self.pop.size
         if self._a.shape[1] == 0:
             return log_w.new_zeros(u, s)
-        dr = self.pop.reward_diff(self._a, self._b)  # (P, U, n, K)
-        w = log_w.exp().reshape(u, s // p, p, k)
-        logits = torch.einsum("umpk,punk->umpn", w, dr)
+        diff, gram = self.pop.terms(self._a, self._b, self._c)  # (P, U, n, K)
+        logits = _draw_logits(log_w.exp().reshape(u, s // p, p, k), diff, gram)
         ll = F.logsigmoid(self._sign[:, None, None, :] * logits) * (self._sign != 0)[:, None, None]
         return ll.sum(-1).reshape(u, s)
 
@@ -311,21 +364,24 @@ class NewUsers:
         w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
         return w, idx % self.pop.size
 
-    def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Per-draw ``P(a > b)`` for each user's own pairs: ``pos (U',)``, ``a, b (U', C)``
+    def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+               c: torch.Tensor) -> torch.Tensor:
+        """Per-draw ``P(a > b)`` for each user's own pairs: ``pos (U',)``, ``a, b, c (U', C)``
         -> ``(U', S, C)``."""
         p = self.pop.size
-        dr = self.pop.reward_diff(a, b)  # (P, U', C, K)
+        diff, gram = self.pop.terms(a, b, c)  # (P, U', C, K)
         w = self._state()[0][pos].exp()
         uu, s, k = w.shape
-        logits = torch.einsum("umpk,puck->umpc", w.reshape(uu, s // p, p, k), dr)
+        logits = _draw_logits(w.reshape(uu, s // p, p, k), diff, gram)
         return torch.sigmoid(logits.reshape(uu, s, -1))
 
     @torch.no_grad()
-    def predict_proba(self, user, item_a, item_b) -> np.ndarray:
-        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users."""
+    def predict_proba(self, user, item_a, item_b, prompt=None) -> np.ndarray:
+        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users
+        (PAL-B: with their ``prompt`` rows)."""
         pos = torch.as_tensor(self._positions(user))
         a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
+        c = self._prompt_rows(prompt, len(a))
         if not (len(pos) == len(a) == len(b)):
             raise ValueError(f"item_a: got lengths user={len(pos)}, item_a={len(a)}, "
                              f"item_b={len(b)}; expected equal lengths")
@@ -339,8 +395,10 @@ class NewUsers:
         width = int(counts.max())
         pa = torch.zeros(len(uniq), width, dtype=torch.long)
         pb = torch.ones(len(uniq), width, dtype=torch.long)
+        pc = torch.zeros(len(uniq), width, dtype=torch.long)
         pa[inv[order], col], pb[inv[order], col] = a[order], b[order]
-        probs = torch.einsum("usc,us->uc", self._probs(uniq, pa, pb), self._state()[1][uniq])
+        pc[inv[order], col] = c[order]
+        probs = torch.einsum("usc,us->uc", self._probs(uniq, pa, pb, pc), self._state()[1][uniq])
         out[order] = probs[inv[order], col]
         return out.numpy()
 
@@ -363,16 +421,18 @@ class NewUser(NewUsers):
     def __init__(self, fit, user_id="new user", **kwargs) -> None:
         super().__init__(fit, [user_id], **kwargs)
 
-    def update(self, item_a, item_b, label) -> NewUser:
-        """Add one (or several) answers: rows of the item table and ``label`` (1 = a)."""
+    def update(self, item_a, item_b, label, prompt=None) -> NewUser:
+        """Add one (or several) answers: rows of the item table and ``label`` (1 = a);
+        PAL-B: and the ``prompt`` rows."""
         a = np.atleast_1d(np.asarray(item_a))
         self.observe(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
-                     np.atleast_1d(label))
+                     np.atleast_1d(label), None if prompt is None else np.atleast_1d(prompt))
         return self
 
-    def predict_proba(self, item_a, item_b) -> np.ndarray:  # type: ignore[override]
+    def predict_proba(self, item_a, item_b, prompt=None) -> np.ndarray:  # type: ignore[override]
         a = np.atleast_1d(np.asarray(item_a))
-        return super().predict_proba(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b))
+        return super().predict_proba(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
+                                     None if prompt is None else np.atleast_1d(prompt))
 
 
 class PointNewUsers(NewUsers):
@@ -381,9 +441,11 @@ class PointNewUsers(NewUsers):
     population plugged in at its point estimate. No uncertainty (``sd`` is 0)."""
 
     def __init__(self, fit, ids: Sequence = (0,), *, items: np.ndarray | None = None,
-                 steps: int = 200, lr: float = 0.1, seed: int = 0) -> None:
+                 prompts: np.ndarray | None = None, steps: int = 200, lr: float = 0.1,
+                 seed: int = 0) -> None:
         self.steps, self.lr = steps, lr
-        super().__init__(fit, ids, items=items, population="mean", num_samples=1, seed=seed)
+        super().__init__(fit, ids, items=items, prompts=prompts, population="mean",
+                         num_samples=1, seed=seed)
 
     def _refresh(self, max_rounds: int = 0) -> None:
         logits = torch.zeros(len(self.ids), self.k, requires_grad=True)
@@ -410,6 +472,7 @@ def place_users(fit, data: PreferenceData, method: str = "bayes", **kwargs) -> N
     if method not in ("bayes", "point"):
         raise ValueError(f"method: got {method!r}; expected 'bayes' or 'point'")
     cls = NewUsers if method == "bayes" else PointNewUsers
-    users = cls(fit, data.user_ids, items=data.items, **kwargs)
-    users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label.astype(int))
+    users = cls(fit, data.user_ids, items=data.items, prompts=data.prompts, **kwargs)
+    users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label.astype(int),
+                  data.prompt)
     return users

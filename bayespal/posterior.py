@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyro.distributions as dist
 import torch
+import torch.nn.functional as F
 import xarray as xr
 from scipy import stats
 
@@ -16,8 +17,10 @@ from bayespal.models.ideal_point import (
     IdealPointGuide,
     IdealPointModel,
     PALConfig,
+    mixture_logits,
     prototype_rewards,
 )
+from bayespal.models.prompted import prompt_prototypes
 
 CHUNK = 4096  # comparisons per chunk in predictions (bounds memory at S x K x CHUNK)
 UNKNOWN_USER_DRAWS = 16  # prior draws of w per posterior draw for users not in training
@@ -26,7 +29,11 @@ _NOBODY = object()  # a user id no fit can contain
 
 @dataclass(eq=False)
 class FittedPAL:
-    """A fitted PAL-A posterior (returned by :func:`bayespal.fit`).
+    """A fitted PAL-A or PAL-B posterior (returned by :func:`bayespal.fit`).
+
+    PAL-B fits need each comparison's prompt wherever comparisons are given: in the
+    :class:`PreferenceData`, or as ``prompt`` rows of a ``prompts`` table (default: the
+    training prompt table).
 
     Users seen in training are predicted from their own weight posterior. A user *not*
     seen in training is predicted from the **population average**: their weights are
@@ -75,14 +82,35 @@ class FittedPAL:
     @torch.no_grad()
     def features(self, embeddings: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``f(x)`` for item embeddings, shape ``(M, pref_dim)`` on the fit's device."""
-        x = torch.as_tensor(np.asarray(embeddings) if not torch.is_tensor(embeddings)
-                            else embeddings).to(self.device)
-        return self.model.mapping(x)
+        return self.model.mapping(self._tensor(embeddings))
+
+    @property
+    def prompted(self) -> bool:
+        """PAL-B: prototypes depend on the prompt."""
+        return self.config.prompted
+
+    @torch.no_grad()
+    def prompt_features(self, embeddings) -> torch.Tensor | None:
+        """PAL-B's prompt features ``phi(c)`` ``(C, prompt_dim)``; None for PAL-A."""
+        if not self.prompted:
+            return None
+        return self.model.prompt_features(self._tensor(embeddings))
+
+    def _tensor(self, x) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(self.device)
+
+    @torch.no_grad()
+    def _terms(self, draws: dict, emb_a, emb_b, emb_c=None):
+        """``(diff, gram)`` of :func:`~bayespal.models.ideal_point.pair_terms` for comparisons
+        given by their item (and, PAL-B, prompt) embeddings."""
+        fa, fb = self.features(emb_a), self.features(emb_b)
+        pc = None if emb_c is None else self.prompt_features(emb_c)
+        return self.model.terms(draws, fa, fb, pc)
 
     @torch.no_grad()
     def sample_posterior(self, num_samples: int = 500, seed: int | None = None) -> dict:
         """Draws from the (variational) posterior as numpy arrays: ``prototypes (S, K, d)``,
-        ``sharpness (S,)``, ``weights (S, U, K)``."""
+        ``sharpness (S,)``, ``weights (S, U, K)`` and, PAL-B, ``loadings (S, K, d, q)``."""
         self._generator_seed(seed)
         draws = self.guide.sample(num_samples)
         if "weights" not in draws:
@@ -96,48 +124,62 @@ class FittedPAL:
         emb_a: torch.Tensor,
         emb_b: torch.Tensor,
         num_samples: int,
+        emb_c: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-draw ``P(a > b)`` for comparisons, ``(S, B)``. For users not seen in
         training (index -1) each draw's probability integrates w over the population
         ``Dirichlet(alpha)`` with ``UNKNOWN_USER_DRAWS`` draws."""
         draws = self.guide.sample(num_samples)
-        fa, fb = self.model.mapping(emb_a), self.model.mapping(emb_b)
-        protos = draws["prototypes"]
-        dr = prototype_rewards(protos, fa) - prototype_rewards(protos, fb)  # (S, K, B)
-        beta = draws["sharpness"][:, None]
+        diff, gram = self._terms(draws, emb_a, emb_b, emb_c)  # (S, B, K), (S, B|1, K, K)
         if self.k == 1:
-            return torch.sigmoid(beta * dr[:, 0])
+            return torch.sigmoid(diff[..., 0])
         user_t = torch.as_tensor(user, device=self.device)
         known = user_t >= 0
         w = self.guide.weights_dist(user_t.clamp(min=0)).sample((num_samples,))  # (S, B, K)
-        probs = torch.sigmoid(beta * torch.einsum("sbk,skb->sb", w, dr))
+        probs = torch.sigmoid(mixture_logits(w, diff, gram))
         if bool((~known).any()):
             prior = dist.Dirichlet(self.model.concentration)
             w0 = prior.sample((UNKNOWN_USER_DRAWS, num_samples, len(user)))  # (Q, S, B, K)
-            pop = torch.sigmoid(beta * torch.einsum("qsbk,skb->qsb", w0, dr)).mean(0)
+            pop = torch.sigmoid(mixture_logits(w0, diff, gram)).mean(0)
             probs = torch.where(known, probs, pop)
         return probs
 
-    def _resolve(self, data: PreferenceData | None, user, item_a, item_b, items):
+    def _resolve(self, data: PreferenceData | None, user, item_a, item_b, items,
+                 prompt=None, prompts=None):
+        """``(user positions, emb_a, emb_b, emb_c)``; ``emb_c`` is None for PAL-A."""
         if data is not None:
+            emb_c = None
+            if self.prompted:
+                if data.prompt is None:
+                    raise ValueError("data: got comparisons without prompts; expected "
+                                     "prompts (this is a PAL-B fit)")
+                emb_c = data.prompts[data.prompt]
             return (
                 self.user_index(data.user_ids[data.user]),
                 data.items[data.item_a],
                 data.items[data.item_b],
+                emb_c,
             )
-        if items is None:
-            if self.train is None:
-                raise ValueError("items: got None; expected an item-embedding table")
-            items = self.train.items
-        items = np.asarray(items)
-        ia, ib = np.asarray(item_a), np.asarray(item_b)
-        for name, arr in (("item_a", ia), ("item_b", ib)):
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(f"{name}: got {arr.dtype} array of shape {arr.shape}; "
-                                 "expected 1-d integer rows of items")
-            if len(arr) and (arr.min() < 0 or arr.max() >= len(items)):
-                raise ValueError(f"{name}: got row {arr.max()}; expected rows < {len(items)}")
-        return self.user_index(np.asarray(user)), items[ia], items[ib]
+        items = self._table(items, "items", "items")
+        ia = _rows("item_a", item_a, len(items))
+        ib = _rows("item_b", item_b, len(items))
+        emb_c = None
+        if self.prompted:
+            if prompt is None:
+                raise ValueError("prompt: got None; expected prompt rows (this is a PAL-B fit)")
+            prompts = self._table(prompts, "prompts", "prompts")
+            emb_c = prompts[_rows("prompt", prompt, len(prompts))]
+            if len(emb_c) != len(ia):
+                raise ValueError(f"prompt: got length {len(emb_c)}; expected {len(ia)}, one "
+                                 "per comparison")
+        return self.user_index(np.asarray(user)), items[ia], items[ib], emb_c
+
+    def _table(self, table, name: str, attr: str) -> np.ndarray:
+        if table is None:
+            table = None if self.train is None else getattr(self.train, attr)
+            if table is None:
+                raise ValueError(f"{name}: got None; expected an embedding table")
+        return np.asarray(table)
 
     @torch.no_grad()
     def predict_proba(
@@ -148,6 +190,8 @@ class FittedPAL:
         item_a=None,
         item_b=None,
         items=None,
+        prompt=None,
+        prompts=None,
         num_samples: int = 200,
         seed: int | None = None,
         return_draws: bool = False,
@@ -155,28 +199,33 @@ class FittedPAL:
         """Posterior predictive ``P(a preferred over b)`` for each comparison.
 
         Give a :class:`PreferenceData` (users matched by id), or ``user`` ids with
-        ``item_a``/``item_b`` as rows of ``items`` (default: the training item table).
+        ``item_a``/``item_b`` as rows of ``items`` (default: the training item table) and,
+        for PAL-B, ``prompt`` rows of ``prompts`` (default: the training prompt table).
         Averages ``sigmoid(logit)`` over posterior draws (not a plug-in of means). With
         ``return_draws`` the per-draw probabilities ``(S, N)`` are returned instead.
         """
-        users, emb_a, emb_b = self._resolve(data, user, item_a, item_b, items)
+        users, emb_a, emb_b, emb_c = self._resolve(data, user, item_a, item_b, items, prompt,
+                                                   prompts)
         self._generator_seed(seed)
         out = []
         for s in range(0, len(users), CHUNK):
-            ea = torch.as_tensor(np.asarray(emb_a[s : s + CHUNK])).to(self.device)
-            eb = torch.as_tensor(np.asarray(emb_b[s : s + CHUNK])).to(self.device)
-            p = self._pair_probs(users[s : s + CHUNK], ea, eb, num_samples)
+            ea = self._tensor(emb_a[s : s + CHUNK])
+            eb = self._tensor(emb_b[s : s + CHUNK])
+            ec = None if emb_c is None else self._tensor(emb_c[s : s + CHUNK])
+            p = self._pair_probs(users[s : s + CHUNK], ea, eb, num_samples, ec)
             out.append(p if return_draws else p.mean(0))
         res = torch.cat(out, dim=-1)
         return res.cpu().numpy()
 
-    def predict_population_proba(self, item_a, item_b, *, items=None, num_samples: int = 200,
+    def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,
+                                 prompts=None, num_samples: int = 200,
                                  seed: int | None = None) -> np.ndarray:
         """``P(a preferred over b)`` for the population-average user: w integrated over the
         fitted population ``Dirichlet(alpha)`` (what a user not seen in training gets)."""
         n = len(np.asarray(item_a))
         return self.predict_proba(user=np.full(n, _NOBODY, dtype=object), item_a=item_a,
-                                  item_b=item_b, items=items, num_samples=num_samples, seed=seed)
+                                  item_b=item_b, items=items, prompt=prompt, prompts=prompts,
+                                  num_samples=num_samples, seed=seed)
 
     # ------------------------------------------------------------------ summaries
     def user_weights(self, ci: float = 0.9) -> xr.Dataset:
@@ -216,16 +265,32 @@ class FittedPAL:
 
     @torch.no_grad()
     def prototype_rewards(
-        self, embeddings: np.ndarray, num_samples: int = 200, seed: int | None = None
+        self, embeddings: np.ndarray, num_samples: int = 200, seed: int | None = None,
+        prompt_embedding: np.ndarray | None = None,
     ) -> xr.Dataset:
         """Each prototype's reward ``r_k(x) = 2 P_k . f(x) - ||f(x)||^2`` for items,
         posterior mean and sd over prototype draws, dims ``(prototype, item)``.
+
+        PAL-B: for the prompt ``prompt_embedding (Dc,)``, ``r_k(x | c)`` with the prompt's
+        prototypes ``g_k(c)`` (score ``"cosine"``: ``cos(f(x), g_k(c))``, what a user made
+        of prototype k alone scores).
 
         Rewards are defined up to an additive constant per prototype; only differences
         between items are identifiable (and, times ``sharpness``, are logits)."""
         self._generator_seed(seed)
         feats = self.features(embeddings)
-        r = prototype_rewards(self.guide.sample(num_samples)["prototypes"], feats)
+        draws = self.guide.sample(num_samples)
+        protos = draws["prototypes"]
+        if self.prompted:
+            if prompt_embedding is None:
+                raise ValueError("prompt_embedding: got None; expected the embedding of the "
+                                 "prompt the rewards are for (this is a PAL-B fit)")
+            pc = self.prompt_features(np.asarray(prompt_embedding).reshape(1, -1))
+            protos = prompt_prototypes(protos, draws["loadings"], pc)[:, 0]  # (S, K, d)
+        if self.config.score == "cosine":
+            r = F.normalize(protos, dim=-1) @ F.normalize(feats, dim=-1).T
+        else:
+            r = prototype_rewards(protos, feats)
         r = r.cpu().numpy()
         dims = ("prototype", "item")
         return xr.Dataset(
@@ -253,3 +318,14 @@ class FittedPAL:
             f"users={len(self.user_ids)}, epochs={len(self.elbo_history)}, "
             f"final loss={self.elbo_history[-1]:.4f}/comparison)"
         )
+
+
+def _rows(name: str, rows, n: int) -> np.ndarray:
+    arr = np.asarray(rows)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: got {arr.dtype} array of shape {arr.shape}; "
+                         "expected 1-d integer rows of the table")
+    if len(arr) and (arr.min() < 0 or arr.max() >= n):
+        bad = arr[(arr < 0) | (arr >= n)][0]
+        raise ValueError(f"{name}: got row {bad}; expected rows in [0, {n})")
+    return arr

@@ -40,6 +40,10 @@ class RewardModel:
         if sum(chosen) > 1:
             raise ValueError("user/weights/posterior: got more than one; expected at most one "
                              "source of mixture weights")
+        if fit.prompted:
+            raise ValueError("fit: got a PAL-B (prompt-conditioned) fit; expected PAL-A: a "
+                             "RewardModel exports a prompt-free reward (use FittedPAL."
+                             "prototype_rewards(..., prompt_embedding=...) for PAL-B)")
         self.fit, self.num_samples = fit, num_samples
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)

@@ -24,10 +24,10 @@ def grid_expected_entropy_reduction(nu: NewUser, a: int, b: int, answers) -> flo
     alpha = nu.pop.concentration.double()
     logp = ((alpha - 1) * w.log()).sum(-1)
     for (ia, ib, y) in answers:
-        dr = nu.pop.reward_diff(torch.tensor([ia]), torch.tensor([ib]))[0, 0].double()
+        dr = nu.pop.terms(torch.tensor([ia]), torch.tensor([ib]))[0][0, 0].double()
         logp = logp + torch.nn.functional.logsigmoid((2 * y - 1) * (w @ dr))
     post = torch.softmax(logp, 0)
-    dr = nu.pop.reward_diff(torch.tensor([a]), torch.tensor([b]))[0, 0].double()
+    dr = nu.pop.terms(torch.tensor([a]), torch.tensor([b]))[0][0, 0].double()
     p1 = torch.sigmoid(w @ dr)
 
     def h(q):

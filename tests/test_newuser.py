@@ -43,7 +43,7 @@ def test_posterior_matches_nuts(small_fit, n):
     a = rng.integers(0, 300, n)
     b = (a + rng.integers(1, 300, n)) % 300
     true_w = rng.dirichlet(np.ones(k))
-    dr = nu.pop.reward_diff(torch.as_tensor(a), torch.as_tensor(b))[0]  # (n, K), includes beta
+    dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0]  # (n, K), includes beta
     y = (rng.random(n) < torch.sigmoid(dr @ torch.as_tensor(true_w, dtype=torch.float32))
          .numpy()).astype(int)
     nu.update(a, b, y)

@@ -2,6 +2,12 @@
 semi-synthetic preferences)."""
 
 from bayespal.datasets.persona import persona_demo
-from bayespal.datasets.synthetic import SyntheticPreferences, synthetic
+from bayespal.datasets.synthetic import (
+    PromptedSyntheticPreferences,
+    SyntheticPreferences,
+    synthetic,
+    synthetic_prompted,
+)
 
-__all__ = ["SyntheticPreferences", "persona_demo", "synthetic"]
+__all__ = ["PromptedSyntheticPreferences", "SyntheticPreferences", "persona_demo", "synthetic",
+           "synthetic_prompted"]

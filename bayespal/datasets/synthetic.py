@@ -71,14 +71,8 @@ def synthetic(
     near 0 the map is almost linear, at 1.5 ``tanh`` saturates for many items. ``partition_fraction`` of the
     users are partition users (assigned round-robin to the K prototypes).
     """
-    for name, v in (("n_users", n_users), ("k", k), ("n_train", n_train), ("n_items", n_items),
-                    ("embed_dim", embed_dim), ("pref_dim", pref_dim)):
-        if int(v) < 1:
-            raise ValueError(f"{name}: got {v!r}; expected a positive integer")
-    if n_items < 2:
-        raise ValueError(f"n_items: got {n_items}; expected at least 2 items to compare")
-    if not 0 <= partition_fraction <= 1:
-        raise ValueError(f"partition_fraction: got {partition_fraction}; expected in [0, 1]")
+    _check(n_users=n_users, k=k, n_train=n_train, n_items=n_items, embed_dim=embed_dim,
+           pref_dim=pref_dim)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n_items, embed_dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -86,26 +80,115 @@ def synthetic(
     f = np.tanh(x @ a_map)  # (M, d), nonlinear in x
     prototypes = rng.normal(size=(k, pref_dim))
 
-    n_part = int(round(n_users * partition_fraction))
-    group = np.full(n_users, -1)
-    group[:n_part] = np.arange(n_part) % k
-    weights = rng.dirichlet(np.full(k, mixture_concentration), size=n_users)
-    weights[:n_part] = np.eye(k)[group[:n_part]]
-    order = rng.permutation(n_users)  # interleave partition and mixture users
-    group, weights = group[order], weights[order]
-
-    per_user = n_train + n_test
-    user = np.repeat(np.arange(n_users), per_user)
-    a = rng.integers(0, n_items, size=user.size)
-    b = (a + rng.integers(1, n_items, size=user.size)) % n_items  # b != a
+    group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
+    user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, n_items)
     rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
     logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
     p = 1 / (1 + np.exp(-logit))
     label = (rng.random(user.size) < p).astype(np.int64)
-    is_test = np.tile(np.arange(per_user) >= n_train, n_users)
 
     data = PreferenceData.from_arrays(
         user, a, b, label, x.astype(np.float32), user_ids=np.arange(n_users)
     )
     return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
                                 float(sharpness))
+
+
+def _check(**values) -> None:
+    for name, v in values.items():
+        if int(v) < 1:
+            raise ValueError(f"{name}: got {v!r}; expected a positive integer")
+
+
+def _users(rng: np.random.Generator, n_users: int, k: int, partition_fraction: float,
+           mixture_concentration: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(group (U,), weights (U, K))``: partition users round-robin over the prototypes,
+    the rest Dirichlet mixtures, in random order."""
+    if not 0 <= partition_fraction <= 1:
+        raise ValueError(f"partition_fraction: got {partition_fraction}; expected in [0, 1]")
+    n_part = int(round(n_users * partition_fraction))
+    group = np.full(n_users, -1)
+    group[:n_part] = np.arange(n_part) % k
+    weights = rng.dirichlet(np.full(k, mixture_concentration), size=n_users)
+    weights[:n_part] = np.eye(k)[group[:n_part]]
+    order = rng.permutation(n_users)  # interleave partition and mixture users
+    return group[order], weights[order]
+
+
+def _pairs(rng: np.random.Generator, n_users: int, n_train: int, n_test: int, n_items: int):
+    """Each user's ``n_train + n_test`` random distinct pairs; the last ``n_test`` are test."""
+    if n_items < 2:
+        raise ValueError(f"n_items: got {n_items}; expected at least 2 items to compare")
+    per_user = n_train + n_test
+    user = np.repeat(np.arange(n_users), per_user)
+    a = rng.integers(0, n_items, size=user.size)
+    b = (a + rng.integers(1, n_items, size=user.size)) % n_items  # b != a
+    return user, a, b, np.tile(np.arange(per_user) >= n_train, n_users)
+
+
+@dataclass(frozen=True, eq=False)
+class PromptedSyntheticPreferences(SyntheticPreferences):
+    """Prompt-dependent synthetic data (PAL-B truth). ``true_rewards`` is ``(C, K, M)``:
+    prototype k's reward of every item for every prompt; ``true_loadings (K, d, Dc)``."""
+
+    true_loadings: np.ndarray = None  # type: ignore[assignment]
+
+    def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray,
+                         prompt: np.ndarray | None = None) -> np.ndarray:
+        """The truth's ``P(a > b | prompt)`` for users with ``weights (n, K)``."""
+        if prompt is None:
+            raise ValueError("prompt: got None; expected the comparisons' prompt rows")
+        r = self.true_rewards
+        dr = r[prompt, :, item_a] - r[prompt, :, item_b]  # (n, K)
+        return 1 / (1 + np.exp(-self.true_sharpness * (np.asarray(weights) * dr).sum(-1)))
+
+
+def synthetic_prompted(
+    n_users: int = 300,
+    k: int = 2,
+    n_train: int = 40,
+    n_test: int = 20,
+    n_items: int = 1000,
+    n_prompts: int = 40,
+    embed_dim: int = 16,
+    prompt_embed_dim: int = 8,
+    pref_dim: int = 4,
+    prompt_strength: float = 1.0,
+    partition_fraction: float = 0.5,
+    mixture_concentration: float = 1.0,
+    sharpness: float = 3.0,
+    nonlinearity: float = 1.0,
+    seed: int = 0,
+) -> PromptedSyntheticPreferences:
+    """Generate PAL-B data with known truth: prompt ``c`` moves the prototypes,
+    ``g_k(c) = P_k + prompt_strength * L_k c`` (``L_k`` standard normal, ``c`` unit-norm
+    random prompt embeddings), so which item a user prefers depends on the prompt. Items
+    as in :func:`synthetic`; every comparison gets a random prompt. ``prompt_strength=0``
+    gives prompt-free (PAL-A) data that still carries prompts."""
+    _check(n_users=n_users, k=k, n_train=n_train, n_items=n_items, n_prompts=n_prompts,
+           embed_dim=embed_dim, prompt_embed_dim=prompt_embed_dim, pref_dim=pref_dim)
+    if not prompt_strength >= 0:
+        raise ValueError(f"prompt_strength: got {prompt_strength}; expected a number >= 0")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_items, embed_dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    f = np.tanh(x @ (rng.normal(size=(embed_dim, pref_dim)) * nonlinearity))  # (M, d)
+    c = rng.normal(size=(n_prompts, prompt_embed_dim))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    prototypes = rng.normal(size=(k, pref_dim))
+    loadings = rng.normal(size=(k, pref_dim, prompt_embed_dim)) * prompt_strength
+    g = prototypes[None] + np.einsum("kdq,cq->ckd", loadings, c)  # (C, K, d)
+    rewards = 2 * g @ f.T - (f**2).sum(1)  # (C, K, M)
+
+    group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
+    user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, n_items)
+    prompt = rng.integers(0, n_prompts, size=user.size)
+    dr = rewards[prompt, :, a] - rewards[prompt, :, b]  # (N, K)
+    p = 1 / (1 + np.exp(-sharpness * (weights[user] * dr).sum(1)))
+    label = (rng.random(user.size) < p).astype(np.int64)
+    data = PreferenceData.from_arrays(
+        user, a, b, label, x.astype(np.float32), user_ids=np.arange(n_users),
+        prompt=prompt, prompts=c.astype(np.float32),
+    )
+    return PromptedSyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
+                                        float(sharpness), loadings)

@@ -41,6 +41,7 @@ from torch import nn
 from bayespal.models.nets import Mapping
 
 INFERENCE_MODES = ("svi", "map")
+SCORES = ("distance", "cosine")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class PALConfig:
     sharpness_scale: float = 1.0
     concentration: float | None = None  # None: learned by empirical Bayes
     inference: str = "svi"  # "svi": Bayesian (mean-field); "map": point estimates
+    # PAL-B (models/prompted.py): prompt_dim = width of the prompt features phi(c);
+    # None is PAL-A (prompts, if any, are ignored).
+    prompt_dim: int | None = None
+    prompt_hidden: tuple[int, ...] = ()
+    loading_scale: float = 1.0  # prior sd of the prototypes' prompt loadings
+    score: str = "distance"  # PAL-B: "distance" (a mixture of rewards) or "cosine"
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, expected: str) -> ValueError:
@@ -74,20 +81,46 @@ class PALConfig:
             raise bad("concentration", self.concentration, "a positive number or None (learn)")
         if self.inference not in INFERENCE_MODES:
             raise bad("inference", self.inference, f"one of {INFERENCE_MODES}")
+        object.__setattr__(self, "prompt_hidden", tuple(int(h) for h in self.prompt_hidden))
+        if self.prompt_dim is not None and (
+            not isinstance(self.prompt_dim, int) or isinstance(self.prompt_dim, bool)
+            or self.prompt_dim < 1
+        ):
+            raise bad("prompt_dim", self.prompt_dim, "None (PAL-A) or an integer >= 1 (PAL-B)")
+        if any(h < 1 for h in self.prompt_hidden):
+            raise bad("prompt_hidden", self.prompt_hidden, "positive layer widths")
+        if not self.loading_scale > 0:
+            raise bad("loading_scale", self.loading_scale, "a positive number")
+        if self.score not in SCORES:
+            raise bad("score", self.score, f"one of {SCORES}")
+        if self.score == "cosine" and self.prompt_dim is None:
+            raise bad("score", self.score, "'distance' for PAL-A (cosine is a PAL-B option; "
+                      "set prompt_dim)")
+
+    @property
+    def prompted(self) -> bool:
+        """PAL-B: prototypes are functions of the prompt."""
+        return self.prompt_dim is not None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        d["prompt_hidden"] = list(self.prompt_hidden)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> PALConfig:
         d = dict(d)
         d["hidden"] = tuple(d.get("hidden", ()))
+        d["prompt_hidden"] = tuple(d.get("prompt_hidden", ()))
         return cls(**d)
 
     def hash(self) -> str:
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        d = self.to_dict()
+        if not self.prompted:  # PAL-A hashes as before PAL-B existed (old files still load)
+            for key in ("prompt_dim", "prompt_hidden", "loading_scale", "score"):
+                d.pop(key)
+        text = json.dumps(d, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -106,6 +139,8 @@ class Batch:
     label: torch.Tensor | None = None
     index: torch.Tensor | None = None  # (B,) comparison ids, for the subsample
     user_scale: torch.Tensor | None = None  # (B,) = N / (U * n_user) for minibatches
+    prompts: torch.Tensor | None = None  # (P, Dc) the prompt table (PAL-B)
+    prompt: torch.Tensor | None = None  # (B,) rows of ``prompts``
 
 
 def ideal_point_logits(
@@ -123,6 +158,50 @@ def ideal_point_logits(
     z = weights @ prototypes  # (..., B, d)
     diff = (fb - z).pow(2).sum(-1) - (fa - z).pow(2).sum(-1)
     return sharpness.unsqueeze(-1) * diff
+
+
+def pair_terms(
+    prototypes: torch.Tensor,
+    sharpness: torch.Tensor,
+    fa: torch.Tensor,
+    fb: torch.Tensor,
+    score: str = "distance",
+    per_comparison: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The per-prototype terms of comparisons' logits, from which any weights' logits follow
+    (:func:`mixture_logits`). ``prototypes`` are ``(..., K, d)``, shared by all comparisons
+    (PAL-A), or with ``per_comparison`` ``(..., B, K, d)``, each comparison's own (PAL-B);
+    ``sharpness (...)``; features ``(B, d)``. Returns ``diff (..., B, K)`` and ``gram``:
+
+    - ``"distance"``: ``diff_k = beta * (r_k(a) - r_k(b))``, ``gram = None``; the logit
+      ``w . diff`` is linear in ``w`` (a mixture of rewards).
+    - ``"cosine"``: ``diff_k = beta * (a/|a| - b/|b|) . g_k``, ``gram = g g^T`` of shape
+      ``(..., B or 1, K, K)``; the logit is ``w . diff / sqrt(w^T gram w)``, i.e.
+      ``beta * (cos(f_a, z) - cos(f_b, z))`` with ``z = w g``.
+    """
+    beta = sharpness[..., None, None]
+    if score == "cosine":
+        fa, fb = F.normalize(fa, dim=-1), F.normalize(fb, dim=-1)
+    delta = fa - fb
+    if per_comparison:
+        lin = torch.einsum("...bkd,bd->...bk", prototypes, delta)
+    else:
+        lin = delta @ prototypes.transpose(-1, -2)  # (..., B, K)
+    if score == "cosine":
+        gram = prototypes @ prototypes.transpose(-1, -2)
+        return beta * lin, gram if per_comparison else gram.unsqueeze(-3)
+    norm_diff = (fa.pow(2).sum(-1) - fb.pow(2).sum(-1))[:, None]  # (B, 1)
+    return beta * (2 * lin - norm_diff), None
+
+
+def mixture_logits(weights: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+    """Logits from :func:`pair_terms` for ``weights`` broadcastable to ``diff (..., K)``."""
+    num = (weights * diff).sum(-1)
+    if gram is None:
+        return num
+    quad = ((weights.unsqueeze(-1) * gram).sum(-2) * weights).sum(-1)
+    return num / quad.clamp_min(1e-12).sqrt()
 
 
 def prototype_rewards(prototypes: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -178,6 +257,15 @@ class IdealPointModel(nn.Module):
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
             pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
         return logits
+
+    def terms(self, draws: dict, fa: torch.Tensor, fb: torch.Tensor,
+              pc: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:func:`pair_terms` of comparisons for posterior ``draws`` (a dict of sites with a
+        leading sample dim); ``pc``, the prompt features, is unused by PAL-A."""
+        return pair_terms(draws["prototypes"], draws["sharpness"], fa, fb)
+
+    def prompt_features(self, prompt_embeddings: torch.Tensor) -> torch.Tensor | None:
+        return None  # PAL-A has no prompt map
 
     def _weights(self, batch: Batch) -> torch.Tensor:
         """User weights aligned with the batch's comparisons, shape ``(..., B, K)``."""
@@ -273,6 +361,14 @@ class IdealPointGuide(nn.Module):
         if self.config.k > 1:
             out["weights"] = self.weights_dist(users).sample(shape)
         return out
+
+    def point(self) -> dict:
+        """The population sites at their posterior means (MAP: the estimates), as one draw."""
+        return {
+            "prototypes": self.prototypes_loc.detach()[None],
+            "sharpness": self.sharpness_dist().mean.detach().reshape(1)
+            if not self.map else self.sharpness_loc.detach().exp().reshape(1),
+        }
 
     @torch.no_grad()
     def weights_mean(self) -> torch.Tensor:
