@@ -12,6 +12,12 @@ Items are the summaries, prompts are the posts, users are the workers. Labels:
 - ``labels="length"``: PAL's semi-synthetic variant on its 10 *seen* workers
   (``pal_summary_worker_ids.json``): 7 prefer the longer summary, 3 the shorter. Which
   seven is not recorded in that file; we take the first seven listed.
+
+``pairs`` (length labels only): ``"seen"`` keeps the seen workers' own comparisons, as
+PAL does (in the two shared batches: 214 comparisons by 7 of the 10, only one of them
+short-preferring); ``"all"`` gives every summary pair of the batches to one of the 10 seen
+workers at random (``seed``), since the labels are synthetic anyway: the same rule on
+~1,700 pairs, with all 10 workers (3 short-preferring) present.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pandas as pd
 from bayespal.data import PreferenceData
 
 LABELS = ("workers", "length")
+PAIRS = ("seen", "all")
 N_LONGER = 7
 
 
@@ -66,18 +73,27 @@ def read_comparisons(folder: str | Path) -> pd.DataFrame:
 
 
 def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
-         labels: str = "workers", embed_prompts: bool = False) -> TLDRPreferences:
+         labels: str = "workers", embed_prompts: bool = False, pairs: str = "seen",
+         seed: int = 0) -> TLDRPreferences:
     """Load the comparisons as :class:`PreferenceData`; ``embed`` maps texts to an
     ``(n, D)`` array (e.g. a :class:`bayespal.embed.TextEmbedder`). Summaries identical in
     text are one item; comparisons of a summary with itself are dropped."""
     if labels not in LABELS:
         raise ValueError(f"labels: got {labels!r}; expected one of {LABELS}")
+    if pairs not in PAIRS:
+        raise ValueError(f"pairs: got {pairs!r}; expected one of {PAIRS}")
+    if pairs == "all" and labels != "length":
+        raise ValueError("pairs: got 'all' with labels='workers'; expected 'seen' (only the "
+                         "synthetic length labels can be given to other workers' pairs)")
     frame = read_comparisons(folder)
     frame = frame[frame.summary_0 != frame.summary_1].reset_index(drop=True)
     prefers_longer = None
     if labels == "length":
         ids = json.loads((Path(folder) / "pal_summary_worker_ids.json").read_text())["seen"]
         prefers_longer = {w: i < N_LONGER for i, w in enumerate(ids)}
+        if pairs == "all":
+            rng = np.random.default_rng(seed)
+            frame = frame.assign(worker=np.asarray(ids)[rng.integers(0, len(ids), len(frame))])
         frame = frame[frame.worker.isin(ids)].reset_index(drop=True)
         len0, len1 = frame.summary_0.str.len(), frame.summary_1.str.len()
         frame = frame[len0 != len1].reset_index(drop=True)
