@@ -17,10 +17,17 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
 from bayespal.data import PreferenceData
+from bayespal.ensemble import EnsemblePAL
 from bayespal.models.ideal_point import mixture_logits, prototype_rewards
 from bayespal.models.prompted import prompt_prototypes
 
 CHUNK = 4096
+
+
+def _single(fit) -> None:
+    if isinstance(fit, EnsemblePAL):
+        raise ValueError("fit: got an EnsemblePAL; expected a single fit (its members "
+                         "have different mappings: use ens.members[i])")
 
 
 def _draws_and_logits(fit, data: PreferenceData, num_samples: int, seed: int | None):
@@ -51,31 +58,31 @@ def to_datatree(fit, data: PreferenceData | None = None, num_samples: int = 500,
     user ids as coordinates), ``posterior_predictive`` and ``log_likelihood`` of every
     comparison's label, ``observed_data``, ``constant_data`` (user and item indices), and
     attrs (bayespal version, configuration and its hash, K). Draws are from the
-    (variational) posterior, one chain. ``data`` defaults to the training data."""
+    (variational) posterior, one chain (an :class:`~bayespal.ensemble.EnsemblePAL`: one
+    chain per member; chains of different mappings are not comparable by R-hat).
+    ``data`` defaults to the training data."""
     from bayespal import __version__
 
     data = fit.train if data is None else data
     if data is None:
         raise ValueError("data: got None; expected PreferenceData (the fit kept no training data)")
-    draws, logits = _draws_and_logits(fit, data, num_samples, seed)
+    members = fit.members if isinstance(fit, EnsemblePAL) else [fit]  # one chain each
+    parts = [_draws_and_logits(m, data, num_samples, seed) for m in members]
+    draws = {name: np.stack([d[name] for d, _ in parts]) for name in parts[0][0]}
+    logits = torch.stack([lg for _, lg in parts])  # (chain, draw, comparison)
     label = torch.as_tensor(data.label, device=logits.device, dtype=torch.float64)
     bern = dist.Bernoulli(logits=logits.double())  # float64: no log-likelihood saturates to 0
     torch.manual_seed(fit.seed if seed is None else seed)
-    posterior = {
-        "prototypes": draws["prototypes"][None],
-        "sharpness": draws["sharpness"][None],
-    }
-    if fit.prompted:
-        posterior["loadings"] = draws["loadings"][None]
-    if fit.k > 1:
-        posterior["weights"] = draws["weights"][None]
+    names = ["prototypes", "sharpness"] + (["loadings"] if fit.prompted else []) + (
+        ["weights"] if fit.k > 1 else [])
+    posterior = {name: draws[name] for name in names}
     users = fit.user_index(data.user_ids[data.user])
     n = len(data)
     tree = arviz_base.from_dict(
         {
             "posterior": posterior,
-            "posterior_predictive": {"label": bern.sample().cpu().numpy()[None]},
-            "log_likelihood": {"label": bern.log_prob(label).cpu().numpy()[None]},
+            "posterior_predictive": {"label": bern.sample().cpu().numpy()},
+            "log_likelihood": {"label": bern.log_prob(label).cpu().numpy()},
             "observed_data": {"label": data.label.astype(np.int64)},
             "constant_data": {
                 "user": users.astype(np.int64),
@@ -110,6 +117,7 @@ def to_datatree(fit, data: PreferenceData | None = None, num_samples: int = 500,
         else "PAL-A (ideal point)",
         "k": fit.k,
         "inference": fit.config.inference,
+        "members": len(members),
         "config": json.dumps(fit.config.to_dict(), sort_keys=True),
         "config_hash": fit.config.hash(),
     })
@@ -164,6 +172,7 @@ def prototype_reward_matrix(fit, items: np.ndarray, prompts: np.ndarray | None =
     Comparable across fits (logit units, additive constant removed). PAL-B: ``r_k(x | c)``
     for up to ``max_prompts`` of ``prompts`` (default: the training prompts), the items'
     rewards under each prompt side by side: ``(K, C * M)``."""
+    _single(fit)
     point = fit.guide.point()
     with torch.no_grad():
         feats = fit.features(items)
@@ -189,6 +198,9 @@ def align_prototypes(reference, other, items: np.ndarray | None = None) -> np.nd
     if items is None:
         items = reference.train.items
     ra, rb = prototype_reward_matrix(reference, items), prototype_reward_matrix(other, items)
+    # centred across prototypes too: every r_k shares -||f(x)||^2, which would make all
+    # prototypes look alike; what tells them apart is how each deviates from the others
+    ra, rb = ra - ra.mean(0), rb - rb.mean(0)
     na = ra / np.linalg.norm(ra, axis=1, keepdims=True).clip(1e-12)
     nb = rb / np.linalg.norm(rb, axis=1, keepdims=True).clip(1e-12)
     rows, cols = linear_sum_assignment(-(na @ nb.T))
@@ -214,6 +226,7 @@ def heterogeneity_check(fit, data: PreferenceData | None = None, num_samples: in
     Returns the observed statistic, its replicated draws and the posterior predictive
     p-value ``P(T_rep >= T_obs)``. A K = 1 model fitted to users who really differ
     replicates too little spread (p near 0)."""
+    _single(fit)
     data = fit.train if data is None else data
     torch.manual_seed(fit.seed if seed is None else seed)
     draws = fit.guide.sample(num_samples)

@@ -16,6 +16,7 @@ import numpy as np
 import pyro
 import torch
 from pyro import poutine
+from pyro.poutine.subsample_messenger import _Subsample
 from tqdm.auto import tqdm
 
 from bayespal import checkpoint
@@ -116,8 +117,14 @@ def elbo_loss(model, guide, batch: Batch, num_particles: int = 1) -> torch.Tenso
     for _ in range(num_particles):
         guide_tr = poutine.trace(guide).get_trace(batch)
         model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(batch)
-        total = total + (guide_tr.log_prob_sum() - model_tr.log_prob_sum())
+        total = total + (guide_tr.log_prob_sum(_scored) - model_tr.log_prob_sum(_scored))
     return total / num_particles
+
+
+def _scored(name: str, site: dict) -> bool:
+    """Skip the plates' subsample sites: their log-probability is a constant 0 that Pyro
+    builds with ``torch.tensor(0.0, device=...)``, a host-to-device copy every step."""
+    return not isinstance(site["fn"], _Subsample)
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -373,6 +380,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     distributed: bool = False,
+    ensemble: int = 1,
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
@@ -405,8 +413,24 @@ def fit(
     ``distributed=True``: data-parallel SVI over the ranks of a ``torchrun`` launch, each
     rank training on its shard of ``data`` (see :mod:`bayespal.distributed`); every rank
     returns the same fit.
+
+    ``ensemble=M > 1``: ``M`` fits with seeds ``seed, seed + 1, ...`` returned as one
+    :class:`~bayespal.ensemble.EnsemblePAL` (a deep ensemble over the point-estimated
+    mapping; see :mod:`bayespal.ensemble`).
     """
     from bayespal.posterior import FittedPAL
+
+    if ensemble != 1:
+        options = {name: value for name, value in locals().items()
+                   if name not in ("data", "ensemble", "seed", "FittedPAL")}
+        members = _check_positive_int("ensemble", ensemble)
+        if checkpoint is not None or distributed:
+            raise ValueError(f"ensemble: got {ensemble} with checkpoint or distributed; "
+                             "expected ensemble=1 (fit and checkpoint members one by one)")
+        from bayespal.ensemble import EnsemblePAL
+
+        return EnsemblePAL.from_members(
+            [fit(data, ensemble=1, seed=seed + m, **options) for m in range(members)])
 
     if not isinstance(data, PreferenceData):
         raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")

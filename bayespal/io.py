@@ -38,7 +38,11 @@ def save(fit, path: str | os.PathLike, include_items: bool = True) -> None:
     """Write ``fit`` to ``path`` atomically. With ``include_items`` the training item
     table is stored too, so the loaded fit can place new users without it."""
     from bayespal import __version__
+    from bayespal.posterior import FittedPAL
 
+    if not isinstance(fit, FittedPAL):
+        raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (save an "
+                         "ensemble's members one by one)")
     tensors = {f"model.{k}": v for k, v in fit.model.state_dict().items()}
     tensors.update({f"guide.{k}": v for k, v in fit.guide.state_dict().items()})
     if include_items and fit.train is not None:

@@ -35,6 +35,7 @@ import xarray as xr
 from bayespal.data import PreferenceData
 from bayespal.models.ideal_point import pair_terms
 from bayespal.models.prompted import prompt_prototypes
+from bayespal.posterior import FittedPAL
 
 POPULATION_MODES = ("draws", "mean")
 DEFENSIVE = 0.1  # share of the prior in the proposal mixture
@@ -96,6 +97,10 @@ class Population:
                  seed: int = 0, prompts: np.ndarray | None = None) -> None:
         if mode not in POPULATION_MODES:
             raise ValueError(f"population: got {mode!r}; expected one of {POPULATION_MODES}")
+        if not isinstance(fit, FittedPAL):
+            raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (an "
+                             "ensemble's members have different mappings: place new users "
+                             "with one member, ens.members[i])")
         self.k, self.score = fit.k, fit.config.score
         with torch.no_grad():
             self.features = fit.features(items).cpu()  # (M, d)

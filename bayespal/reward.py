@@ -40,6 +40,11 @@ class RewardModel:
         if sum(chosen) > 1:
             raise ValueError("user/weights/posterior: got more than one; expected at most one "
                              "source of mixture weights")
+        from bayespal.posterior import FittedPAL
+
+        if not isinstance(fit, FittedPAL):
+            raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (export an "
+                             "ensemble's members one by one)")
         if fit.prompted:
             raise ValueError("fit: got a PAL-B (prompt-conditioned) fit; expected PAL-A: a "
                              "RewardModel exports a prompt-free reward (use FittedPAL."

@@ -22,7 +22,8 @@ def test_heldout_accuracy_near_bayes_optimal(syn3, fit3):
     acc = accuracy(fit3.predict_proba(test), test.label)
     bayes = accuracy(syn3.true_prob[syn3.is_test], test.label)
     print(f"held-out accuracy {acc:.4f}, Bayes-optimal {bayes:.4f}")
-    assert acc >= bayes - 0.035
+    # measured (seeds 0-5): 0.9061-0.9079 against 0.9245
+    assert acc >= bayes - 0.02
 
 
 def test_partition_users_recovered_and_intervals_calibrated(syn3, fit3):
@@ -37,7 +38,21 @@ def test_partition_users_recovered_and_intervals_calibrated(syn3, fit3):
     cover = ((syn3.true_weights >= lo) & (syn3.true_weights <= hi))[mix].mean()
     print(f"partition users assigned {assigned:.3f}; 90% interval coverage {cover:.3f}")
     assert assigned >= 0.95
-    assert 0.80 <= cover <= 0.97
+    assert 0.80 <= cover <= 0.97  # measured 0.963 (seed 0; 0.963-0.970 over seeds 0-2)
+
+
+def test_exact_conditional_weights_of_seen_users_are_calibrated(syn3, fit3):
+    """Each seen user's posterior given the fitted population, by importance sampling
+    (``place_users`` on the training data): the exact counterpart of the mean-field q."""
+    from bayespal.newuser import place_users
+
+    w = place_users(fit3, syn3.train).weights(ci=0.9)
+    perm = best_permutation(w["mean"].values, syn3.true_weights)
+    mix = syn3.group < 0
+    lo, hi = w["lower"].values[:, perm], w["upper"].values[:, perm]
+    cover = ((syn3.true_weights >= lo) & (syn3.true_weights <= hi))[mix].mean()
+    print(f"exact conditional 90% interval coverage {cover:.3f}")
+    assert 0.80 <= cover <= 0.97  # measured 0.880
 
 
 def test_posterior_predictive_averages_draws(syn3, fit3):

@@ -232,13 +232,17 @@ class IdealPointModel(nn.Module):
             self.register_buffer(
                 "log_concentration", torch.full((config.k,), float(config.concentration)).log()
             )
+        # constants as (non-persistent) buffers: a tensor made from a Python number in
+        # every step would be a host-to-device copy on a GPU
+        self.register_buffer("_prototype_scale", torch.tensor(float(config.prototype_scale)),
+                             persistent=False)
 
     @property
     def concentration(self) -> torch.Tensor:
         return self.log_concentration.exp()
 
     def _prior_scale(self) -> torch.Tensor:
-        return self.log_concentration.new_tensor(self.config.prototype_scale)
+        return self._prototype_scale
 
     def model(self, batch: Batch) -> torch.Tensor:
         cfg = self.config

@@ -62,15 +62,17 @@ class PromptedModel(IdealPointModel):
         super().__init__(config, embed_dim, n_users, n_comparisons)
         self.prompt_embed_dim = prompt_embed_dim
         self.prompt_map = Mapping(prompt_embed_dim, config.prompt_dim, config.prompt_hidden)
+        scale = config.loading_scale / math.sqrt(config.prompt_dim)
+        self.register_buffer("_loading_scale", torch.tensor(scale), persistent=False)
 
     def prompt_features(self, prompt_embeddings: torch.Tensor) -> torch.Tensor:
         return self.prompt_map(prompt_embeddings)
 
     def _loading_prior(self) -> dist.Distribution:
         cfg = self.config
-        scale = self.log_concentration.new_tensor(cfg.loading_scale / math.sqrt(cfg.prompt_dim))
         zero = self.log_concentration.new_zeros(())
-        return dist.Normal(zero, scale).expand([cfg.k, cfg.pref_dim, cfg.prompt_dim]).to_event(3)
+        shape = [cfg.k, cfg.pref_dim, cfg.prompt_dim]
+        return dist.Normal(zero, self._loading_scale).expand(shape).to_event(3)
 
     def model(self, batch: Batch) -> torch.Tensor:
         cfg = self.config
