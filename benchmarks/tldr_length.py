@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--cache-dir", default=".embed-cache")
     ap.add_argument("--epochs", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=128, help="small: few comparisons")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pooling", choices=["mean", "cls", "last"], default="mean")
     ap.add_argument("--layer", type=int, default=-2, help="hidden layer (default penultimate)")
@@ -51,7 +52,7 @@ def main() -> None:
         for name, kw in (("K=1", dict(k=1)), ("K=2", dict(k=2)),
                          ("K=2 PAL-B", dict(k=2, prompt_dim=8))):
             fit = bayespal.fit(train, pref_dim=8, epochs=args.epochs, patience=10**6,
-                               seed=args.seed, progress=False, **kw)
+                               batch_size=args.batch_size, seed=args.seed, progress=False, **kw)
             acc = accuracy(fit.predict_proba(test), test.label)
             w = fit.user_weights()["mean"].values[:, 0]
             wl = f"{w[longer].mean():.2f}" if fit.k > 1 else "-"

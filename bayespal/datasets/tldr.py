@@ -17,7 +17,7 @@ Items are the summaries, prompts are the posts, users are the workers. Labels:
 PAL does (in the two shared batches: 214 comparisons by 7 of the 10, only one of them
 short-preferring); ``"all"`` gives every summary pair of the batches to one of the 10 seen
 workers at random (``seed``), since the labels are synthetic anyway: the same rule on
-~1,700 pairs, with all 10 workers (3 short-preferring) present.
+1,762 pairs, with all 10 workers (3 short-preferring) present.
 """
 
 from __future__ import annotations
