@@ -143,3 +143,21 @@ def test_pal_b_errors_name_the_field(prompted, fit_b):
         fit_b.predict_proba(user=[0], item_a=[0], item_b=[1], prompt=[10_000])
     with pytest.raises(ValueError, match="PAL-B"):
         RewardModel(fit_b)
+
+
+def test_map_pal_b_and_prototype_permutation(prompted):
+    """Point estimates (the reference's estimator) work for PAL-B, including the reference
+    few-shot recipe; permuting prototypes moves the loadings with them."""
+    from bayespal.ensemble import permute_prototypes
+    from bayespal.newuser import PointNewUsers
+
+    sub = prompted.train.subset(np.arange(3000))
+    fit = bayespal.fit(sub, prompt_dim=8, inference="map", epochs=20, **FIT)
+    test = prompted.test.subset(np.arange(500))
+    before = fit.predict_proba(test)
+    assert accuracy(before, test.label) > 0.6
+    permute_prototypes(fit, [1, 0])
+    np.testing.assert_allclose(fit.predict_proba(test), before, atol=1e-5)
+    point = PointNewUsers(fit, ["u"]).observe(["u"] * 3, [0, 2, 4], [1, 3, 5], [1, 0, 1],
+                                              prompt=[0, 1, 2])
+    assert point.weights()["mean"].shape == (1, 2)
