@@ -43,7 +43,8 @@ def _draw_probs(posterior: NewUsers, user, item_a, item_b, num_draws: int,
     w, pop = posterior.draws(num_draws, seed=int(posterior.n_answers()[pos]))
     w, pop = w[pos], pop[pos]  # (J, K), (J,)
     population = posterior.pop
-    if population.prompted:  # PAL-B: each candidate's own prototypes; memory (J, C, K)
+    if population.prompted or population.pooled:  # PAL-B, or an ensemble's pooled draws:
+        # each candidate's terms per population draw; memory (J, C, K)
         diff, gram = population.terms(a, b, c)  # (P, C, K)
         return torch.sigmoid(mixture_logits(w[:, None, :], diff[pop],
                                             None if gram is None else gram[pop]))

@@ -10,9 +10,11 @@ pooled draws. Members' prototypes are aligned to the first member's (label switc
 means the same in every member (matched by the users' weights, which all members share).
 
 ``bayespal.fit(data, ..., ensemble=M)`` fits one (member ``m`` with seed ``seed + m``).
-On the synthetic benchmark three members close about half of the gap between one fit
-and the Bayes-optimal accuracy (``docs/results.md``). Placing new users and the
-population checks need a single population: use a member (``ens.members[0]``).
+On the synthetic benchmark three members take another 0.4 accuracy points over one fit
+(``docs/results.md``). New users (:mod:`bayespal.newuser`) and queries pool the members'
+population draws, each with its own mapping. The reference's point placement, reward
+export, saving and the heterogeneity check need one population: use a member
+(``ens.members[i]``).
 """
 
 from __future__ import annotations

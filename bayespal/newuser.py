@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import xarray as xr
 
 from bayespal.data import PreferenceData
+from bayespal.ensemble import EnsemblePAL
 from bayespal.models.ideal_point import pair_terms
 from bayespal.models.prompted import prompt_prototypes
 from bayespal.posterior import FittedPAL
@@ -56,6 +57,20 @@ def _sample_log_dirichlet(conc: torch.Tensor, n: int) -> torch.Tensor:
     c = conc.unsqueeze(-2).expand(shape)
     log_g = torch._standard_gamma(c + 1).log() + torch.rand(shape).clamp_min(1e-38).log() / c
     return log_g - torch.logsumexp(log_g, -1, keepdim=True)
+
+
+def _alpha_rows(alpha: torch.Tensor, n: int) -> torch.Tensor:
+    """The prior concentration of draws ``0..n-1``: ``alpha (K,)`` shared, or, pooled over
+    an ensemble, ``alpha (P, K)`` per population draw (draw ``i`` uses population
+    ``i % P``) -> ``(n, K)``."""
+    return alpha if alpha.dim() == 1 else alpha[torch.arange(n) % len(alpha)]
+
+
+def _prior_draws(alpha: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` prior draws of ``log w`` ``(n, K)``, draw ``i`` from its population's prior."""
+    if alpha.dim() == 1:
+        return _sample_log_dirichlet(alpha, n)
+    return _sample_log_dirichlet(_alpha_rows(alpha, n), 1)[:, 0]
 
 
 class _LogisticNormal:
@@ -91,37 +106,54 @@ class _LogisticNormal:
 
 class Population:
     """The fixed population a new user is placed in: item (and, PAL-B, prompt) features,
-    draws of the population sites (``P`` of them, or their posterior mean), and ``alpha``."""
+    draws of the population sites (``P`` of them, or their posterior mean), and ``alpha``.
+
+    For an :class:`~bayespal.ensemble.EnsemblePAL` the draws are pooled over the members
+    (``num_draws`` split evenly; ``"mean"``: one plug-in per member), and every draw keeps
+    its own member's features and ``alpha``: a new user's posterior then averages over
+    the members' mappings too."""
 
     def __init__(self, fit, items: np.ndarray, mode: str = "draws", num_draws: int = 64,
                  seed: int = 0, prompts: np.ndarray | None = None) -> None:
         if mode not in POPULATION_MODES:
             raise ValueError(f"population: got {mode!r}; expected one of {POPULATION_MODES}")
-        if not isinstance(fit, FittedPAL):
-            raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (an "
-                             "ensemble's members have different mappings: place new users "
-                             "with one member, ens.members[i])")
+        members = fit.members if isinstance(fit, EnsemblePAL) else [fit]
+        if not all(isinstance(m, FittedPAL) for m in members):
+            raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL or an "
+                             "EnsemblePAL")
+        if fit.prompted and prompts is None:
+            raise ValueError("prompts: got None; expected a prompt-embedding table (this is a "
+                             "PAL-B fit)")
         self.k, self.score = fit.k, fit.config.score
-        with torch.no_grad():
-            self.features = fit.features(items).cpu()  # (M, d)
-            self.prompt_features = None
-            if fit.prompted:
-                if prompts is None:
-                    raise ValueError("prompts: got None; expected a prompt-embedding table "
-                                     "(this is a PAL-B fit)")
-                self.prompt_features = fit.prompt_features(prompts).cpu()  # (C, q)
-            guide = fit.guide
-            if mode == "mean" or guide.map:  # plug-in: posterior means (MAP: the estimates)
-                draws = guide.point()
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    draws = guide.sample(num_draws)
-            self.draws = {k: v.cpu() for k, v in draws.items() if k != "weights"}
-            self.prototypes, self.sharpness = self.draws["prototypes"], self.draws["sharpness"]
-            self.concentration = fit.model.concentration.detach().cpu()
-        self.n_items = len(self.features)
-        self.n_prompts = 0 if self.prompt_features is None else len(self.prompt_features)
+        per_member = max(1, num_draws // len(members))
+        parts = []
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for m in members:
+                if mode == "mean" or m.guide.map:  # plug-in: posterior means (MAP: estimates)
+                    draws = m.guide.point()
+                else:
+                    draws = m.guide.sample(per_member)
+                parts.append((
+                    m.features(items).cpu(),  # (M, d)
+                    None if not fit.prompted else m.prompt_features(prompts).cpu(),  # (C, q)
+                    {k: v.cpu() for k, v in draws.items() if k != "weights"},
+                    m.model.concentration.detach().cpu(),
+                ))
+        self.draws = {k: torch.cat([d[k] for _, _, d, _ in parts]) for k in parts[0][2]}
+        self.prototypes, self.sharpness = self.draws["prototypes"], self.draws["sharpness"]
+        sizes = torch.tensor([len(d["sharpness"]) for _, _, d, _ in parts])
+        self.member = torch.repeat_interleave(torch.arange(len(members)), sizes)  # (P,)
+        self.pooled = len(members) > 1
+        if not self.pooled:  # one member: shared features and alpha (the fast paths)
+            self.features, self.prompt_features, _, self.concentration = parts[0]
+        else:  # each draw uses its member's features and alpha
+            self.features = torch.stack([f for f, _, _, _ in parts])  # (E, M, d)
+            self.prompt_features = (None if not fit.prompted
+                                    else torch.stack([c for _, c, _, _ in parts]))
+            self.concentration = torch.stack([a for _, _, _, a in parts])[self.member]  # (P, K)
+        self.n_items = self.features.shape[-2]
+        self.n_prompts = 0 if self.prompt_features is None else self.prompt_features.shape[-2]
 
     @property
     def size(self) -> int:
@@ -131,21 +163,29 @@ class Population:
     def prompted(self) -> bool:
         return self.prompt_features is not None
 
+    def _rows(self, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of a feature table: ``(n, .)``, or per draw ``(P, n, .)`` when pooled."""
+        if not self.pooled:
+            return table[rows]
+        return table[self.member[:, None], rows[None, :]]
+
     def terms(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logit terms (:func:`~bayespal.models.ideal_point.pair_terms`) for item rows ``a, b``
         (and prompt rows ``c``) of any shape ``S``: ``diff (P, *S, K)`` and ``gram``
         ``(P, *S, K, K)`` for the cosine score, else None."""
-        fa, fb = self.features[a.reshape(-1)], self.features[b.reshape(-1)]
+        fa = self._rows(self.features, a.reshape(-1))
+        fb = self._rows(self.features, b.reshape(-1))
         if not self.prompted:
             diff, gram = pair_terms(self.prototypes, self.sharpness, fa, fb)
         else:
-            g = prompt_prototypes(self.prototypes, self.draws["loadings"],
-                                  self.prompt_features[c.reshape(-1)])  # (P, n, K, d)
+            pc = self._rows(self.prompt_features, c.reshape(-1))
+            g = prompt_prototypes(self.prototypes, self.draws["loadings"], pc)  # (P, n, K, d)
             diff, gram = pair_terms(g, self.sharpness, fa, fb, self.score, per_comparison=True)
         diff = diff.reshape(self.size, *a.shape, self.k)
         if gram is not None:
-            gram = gram.reshape(self.size, *a.shape, self.k, self.k)
+            gram = gram.expand(self.size, -1, -1, -1).reshape(self.size, *a.shape, self.k,
+                                                              self.k)
         return diff, gram
 
 
@@ -307,12 +347,12 @@ class NewUsers:
             self._rounds += 1
             for rnd in range(max_rounds):
                 if proposal is None:  # the prior, its draws shared by all users
-                    log_w = _sample_log_dirichlet(alpha, s).expand(u, -1, -1)
-                    log_q = log_prior = _log_dirichlet(log_w, alpha)
+                    log_w = _prior_draws(alpha, s).expand(u, -1, -1)
+                    log_q = log_prior = _log_dirichlet(log_w, _alpha_rows(alpha, s))
                 else:
-                    prior_part = _sample_log_dirichlet(alpha, n_prior).expand(u, -1, -1)
+                    prior_part = _prior_draws(alpha, n_prior).expand(u, -1, -1)
                     log_w = torch.cat([prior_part, proposal.sample(s - n_prior)], 1)
-                    log_prior = _log_dirichlet(log_w, alpha)
+                    log_prior = _log_dirichlet(log_w, _alpha_rows(alpha, s))
                     log_q = torch.logaddexp(np.log(DEFENSIVE) + log_prior,
                                             np.log1p(-DEFENSIVE) + proposal.log_prob(log_w))
                 weight = torch.softmax(log_prior + self._log_lik(log_w) - log_q, -1)
@@ -448,6 +488,9 @@ class PointNewUsers(NewUsers):
     def __init__(self, fit, ids: Sequence = (0,), *, items: np.ndarray | None = None,
                  prompts: np.ndarray | None = None, steps: int = 200, lr: float = 0.1,
                  seed: int = 0) -> None:
+        if isinstance(fit, EnsemblePAL):
+            raise ValueError("fit: got EnsemblePAL; expected a FittedPAL (the reference's "
+                             "point estimate uses one population: use ens.members[i])")
         self.steps, self.lr = steps, lr
         super().__init__(fit, ids, items=items, prompts=prompts, population="mean",
                          num_samples=1, seed=seed)

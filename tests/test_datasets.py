@@ -89,21 +89,21 @@ def test_tldr_length_rule_on_all_pairs_separates_the_workers():
     """PAL's length rule on every pair of the two batches (``pairs="all"``): K = 2 puts
     the long- and short-preferring workers on different prototypes and predicts held-out
     comparisons. Features here are hashed bag-of-words plus log length (fast, offline;
-    measured 0.837); ``benchmarks/tldr_length.py`` measures the same with MiniLM
+    measured 0.900); ``benchmarks/tldr_length.py`` measures the same with MiniLM
     embeddings, the issue's setting (0.926)."""
     from bayespal.datasets.tldr import tldr
 
     ds = tldr(TLDR, bag_of_words, labels="length", pairs="all", seed=0)
     assert ds.data.n_users == 10 and len(ds.data) > 1500
     train, test = ds.data.split_comparisons(test_fraction=0.2, seed=0)
-    fit = bayespal.fit(train, k=2, pref_dim=8, batch_size=128, epochs=400, patience=10**6,
+    fit = bayespal.fit(train, k=2, pref_dim=8, batch_size=256, epochs=300, lr=0.03, patience=10**6,
                        seed=0, progress=False)
     acc = accuracy(fit.predict_proba(test), test.label)
     w = fit.user_weights()["mean"].values[:, 0]
     longer = np.array([ds.prefers_longer[u] for u in train.user_ids])
     print(f"held-out accuracy {acc:.4f}; weight on prototype 0: long {w[longer].round(2)}, "
           f"short {w[~longer].round(2)}")
-    assert acc >= 0.8
+    assert acc >= 0.85
     assert w[longer].min() > w[~longer].max() or w[longer].max() < w[~longer].min()
 
 

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import bayespal
+from bayespal.active import suggest
 from bayespal.datasets import synthetic
 from bayespal.diagnostics import heterogeneity_check, loo, to_datatree
 from bayespal.ensemble import EnsemblePAL, permute_prototypes
 from bayespal.metrics import accuracy, log_loss
-from bayespal.newuser import NewUser
+from bayespal.newuser import NewUser, PointNewUsers, place_users
 
 FIT = dict(k=3, pref_dim=4, hidden=(16,), concentration=1.0, lr=0.03, epochs=200, patience=10**6,
            progress=False)
@@ -67,9 +68,34 @@ def test_diagnostics_get_one_chain_per_member(syn, ens):
     assert np.isfinite(loo(tree).elpd)
 
 
+def test_new_users_in_an_ensemble_pool_the_members_populations(syn, ens):
+    """Two copies of one fit are that fit: the pooled new-user posterior must agree with
+    the single fit's (up to Monte Carlo error). A real ensemble places users from its
+    members' pooled draws, each with its own mapping and alpha, and suggests queries."""
+    import copy
+
+    fit = ens.members[0]
+    twin = EnsemblePAL([fit, copy.deepcopy(fit)])
+    a, b = syn.test.item_a[:12], syn.test.item_b[:12]
+    y = syn.test.label[:12].astype(int)
+    single = NewUser(fit, num_samples=8192).update(a, b, y)
+    pooled = NewUser(twin, num_samples=8192).update(a, b, y)
+    np.testing.assert_allclose(pooled.weights()["mean"].values, single.weights()["mean"].values,
+                               atol=0.03)
+    np.testing.assert_allclose(pooled.predict_proba(a, b), single.predict_proba(a, b), atol=0.03)
+    user = NewUser(ens).update(a, b, y)
+    assert user.pop.pooled and user.pop.size == 63  # 64 draws split over 3 members
+    assert user.ess[0] > 100
+    assert len(suggest(user, np.stack([a, b], 1), n=2)) == 2
+    placed = place_users(ens, syn.test)
+    p = placed.predict_proba(syn.test.user_ids[syn.test.user], syn.test.item_a,
+                             syn.test.item_b)
+    assert accuracy(p, syn.test.label) > 0.75  # in-sample placement: a sanity check
+
+
 def test_single_population_tools_refuse_an_ensemble(syn, ens, tmp_path):
     with pytest.raises(ValueError, match="fit: got EnsemblePAL"):
-        NewUser(ens)
+        PointNewUsers(ens)
     with pytest.raises(ValueError, match="fit: got EnsemblePAL"):
         bayespal.io.save(ens, tmp_path / "e.bayespal")
     with pytest.raises(ValueError, match="fit: got an EnsemblePAL"):
@@ -80,3 +106,32 @@ def test_single_population_tools_refuse_an_ensemble(syn, ens, tmp_path):
         bayespal.fit(syn.train, ensemble=0, **FIT)
     with pytest.raises(ValueError, match="members"):
         EnsemblePAL.from_members([])
+
+
+def test_pooled_new_user_posterior_is_the_evidence_weighted_mixture(syn, ens):
+    """Brute force: with members that differ, the pooled posterior predictive must be the
+    members' own posterior predictives weighted by each member's evidence p(answers | m)
+    (prior sampling, 4,000 draws per population draw)."""
+    import torch
+
+    from bayespal.newuser import Population
+
+    a, b = syn.test.item_a[:8], syn.test.item_b[:8]
+    y = syn.test.label[:8].astype(int)
+    qa, qb = syn.test.item_a[20:30], syn.test.item_b[20:30]
+    sign = torch.as_tensor(2.0 * y - 1)
+    num, den = 0.0, 0.0
+    torch.manual_seed(0)
+    for member in ens.members:
+        pop = Population(member, member.train.items, num_draws=21, seed=0)
+        diff, _ = pop.terms(torch.as_tensor(a), torch.as_tensor(b))  # (P, n, K)
+        qdiff, _ = pop.terms(torch.as_tensor(qa), torch.as_tensor(qb))  # (P, c, K)
+        w = torch.distributions.Dirichlet(pop.concentration).sample((pop.size, 4000))
+        lik = torch.nn.functional.logsigmoid(
+            sign * torch.einsum("pnk,pik->pni", w, diff)).sum(-1).exp()  # (P, N)
+        pred = torch.sigmoid(torch.einsum("pnk,pck->pnc", w, qdiff))
+        num = num + (lik[..., None] * pred).sum((0, 1))
+        den = den + lik.sum()
+    brute = (num / den).numpy()
+    pooled = NewUser(ens, num_samples=8192).update(a, b, y).predict_proba(qa, qb)
+    np.testing.assert_allclose(pooled, brute, atol=0.02)

@@ -171,7 +171,8 @@ def pair_terms(
     """The per-prototype terms of comparisons' logits, from which any weights' logits follow
     (:func:`mixture_logits`). ``prototypes`` are ``(..., K, d)``, shared by all comparisons
     (PAL-A), or with ``per_comparison`` ``(..., B, K, d)``, each comparison's own (PAL-B);
-    ``sharpness (...)``; features ``(B, d)``. Returns ``diff (..., B, K)`` and ``gram``:
+    ``sharpness (...)``; features ``(B, d)``, or ``(..., B, d)`` when each draw has its own.
+    Returns ``diff (..., B, K)`` and ``gram``:
 
     - ``"distance"``: ``diff_k = beta * (r_k(a) - r_k(b))``, ``gram = None``; the logit
       ``w . diff`` is linear in ``w`` (a mixture of rewards).
@@ -184,13 +185,13 @@ def pair_terms(
         fa, fb = F.normalize(fa, dim=-1), F.normalize(fb, dim=-1)
     delta = fa - fb
     if per_comparison:
-        lin = torch.einsum("...bkd,bd->...bk", prototypes, delta)
+        lin = torch.einsum("...bkd,...bd->...bk", prototypes, delta)
     else:
         lin = delta @ prototypes.transpose(-1, -2)  # (..., B, K)
     if score == "cosine":
         gram = prototypes @ prototypes.transpose(-1, -2)
         return beta * lin, gram if per_comparison else gram.unsqueeze(-3)
-    norm_diff = (fa.pow(2).sum(-1) - fb.pow(2).sum(-1))[:, None]  # (B, 1)
+    norm_diff = (fa.pow(2).sum(-1) - fb.pow(2).sum(-1)).unsqueeze(-1)  # (..., B, 1)
     return beta * (2 * lin - norm_diff), None
 
 

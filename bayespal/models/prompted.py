@@ -48,8 +48,8 @@ from bayespal.models.nets import Mapping
 def prompt_prototypes(prototypes: torch.Tensor, loadings: torch.Tensor, pc: torch.Tensor
                       ) -> torch.Tensor:
     """``g_k(c) = P_k + L_k phi(c)``: prototypes ``(..., K, d)``, loadings ``(..., K, d, q)``,
-    prompt features ``(B, q)`` -> ``(..., B, K, d)``."""
-    return prototypes.unsqueeze(-3) + torch.einsum("...kdq,bq->...bkd", loadings, pc)
+    prompt features ``(B, q)`` (or ``(..., B, q)``) -> ``(..., B, K, d)``."""
+    return prototypes.unsqueeze(-3) + torch.einsum("...kdq,...bq->...bkd", loadings, pc)
 
 
 class PromptedModel(IdealPointModel):
