@@ -114,16 +114,16 @@ def suggest(
     For ``n > 1`` candidates whose per-draw answer probabilities correlate above
     ``max_correlation`` (in absolute value) with an already chosen one are skipped.
     """
+    cols = ["item_a", "item_b"] + (["prompt"] if posterior.pop.prompted else [])
     if isinstance(candidates, pd.DataFrame):
-        for col in ("item_a", "item_b"):
+        for col in cols:
             if col not in candidates.columns:
                 raise ValueError(f"candidates: got columns {list(candidates.columns)}; "
                                  f"expected a column named {col!r}")
-        cols = ["item_a", "item_b"] + (["prompt"] if "prompt" in candidates.columns else [])
         pairs = candidates[cols].to_numpy()
     else:
         pairs = np.asarray(candidates)
-    width = 3 if posterior.pop.prompted else 2
+    width = len(cols)
     if pairs.ndim != 2 or pairs.shape[1] != width or len(pairs) == 0:
         what = "(item_a, item_b, prompt) rows" if width == 3 else "item rows"
         raise ValueError(f"candidates: got shape {pairs.shape}; expected (C, {width}) {what}, "

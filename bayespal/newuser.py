@@ -184,8 +184,7 @@ class Population:
             diff, gram = pair_terms(g, self.sharpness, fa, fb, self.score, per_comparison=True)
         diff = diff.reshape(self.size, *a.shape, self.k)
         if gram is not None:
-            gram = gram.expand(self.size, -1, -1, -1).reshape(self.size, *a.shape, self.k,
-                                                              self.k)
+            gram = gram.reshape(self.size, *a.shape, self.k, self.k)
         return diff, gram
 
 
