@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayespal.models.ideal_point import mixture_logits
 from bayespal.newuser import NewUsers
 
 STRATEGIES = ("information_gain", "uncertainty", "random")
@@ -41,20 +40,8 @@ def _draw_probs(posterior: NewUsers, user, item_a, item_b, num_draws: int,
     b = posterior._rows("item_b", item_b)
     c = posterior._prompt_rows(prompt, len(a))
     w, pop = posterior.draws(num_draws, seed=int(posterior.n_answers()[pos]))
-    w, pop = w[pos], pop[pos]  # (J, K), (J,)
-    population = posterior.pop
-    if population.prompted or population.pooled:  # PAL-B, or an ensemble's pooled draws:
-        # each candidate's terms per population draw; memory (J, C, K)
-        diff, gram = population.terms(a, b, c)  # (P, C, K)
-        return torch.sigmoid(mixture_logits(w[:, None, :], diff[pop],
-                                            None if gram is None else gram[pop]))
-    # Ideal-point form: logit_j(c) = beta_j * (2 z_j . (f_a - f_b) - (|f_a|^2 - |f_b|^2)),
-    # z_j = w_j P_(pop_j): memory (J, C), not (J, C, K).
-    z = torch.einsum("jk,jkd->jd", w, population.prototypes[pop])
-    fa, fb = population.features[a], population.features[b]
-    norm_diff = fa.pow(2).sum(-1) - fb.pow(2).sum(-1)
-    logits = population.sharpness[pop, None] * (2 * z @ (fa - fb).T - norm_diff)
-    return torch.sigmoid(logits)
+    w, pop = w[pos : pos + 1], pop[pos : pos + 1]  # (1, J, K), (1, J)
+    return torch.sigmoid(posterior.pop.logits(w, pop, a[None], b[None], c[None]))[0]
 
 
 @torch.no_grad()
@@ -75,7 +62,16 @@ def score(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: got {strategy!r}; expected one of {STRATEGIES}")
     user = _single_user(posterior, user)
-    n = len(np.atleast_1d(item_a))
+    a = posterior._rows("item_a", item_a)
+    b = posterior._rows("item_b", item_b)
+    if len(a) != len(b):
+        raise ValueError(f"item_b: got length {len(b)}; expected {len(a)}, the length of item_a")
+    if (a == b).any():
+        row = int(torch.nonzero(a == b)[0, 0])
+        raise ValueError(f"candidates: got the pair ({int(a[row])}, {int(b[row])}) at row {row}; "
+                         "expected two different items (a user cannot compare an item with "
+                         "itself)")
+    n = len(a)
     if strategy == "random":
         return np.random.default_rng(seed).random(n)
     p = _draw_probs(posterior, user, np.atleast_1d(item_a), np.atleast_1d(item_b), num_draws,

@@ -12,9 +12,12 @@ random number generators, the loss histories and the early-stopping state.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,16 @@ class FileFormatError(ValueError):
     """A file that is not a valid bayespal file (truncated, foreign, tampered or mismatched)."""
 
 
+class FileWriteError(OSError):
+    """A file that could not be written where the user asked (the message names that path
+    and the reason); nothing is left half-written under that name."""
+
+
+MAX_FILE_BYTES = 64 * 2**30  # the largest file ``read`` opens
+MAX_HEADER_BYTES = 256 * 2**20  # the largest safetensors header (JSON) it parses
+TEMP_SUFFIX = ".tmp"
+
+
 def _digest(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
     h = hashlib.sha256(meta_json.encode())
     for name in sorted(tensors):
@@ -42,52 +55,185 @@ def _digest(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
     return h.hexdigest()
 
 
+def _write_error(path: Path, err: OSError) -> FileWriteError:
+    reason = err.strerror or type(err).__name__
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        reason = "a part of the path above it is a file, not a folder"
+    return FileWriteError(f"path: could not write {str(path)!r} ({reason}); expected a "
+                          "writable file path")
+
+
+def _target(path: str | os.PathLike) -> Path:
+    """The path to write, checked: not a folder, its parent a folder (created if missing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileWriteError(f"path: got {str(path)!r}, which is a folder; expected a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_error(path, err) from err
+    if not path.parent.is_dir():
+        raise FileWriteError(f"path: could not write {str(path)!r} (its parent is not a "
+                             "folder); expected a writable file path")
+    return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of ``path`` left by writers that died (kill -9). A live writer
+    holds an exclusive lock on its temporary, so a file we can lock is stale."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if a writer is alive
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # locked: another process is writing it right now
+        finally:
+            os.close(fd)
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary beside ``path``, exclusively locked for as long as it is open."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # a cleaner may have taken it between mkstemp and the lock: then make another
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def check_writable(path: str | os.PathLike, probe_bytes: int = 2**20) -> Path:
+    """Check, before long work, that ``path`` can be written: not a folder, a writable
+    parent with room for ``probe_bytes`` (a temporary is written and removed)."""
+    path = _target(path)
+    try:
+        fd, tmp = _locked_temporary(path)
+    except OSError as err:
+        raise _write_error(path, err) from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * probe_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise _write_error(path, err) from err
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 def write_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict,
                  kind: str) -> None:
-    """Write tensors and JSON-able ``meta`` to ``path`` atomically."""
-    path = Path(path)
+    """Write tensors and JSON-able ``meta`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path:
+        The file to (over)write; a reader sees the old file or the new one, never a part.
+    tensors, meta:
+        The content; ``meta`` is stored as JSON with a SHA-256 of everything.
+    kind:
+        What the file holds (``"model"``, ``"checkpoint"``); ``read`` checks it.
+
+    Raises
+    ------
+    FileWriteError
+        When the file cannot be written (a folder, no permission, a full disk), naming
+        ``path`` and the reason. Temporaries left by killed writers of the same path are
+        removed on the next write.
+    """
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta_json = json.dumps(meta, sort_keys=True)
     header = {"format": FORMAT, "kind": kind, "meta": meta_json,
               "sha256": _digest(tensors, meta_json)}
     blob = st_save(tensors, metadata=header)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = _target(path)
+    _remove_stale_temporaries(path)
+    try:
+        fd, tmp = _locked_temporary(path)
+    except OSError as err:
+        raise _write_error(path, err) from err
     umask = os.umask(0)
     os.umask(umask)
     try:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results private by surprise
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # closing the file releases the lock
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, err) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def read(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a file written by :func:`write_atomic` with the same ``kind``."""
+def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; FIFOs, devices and folders are
+    refused without blocking (also behind a symlink)."""
     path = Path(path)
     try:
-        blob = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise FileFormatError(f"path: got {str(path)!r}; expected a readable file ({err})") from err
     try:
-        tensors = st_load(blob)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileFormatError(f"path: got {str(path)!r}, which is not a regular file "
+                                  "(a folder, FIFO or device); expected a bayespal file")
+        if info.st_size > max_bytes:
+            raise FileFormatError(f"path: got {str(path)!r} of {info.st_size} bytes; expected "
+                                  f"at most {max_bytes}")
+        chunks, left = [], info.st_size
+        while left > 0:
+            chunk = os.read(fd, min(left, 2**26))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read and verify a file written by :func:`write_atomic` with the same ``kind``."""
+    path = Path(path)
+    blob = read_regular_file(path)
+    try:
         header = _header(blob)
-    except (SafetensorError, ValueError, KeyError, json.JSONDecodeError) as err:
+        if not isinstance(header, dict):
+            raise ValueError("the metadata block is not a JSON object")
+        tensors = st_load(blob)
+    except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as err:
         raise FileFormatError(f"{path}: got an unreadable or truncated file; expected a "
-                              f"bayespal {kind} file ({err})") from err
+                              f"bayespal {kind} file ({type(err).__name__}: "
+                              f"{str(err)[:200]})") from err
     if header.get("format") != FORMAT or header.get("kind") != kind:
         raise FileFormatError(f"{path}: got format {header.get('format')!r}, kind "
                               f"{header.get('kind')!r}; expected a bayespal {kind} file")
     meta_json = header.get("meta", "")
-    if _digest(tensors, meta_json) != header.get("sha256"):
+    if not isinstance(meta_json, str) or _digest(tensors, meta_json) != header.get("sha256"):
         raise FileFormatError(f"{path}: got contents that do not match their checksum; "
                               "expected an unmodified file")
-    return tensors, json.loads(meta_json)
+    try:
+        meta = json.loads(meta_json)
+    except (ValueError, RecursionError) as err:
+        raise FileFormatError(f"{path}: got metadata that is not readable JSON; expected a "
+                              f"bayespal {kind} file ({type(err).__name__})") from err
+    if not isinstance(meta, dict):
+        raise FileFormatError(f"{path}: got metadata of type {type(meta).__name__}; expected "
+                              "a JSON object")
+    return tensors, meta
 
 
 def _header(blob: bytes) -> dict:
@@ -95,9 +241,12 @@ def _header(blob: bytes) -> dict:
     if len(blob) < 8:
         raise ValueError("file shorter than a safetensors header")
     size = int.from_bytes(blob[:8], "little")
-    if size <= 0 or 8 + size > len(blob):
-        raise ValueError("header size out of range")
-    return json.loads(blob[8 : 8 + size]).get("__metadata__", {})
+    if size <= 0 or 8 + size > len(blob) or size > MAX_HEADER_BYTES:
+        raise ValueError(f"header size {size} out of range")
+    top = json.loads(blob[8 : 8 + size])
+    if not isinstance(top, dict):
+        raise ValueError("the safetensors header is not a JSON object")
+    return top.get("__metadata__", {})
 
 
 # ---------------------------------------------------------------------- training state

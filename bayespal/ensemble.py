@@ -103,6 +103,14 @@ class EnsemblePAL:
         return self.members[0].prompted
 
     @property
+    def embed_dim(self) -> int:
+        return self.members[0].embed_dim
+
+    @property
+    def prompt_embed_dim(self) -> int | None:
+        return self.members[0].prompt_embed_dim
+
+    @property
     def user_ids(self) -> np.ndarray:
         return self.members[0].user_ids
 

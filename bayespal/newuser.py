@@ -24,6 +24,8 @@ measures both; see ``docs/results.md``.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
+from bayespal.checks import check_int, check_seed, check_table
 from bayespal.data import PreferenceData
 from bayespal.ensemble import EnsemblePAL
 from bayespal.models.ideal_point import pair_terms
@@ -40,6 +43,11 @@ from bayespal.posterior import FittedPAL
 
 POPULATION_MODES = ("draws", "mean")
 DEFENSIVE = 0.1  # share of the prior in the proposal mixture
+POP_DEFENSIVE = 0.25  # share of draws spread evenly over population draws (rest: by evidence)
+T_DF = 5.0  # degrees of freedom of the Student-t proposal at the Laplace mode
+POPULATION_ESS_FLOOR = 4  # warn when fewer population draws carry a user's posterior
+ESS_FLOOR = 200  # warn when a user's ESS falls below min(ESS_FLOOR, num_samples / 4)
+CHUNK_ELEMENTS = 2**24  # numbers per intermediate when work is chunked over users
 
 
 def _log_dirichlet(log_w: torch.Tensor, conc: torch.Tensor) -> torch.Tensor:
@@ -57,51 +65,6 @@ def _sample_log_dirichlet(conc: torch.Tensor, n: int) -> torch.Tensor:
     c = conc.unsqueeze(-2).expand(shape)
     log_g = torch._standard_gamma(c + 1).log() + torch.rand(shape).clamp_min(1e-38).log() / c
     return log_g - torch.logsumexp(log_g, -1, keepdim=True)
-
-
-def _alpha_rows(alpha: torch.Tensor, n: int) -> torch.Tensor:
-    """The prior concentration of draws ``0..n-1``: ``alpha (K,)`` shared, or, pooled over
-    an ensemble, ``alpha (P, K)`` per population draw (draw ``i`` uses population
-    ``i % P``) -> ``(n, K)``."""
-    return alpha if alpha.dim() == 1 else alpha[torch.arange(n) % len(alpha)]
-
-
-def _prior_draws(alpha: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` prior draws of ``log w`` ``(n, K)``, draw ``i`` from its population's prior."""
-    if alpha.dim() == 1:
-        return _sample_log_dirichlet(alpha, n)
-    return _sample_log_dirichlet(_alpha_rows(alpha, n), 1)[:, 0]
-
-
-class _LogisticNormal:
-    """Additive logistic-normal proposals on the simplex, one per user: ``y = log(w_k / w_K)``
-    (k < K) is ``Normal(mean, cov)``. Fitted to weighted draws with a 1.5x wider spread."""
-
-    def __init__(self, mean: torch.Tensor, chol: torch.Tensor) -> None:
-        self.mean, self.chol = mean, chol  # (U, K-1), (U, K-1, K-1)
-        self.mvn = torch.distributions.MultivariateNormal(mean.unsqueeze(1),
-                                                          scale_tril=chol.unsqueeze(1))
-
-    @classmethod
-    def fit(cls, log_w: torch.Tensor, weight: torch.Tensor) -> _LogisticNormal:
-        y = log_w[..., :-1] - log_w[..., -1:]  # (U, S, K-1)
-        mean = (weight.unsqueeze(-1) * y).sum(1)
-        dev = y - mean.unsqueeze(1)
-        cov = torch.einsum("us,usi,usj->uij", weight, dev, dev) * 1.5**2
-        chol = torch.linalg.cholesky(cov + 1e-4 * torch.eye(y.shape[-1]))
-        return cls(mean, chol)
-
-    def sample(self, n: int) -> torch.Tensor:
-        """``log w`` draws, ``(U, n, K)``."""
-        eps = torch.randn(self.mean.shape[0], n, self.mean.shape[1])
-        y = self.mean.unsqueeze(1) + torch.einsum("uij,unj->uni", self.chol, eps)
-        full = torch.cat([y, torch.zeros_like(y[..., :1])], -1)
-        return full - torch.logsumexp(full, -1, keepdim=True)
-
-    def log_prob(self, log_w: torch.Tensor) -> torch.Tensor:
-        """Density on the simplex (w.r.t. the first K-1 coordinates) of ``log w (U, S, K)``."""
-        y = log_w[..., :-1] - log_w[..., -1:]
-        return self.mvn.log_prob(y) - log_w.sum(-1)
 
 
 class Population:
@@ -124,6 +87,9 @@ class Population:
         if fit.prompted and prompts is None:
             raise ValueError("prompts: got None; expected a prompt-embedding table (this is a "
                              "PAL-B fit)")
+        items = check_table("items", items, fit.embed_dim, "items")
+        if fit.prompted:
+            prompts = check_table("prompts", prompts, fit.prompt_embed_dim, "prompts")
         self.k, self.score = fit.k, fit.config.score
         per_member = max(1, num_draws // len(members))
         parts = []
@@ -188,22 +154,240 @@ class Population:
         return diff, gram
 
 
-def _draw_logits(w: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None) -> torch.Tensor:
-    """Logits of every user's answers for their draws: ``w (U, m, P, K)``, ``diff (P, U, n, K)``
-    (``gram (P, U, n, K, K)``) -> ``(U, m, P, n)``; draw ``(i, p)`` uses population ``p``."""
-    num = torch.einsum("umpk,punk->umpn", w, diff)
+    def logits(self, w: torch.Tensor, pop: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+               c: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of each user's comparisons (item rows ``a, b``, prompt rows ``c``, all
+        ``(U, n)``) for that user's weight draws ``w (U, S, K)`` paired with population draws
+        ``pop (U, S)`` -> ``(U, S, n)``.
+
+        PAL-A with shared features uses the ideal-point form ``beta (2 z . (f_a - f_b) -
+        (|f_a|^2 - |f_b|^2))`` with ``z = w P`` (a batched matrix product, memory
+        ``(U, S, n)``); otherwise the per-prototype terms of :meth:`terms` are gathered per
+        draw (memory ``(U, S, n, K)``). Both are :func:`pair_terms` contracted with ``w``."""
+        if self.prompted or self.pooled or self.score != "distance":
+            diff, gram = self.terms(a, b, c)
+            return _gather_logits(w, pop, diff, gram)
+        z = torch.einsum("usk,uskd->usd", w, self.prototypes[pop])
+        fa, fb = self.features[a], self.features[b]  # (U, n, d)
+        norm_diff = fa.pow(2).sum(-1) - fb.pow(2).sum(-1)
+        inner = torch.bmm(z, (fa - fb).transpose(1, 2))  # (U, S, n)
+        return self.sharpness[pop].unsqueeze(-1) * (2 * inner - norm_diff.unsqueeze(1))
+
+def _gather_logits(w: torch.Tensor, pop: torch.Tensor, diff: torch.Tensor,
+                   gram: torch.Tensor | None) -> torch.Tensor:
+    """Logits of every user's comparisons for their draws: ``w (U, S, K)``, ``pop (U, S)``
+    (the population draw each belongs to), ``diff (P, U, n, K)`` (``gram (P, U, n, K, K)``)
+    -> ``(U, S, n)``."""
+    if diff.shape[0] == 1:  # one population draw: no per-draw gather
+        num = torch.einsum("usk,unk->usn", w, diff[0])
+        if gram is None:
+            return num
+        quad = torch.einsum("usk,unkl,usl->usn", w, gram[0], w)
+        return num / quad.clamp_min(1e-12).sqrt()
+    rows = torch.arange(w.shape[0])[:, None]
+    num = torch.einsum("usk,usnk->usn", w, diff[pop, rows])
     if gram is None:
         return num
-    quad = torch.einsum("umpk,punkl,umpl->umpn", w, gram, w)
+    quad = torch.einsum("usk,usnkl,usl->usn", w, gram[pop, rows], w)
     return num / quad.clamp_min(1e-12).sqrt()
+
+
+def _alr_inverse(y: torch.Tensor) -> torch.Tensor:
+    """``log w`` from additive log-ratio coordinates ``y = log(w_k / w_K)``, ``(..., K-1)``."""
+    full = torch.cat([y, torch.zeros_like(y[..., :1])], -1)
+    return full - torch.logsumexp(full, -1, keepdim=True)
+
+
+def _chunks(n: int, per_item: int):
+    """Slices of ``range(n)`` holding at most ``CHUNK_ELEMENTS`` numbers of ``per_item`` each."""
+    step = max(1, CHUNK_ELEMENTS // max(1, per_item))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+class _StudentT:
+    """Multivariate Student-t proposals in log-ratio coordinates ``y = log(w_k / w_K)``, one
+    per user and group (a population draw, or one per user): location ``(U, G, J)`` and
+    precision ``V diag(lam) V^T`` (eigenvalues floored, so a flat direction is wide, not
+    singular)."""
+
+    def __init__(self, loc: torch.Tensor, precision: torch.Tensor) -> None:
+        lam, vec = torch.linalg.eigh(precision)
+        self.loc, self.lam, self.vec = loc, lam.clamp_min(1e-6), vec
+
+    def subset(self, rows: torch.Tensor) -> _StudentT:
+        out = _StudentT.__new__(_StudentT)
+        out.loc, out.lam, out.vec = self.loc[rows], self.lam[rows], self.vec[rows]
+        return out
+
+    def _at(self, group: torch.Tensor):
+        rows = torch.arange(group.shape[0])[:, None]
+        group = group.clamp(max=self.loc.shape[1] - 1)  # one group: every draw uses it
+        return self.loc[rows, group], self.lam[rows, group], self.vec[rows, group]
+
+    def sample(self, group: torch.Tensor) -> torch.Tensor:
+        """One draw ``y (U, S, J)`` for each group index in ``group (U, S)``. Neighbouring
+        draws are antithetic (``eps`` and ``-eps``): each is still a draw of the t, and the
+        pairs cancel much of the Monte Carlo error of symmetric posteriors."""
+        m, lam, vec = self._at(group)
+        half = (group.shape[1] + 1) // 2
+        eps = torch.randn(group.shape[0], half, m.shape[-1])
+        eps = torch.stack([eps, -eps], 2).reshape(group.shape[0], 2 * half, -1)[:, :group.shape[1]]
+        eps = eps / lam.sqrt()
+        chi = torch.distributions.Chi2(torch.tensor(T_DF)).sample((group.shape[0], half))
+        chi = chi.repeat_interleave(2, 1)[:, :group.shape[1]] / T_DF
+        return m + torch.einsum("usij,usj->usi", vec, eps) / chi.sqrt().unsqueeze(-1)
+
+    def log_prob(self, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """Log density of ``y (U, S, J)`` under each draw's group's proposal."""
+        m, lam, vec = self._at(group)
+        z = torch.einsum("usji,usj->usi", vec, y - m) * lam.sqrt()
+        j, nu = y.shape[-1], T_DF
+        return (math.lgamma((nu + j) / 2) - math.lgamma(nu / 2) - 0.5 * j * math.log(nu * math.pi)
+                + 0.5 * lam.log().sum(-1) - 0.5 * (nu + j) * torch.log1p(z.pow(2).sum(-1) / nu))
+
+    @classmethod
+    def moments(cls, y: torch.Tensor, weight: torch.Tensor, widen: float = 1.5) -> _StudentT:
+        """Fitted to weighted draws ``y (U, S, J)``, one per user, ``widen`` times wider."""
+        mean = (weight.unsqueeze(-1) * y).sum(1)
+        dev = y - mean.unsqueeze(1)
+        cov = torch.einsum("us,usi,usj->uij", weight, dev, dev) * widen**2
+        cov = cov + 1e-4 * torch.eye(y.shape[-1])
+        return cls(mean.unsqueeze(1), torch.linalg.inv(cov).unsqueeze(1))
+
+
+def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None,
+             sign: torch.Tensor, max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Laplace approximations of the posterior in log-ratio coordinates, one per user and
+    population draw: ``(mode, curvature, log evidence)``, shapes ``(U, P, J)``,
+    ``(U, P, J, J)`` and ``(U, P)``.
+
+    The log target in ``y`` is ``sum_k alpha_k log w_k + log Gamma(A) - sum_k log Gamma(alpha_k)
+    + sum_n log sigmoid(s_n * logit_n(w))``: the Dirichlet prior pushed to ``y`` (its Jacobian
+    is ``prod_k w_k``) times the likelihood. Damped Newton ascent from ``y0`` (eigenvalues of
+    ``-H`` floored, steps capped and line-searched) to a gradient below ``1e-3``; the
+    importance weights correct what an approximate mode leaves."""
+    y = y0.clone()
+    for _ in range(max_iter):
+        f, g, h = _derivatives(y, alpha, diff, gram, sign)
+        lam, vec = torch.linalg.eigh(-h)
+        step = torch.einsum("upij,upj->upi", vec,
+                            torch.einsum("upji,upj->upi", vec, g) / lam.clamp_min(1e-3))
+        norm = step.norm(dim=-1, keepdim=True)
+        step = step * (4.0 / norm.clamp_min(1e-12)).clamp(max=1.0)  # a trust region
+        best_f, best_t = f, torch.zeros_like(f)
+        for t in (1.0, 0.5, 0.25, 0.1, 0.02):  # backtracking, while any point fails
+            ft = _log_target(y + t * step, alpha, diff, gram, sign)
+            better = (ft > best_f) & (best_t == 0)
+            best_f, best_t = torch.where(better, ft, best_f), torch.where(better, t, best_t)
+            if bool((best_t > 0).all()):
+                break
+        y = y + best_t.unsqueeze(-1) * step
+        if float(g.abs().max()) < 1e-3 or float((best_t.unsqueeze(-1) * step).abs().max()) < 1e-5:
+            break
+    f, _, h = _derivatives(y, alpha, diff, gram, sign)
+    lam = torch.linalg.eigvalsh(-h).clamp_min(1e-6)
+    log_evidence = f + 0.5 * y.shape[-1] * math.log(2 * math.pi) - 0.5 * lam.log().sum(-1)
+    return y, -h, log_evidence
+
+
+def _logits_at(log_w: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None
+               ) -> torch.Tensor:
+    """Logits for one point per (user, population draw): ``log_w (U, P, K)``, ``diff (P, U,
+    n, K)`` -> ``(U, P, n)``."""
+    w = log_w.exp()
+    num = torch.einsum("upk,punk->upn", w, diff)
+    if gram is None:
+        return num
+    quad = torch.einsum("upk,punkl,upl->upn", w, gram, w)
+    return num / quad.clamp_min(1e-12).sqrt()
+
+
+def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
+    """The log posterior density (unnormalised) of ``y (U, P, J)``, see :class:`_Laplace`;
+    ``alpha (P, K)``, ``sign (U, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(U, P)``."""
+    log_w = _alr_inverse(y)
+    ll = F.logsigmoid(sign[:, None, :] * _logits_at(log_w, diff, gram)) * (sign != 0)[:, None, :]
+    norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)  # (P,)
+    return (alpha * log_w).sum(-1) + norm + ll.sum(-1)
+
+
+def _derivatives(y, alpha, diff, gram, sign):
+    """``(f, grad, hessian)`` of :func:`_log_target` at ``y (U, P, J)``."""
+    if gram is not None:  # the cosine score: autograd (one backward pass per coordinate)
+        with torch.enable_grad():
+            yy = y.detach().requires_grad_(True)
+            f = _log_target(yy, alpha, diff, gram, sign)
+            (g,) = torch.autograd.grad(f.sum(), yy, create_graph=True)
+            rows = [torch.autograd.grad(g[..., i].sum(), yy, retain_graph=True)[0]
+                    for i in range(y.shape[-1])]
+        return f.detach(), g.detach(), torch.stack(rows, -2).detach()
+    # squared distance: logit = w . d is linear in w, and dw/dy = diag(w) - w w^T
+    j = y.shape[-1]
+    log_w = _alr_inverse(y)
+    w = log_w.exp()  # (U, P, K)
+    d = diff.permute(1, 0, 2, 3)  # (U, P, n, K)
+    logit = torch.einsum("upk,upnk->upn", w, d)
+    mask = (sign != 0)[:, None, :].float()
+    t = sign[:, None, :] * logit
+    g1 = sign[:, None, :] * torch.sigmoid(-t) * mask  # d loglik / d logit
+    h1 = torch.sigmoid(t) * torch.sigmoid(-t) * mask  # -d2 loglik / d logit2
+    e = w.unsqueeze(-2) * (d - logit.unsqueeze(-1))  # d logit / d y_full, (U, P, n, K)
+    gl = torch.einsum("upn,upnk->upk", g1, e)
+    a_sum = alpha.sum(-1)[:, None]  # (P, 1)
+    grad = gl + alpha - a_sum * w
+    eye = torch.diag_embed(torch.ones_like(w))
+    outer_w = w.unsqueeze(-1) * w.unsqueeze(-2)
+    hess = (-torch.einsum("upn,upnk,upnl->upkl", h1, e, e) + torch.diag_embed(gl)
+            - w.unsqueeze(-1) * gl.unsqueeze(-2) - gl.unsqueeze(-1) * w.unsqueeze(-2)
+            - a_sum[..., None] * (eye * w.unsqueeze(-1) - outer_w))
+    ll = (F.logsigmoid(t) * mask).sum(-1)
+    norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
+    f = (alpha * log_w).sum(-1) + norm + ll
+    return f, grad[..., :j], hess[..., :j, :j]
+
+
+def _systematic(prob: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` indices per row of ``prob (U, P)`` by systematic sampling, ``(U, n)`` sorted."""
+    points = (torch.arange(n).float() + torch.rand(prob.shape[0], 1)) / n
+    cum = prob.cumsum(-1)
+    return torch.searchsorted(cum / cum[:, -1:], points.contiguous()).clamp(max=prob.shape[1] - 1)
 
 
 class NewUsers:
     """Posteriors of the mixture weights of a set of new users, updated as answers arrive.
 
     Users are named by ``ids``; comparisons are pairs of rows of ``items`` (default: the
-    fit's training item table). All computation is vectorised over users.
+    fit's training item table). All computation is vectorised over users and chunked so
+    that no intermediate holds more than ``CHUNK_ELEMENTS`` numbers.
+
+    Parameters
+    ----------
+    fit:
+        A :class:`~bayespal.posterior.FittedPAL` or :class:`~bayespal.ensemble.EnsemblePAL`.
+    ids:
+        The new users' ids (unique).
+    items, prompts:
+        Item (and, PAL-B, prompt) embedding tables; default: the fit's own.
+    population:
+        ``"draws"`` integrates over ``num_population_draws`` posterior draws of the
+        population; ``"mean"`` plugs in its posterior mean.
+    num_samples:
+        Importance draws per user (rounded up to a multiple of the population draws).
+    min_ess:
+        After new answers, the existing draws are reweighted by the new answers' likelihood
+        while each user's effective sample size stays above ``min_ess * num_samples``;
+        below it that user's sampler is rebuilt around the new posterior mode.
+    seed:
+        Seeds the importance sampler (predictions never touch torch's global random state).
+    population_seed:
+        Seeds the population draws (default: the fit's seed), so that two samplers of one
+        fit share one population. With many answers a user's evidence picks out a few of
+        the ``num_population_draws`` draws (``weights()["population_ess"]``); a warning
+        says when fewer than ``POPULATION_ESS_FLOOR`` carry the posterior.
     """
+
+    _incremental = True  # reweight existing draws by new answers (see ``min_ess``)
 
     def __init__(
         self,
@@ -214,10 +398,17 @@ class NewUsers:
         prompts: np.ndarray | None = None,
         population: str = "draws",
         num_population_draws: int = 64,
-        num_samples: int = 4096,
+        num_samples: int = 2048,
         min_ess: float = 0.25,
         seed: int = 0,
+        population_seed: int | None = None,
     ) -> None:
+        num_samples = check_int("num_samples", num_samples)
+        num_population_draws = check_int("num_population_draws", num_population_draws)
+        if not (isinstance(min_ess, (int, float, np.number)) and 0 < float(min_ess) <= 1):
+            raise ValueError(f"min_ess: got {min_ess!r}; expected a number in (0, 1]")
+        seed = check_seed(seed)
+        population_seed = check_seed(fit.seed if population_seed is None else population_seed)
         if items is None:
             if fit.train is None:
                 raise ValueError("items: got None; expected an item-embedding table")
@@ -227,21 +418,22 @@ class NewUsers:
         self.ids = pd.Index(np.asarray(ids))
         if self.ids.has_duplicates or len(self.ids) == 0:
             raise ValueError(f"ids: got {list(ids)[:5]!r}; expected unique user ids (at least one)")
-        self.pop = Population(fit, np.asarray(items), population, num_population_draws, seed,
-                              prompts=None if prompts is None else np.asarray(prompts))
+        self.pop = Population(fit, items, population, num_population_draws, population_seed,
+                              prompts=prompts)
         p = self.pop.size
         if num_samples < p or num_samples % p:
             num_samples = p * max(1, -(-num_samples // p))  # a multiple of P
-        self.num_samples, self.min_ess, self.seed = num_samples, min_ess, seed
+        self.num_samples, self.min_ess, self.seed = num_samples, float(min_ess), seed
         u = len(self.ids)
         self._a = torch.zeros(u, 0, dtype=torch.long)
         self._b = torch.zeros(u, 0, dtype=torch.long)
         self._c = torch.zeros(u, 0, dtype=torch.long)  # prompt rows (PAL-B)
         self._sign = torch.zeros(u, 0)  # +1: a preferred, -1: b preferred, 0: padding
         self._count = torch.zeros(u, dtype=torch.long)
+        self._used = torch.zeros(u, dtype=torch.long)  # answers the draws already reflect
         self._rounds = 0
+        self._log_w: torch.Tensor | None = None  # (U, S, K) draws of log w
         self._stale = True
-
     # ------------------------------------------------------------------ data
     @property
     def k(self) -> int:
@@ -315,56 +507,173 @@ class NewUsers:
         self._stale = True
         return self
 
-    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(log_w (U, S, K), weight (U, S), ess (U,))``, recomputed if answers arrived."""
-        if self._stale:
-            self._refresh()
-            self._stale = False
-        return self._log_w, self._weight, self._ess
-
     # ------------------------------------------------------------------ inference
-    def _log_lik(self, log_w: torch.Tensor) -> torch.Tensor:
-        """``log p(answers | w)`` for draws ``log_w (U, S, K)``; draw i uses population i % P."""
-        u, s, k = log_w.shape
-        p = self.pop.size
-        if self._a.shape[1] == 0:
-            return log_w.new_zeros(u, s)
-        diff, gram = self.pop.terms(self._a, self._b, self._c)  # (P, U, n, K)
-        logits = _draw_logits(log_w.exp().reshape(u, s // p, p, k), diff, gram)
-        ll = F.logsigmoid(self._sign[:, None, None, :] * logits) * (self._sign != 0)[:, None, None]
-        return ll.sum(-1).reshape(u, s)
+    def _answers(self, pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+        """Users ``pos``' answers in slots ``[lo, hi)``, padded: ``((a, b, c), sign)``, item and
+        prompt rows ``(u, n)`` and ``sign (u, n)`` (+1: a preferred, -1: b, 0: padding)."""
+        width = int((hi - lo).max()) if len(pos) else 0
+        slot = lo[:, None] + torch.arange(width)
+        valid = slot < hi[:, None]
+        slot = slot.clamp(max=max(0, self._a.shape[1] - 1))
+        rows = pos[:, None]
+        if width == 0:
+            a = b = c = torch.zeros(len(pos), 0, dtype=torch.long)
+            sign = torch.zeros(len(pos), 0)
+        else:
+            a, b, c = self._a[rows, slot], self._b[rows, slot], self._c[rows, slot]
+            sign = self._sign[rows, slot] * valid
+        return (a, b, c), sign
 
-    def _refresh(self, max_rounds: int = 4) -> None:
-        """Recompute every user's importance-weighted draws (see the module docstring)."""
-        alpha = self.pop.concentration
-        u, s, k = len(self.ids), self.num_samples, self.k
-        n_prior = max(1, int(DEFENSIVE * s))
-        proposal = getattr(self, "_proposal", None)  # warm start from the last answers
-        last_ess = 0.0
-        with torch.random.fork_rng(devices=[]):
+    def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, sign) -> torch.Tensor:
+        """``log p(answers | w)`` of draws ``log_w (u, S, K)`` of population draws ``pop``
+        for the answers ``rows = (a, b, c)`` with ``sign`` of :meth:`_answers`."""
+        if sign.shape[1] == 0:
+            return log_w.new_zeros(log_w.shape[:2])
+        logits = self.pop.logits(log_w.exp(), pop, *rows)
+        ll = F.logsigmoid(sign[:, None, :] * logits) * (sign != 0)[:, None, :]
+        return ll.sum(-1)
+
+    def _per_user(self, width: int) -> int:
+        """Numbers per user in the largest intermediate of a likelihood pass."""
+        k = self.k
+        return self.num_samples * max(1, width) * k * (k if self.pop.score == "cosine" else 1)
+
+    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_w (U, S, K), weight (U, S), ess (U,))``, brought up to date with every
+        answer: new answers reweight the existing draws; a user whose ESS then falls below
+        ``min_ess`` gets new draws around the new posterior mode."""
+        if not self._stale:
+            return self._log_w, self._weight, self._ess
+        u = len(self.ids)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 100_003 + self._rounds)
             self._rounds += 1
-            for rnd in range(max_rounds):
-                if proposal is None:  # the prior, its draws shared by all users
-                    log_w = _prior_draws(alpha, s).expand(u, -1, -1)
-                    log_q = log_prior = _log_dirichlet(log_w, _alpha_rows(alpha, s))
-                else:
-                    prior_part = _prior_draws(alpha, n_prior).expand(u, -1, -1)
-                    log_w = torch.cat([prior_part, proposal.sample(s - n_prior)], 1)
-                    log_prior = _log_dirichlet(log_w, _alpha_rows(alpha, s))
-                    log_q = torch.logaddexp(np.log(DEFENSIVE) + log_prior,
-                                            np.log1p(-DEFENSIVE) + proposal.log_prob(log_w))
-                weight = torch.softmax(log_prior + self._log_lik(log_w) - log_q, -1)
-                ess = 1.0 / weight.pow(2).sum(-1)
-                done = k == 1 or bool((ess >= self.min_ess * s).all()) or rnd == max_rounds - 1
-                stalled = rnd > 0 and float(ess.mean()) < 1.1 * last_ess  # adapting no longer helps
-                if done or stalled:
-                    break
-                last_ess = float(ess.mean())
-                proposal = _LogisticNormal.fit(log_w, weight)
-        if k > 1:
-            self._proposal = _LogisticNormal.fit(log_w, weight)
-        self._log_w, self._weight, self._ess = log_w, weight, ess
+            if self._log_w is None or not self._incremental:
+                self._refresh(torch.arange(u))
+            else:
+                changed = torch.nonzero(self._count > self._used).reshape(-1)
+                width = int((self._count - self._used)[changed].max()) if len(changed) else 0
+                for part in _chunks(len(changed), self._per_user(width)):
+                    pos = changed[part]
+                    rows, sign = self._answers(pos, self._used[pos], self._count[pos])
+                    self._log_weight[pos] += self._loglik(self._log_w[pos], self._pop[pos],
+                                                          rows, sign)
+                ess = _kish(torch.softmax(self._log_weight[changed], -1))
+                redo = changed[ess < self.min_ess * self.num_samples]
+                if len(redo):
+                    self._refresh(redo)
+            self._used = self._count.clone()
+            self._weight = torch.softmax(self._log_weight, -1)
+            self._ess = _kish(self._weight)
+            pop_w = torch.zeros(u, self.pop.size).scatter_add_(1, self._pop, self._weight)
+            self._population_ess = _kish(pop_w)
+        few = self._population_ess < min(POPULATION_ESS_FLOOR, self.pop.size / 2)
+        if bool(few.any()):
+            warnings.warn(
+                f"new-user posterior: the answers of {int(few.sum())} of {u} users single out "
+                f"fewer than {min(POPULATION_ESS_FLOOR, self.pop.size / 2):g} of the "
+                f"{self.pop.size} population draws (lowest "
+                f"{float(self._population_ess.min()):.1f}); raise num_population_draws for "
+                "an accurate account of the population's uncertainty", RuntimeWarning,
+                stacklevel=3)
+        floor = min(ESS_FLOOR, self.num_samples / 4)
+        low = self._ess < floor
+        if bool(low.any()) and self.k > 1:
+            warnings.warn(
+                f"new-user posterior: effective sample size below {floor:g} for "
+                f"{int(low.sum())} of {u} users (lowest {float(self._ess.min()):.1f} of "
+                f"{self.num_samples} draws); raise num_samples for accurate intervals",
+                RuntimeWarning, stacklevel=3)
+        self._stale = False
+        return self._log_w, self._weight, self._ess
+
+    def _refresh(self, users: torch.Tensor) -> None:
+        """New importance draws for ``users`` from all their answers: for each population draw
+        a Laplace approximation (mode and curvature in log-ratio coordinates, warm-started at
+        the last mode); draws allocated among population draws by their Laplace evidence
+        (``1 - POP_DEFENSIVE``) and uniformly (``POP_DEFENSIVE``); each draw from a Student-t
+        at its population draw's mode (``1 - DEFENSIVE``) or the prior (``DEFENSIVE``), and
+        weighted by target / proposal (the mixture densities, so the estimate is exact up to
+        Monte Carlo error)."""
+        u_all, s, k, p = len(self.ids), self.num_samples, self.k, self.pop.size
+        alpha = self.pop.concentration
+        alpha = alpha.expand(p, k) if alpha.dim() == 1 else alpha  # (P, K)
+        if self._log_w is None:
+            self._log_w = torch.zeros(u_all, s, k)
+            self._log_weight = torch.zeros(u_all, s)
+            self._pop = torch.zeros(u_all, s, dtype=torch.long)
+            y0 = (alpha[:, :-1].log() - alpha[:, -1:].log()).expand(u_all, p, k - 1)
+            self._mode = y0.clone()
+        width = int(self._count[users].max()) if len(users) else 0
+        per_user = max(self._per_user(width), p * max(1, width) * k * k)
+        for part in _chunks(len(users), per_user):
+            pos = users[part]
+            uu = len(pos)
+            rows, sign = self._answers(pos, torch.zeros_like(pos), self._count[pos])
+            if k == 1:
+                log_w = torch.zeros(uu, s, 1)
+                log_ev = self._loglik(log_w[:, :p], torch.arange(p).expand(uu, p), rows,
+                                      sign)  # (uu, P): the log evidence of each draw
+                q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
+                pop = _systematic(q_pop, s)
+                log_q = q_pop.gather(1, pop).log()
+                log_target = self._loglik(log_w, pop, rows, sign) - math.log(p)
+            else:
+                diff, gram = self.pop.terms(*rows)  # (P, uu, n, K)
+                mode, curvature, log_ev = _laplace(self._mode[pos], alpha, diff, gram, sign)
+                self._mode[pos] = mode
+                q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
+                laplace = _StudentT(mode, curvature)
+                log_w, pop, log_target, log_q = self._importance(alpha, rows, sign, q_pop,
+                                                                 [laplace])
+                ess = _kish(torch.softmax(log_target - log_q, -1))
+                low = torch.nonzero(ess < self.min_ess * s).reshape(-1)
+                if len(low):  # adapt: add a t fitted to the weighted draws, sample again
+                    wt = torch.softmax((log_target - log_q)[low], -1)
+                    y = log_w[low, :, :-1] - log_w[low, :, -1:]
+                    pop_w = torch.zeros(len(low), p).scatter_add_(1, pop[low], wt)
+                    q_low = (1 - POP_DEFENSIVE) * pop_w + POP_DEFENSIVE / p
+                    sub = [laplace.subset(low), _StudentT.moments(y, wt)]
+                    sub_rows = tuple(r[low] for r in rows)
+                    redo = self._importance(alpha, sub_rows, sign[low], q_low, sub)
+                    better = _kish(torch.softmax(redo[2] - redo[3], -1)) > ess[low]
+                    keep = low[better]
+                    for old, new in zip((log_w, pop, log_target, log_q), redo, strict=True):
+                        old[keep] = new[better]
+            self._log_w[pos], self._pop[pos] = log_w, pop
+            self._log_weight[pos] = log_target - log_q
+
+    def _importance(self, alpha, rows, sign, q_pop, proposals):
+        """One importance-sampling pass for a chunk of users: population draws allocated by
+        ``q_pop (u, P)`` (systematic sampling), each weight draw from the prior
+        (``DEFENSIVE``) or one of the Student-t ``proposals`` (equal shares), and the
+        mixture's density. Returns ``(log_w, pop, log_target, log_q)``."""
+        uu, s, p = q_pop.shape[0], self.num_samples, self.pop.size
+        pop = _systematic(q_pop, s)
+        conc = alpha[pop]  # (uu, S, K)
+        which = torch.randint(len(proposals), (uu, s))
+        y = torch.zeros(uu, s, self.k - 1)
+        for i, prop in enumerate(proposals):
+            y = torch.where((which == i)[..., None], prop.sample(pop), y)
+        log_w = _alr_inverse(y)
+        prior = torch.rand(uu, s) < DEFENSIVE  # each draw's component, independently
+        log_w[prior] = _sample_log_dirichlet(conc[prior], 1)[:, 0]
+        log_prior = _log_dirichlet(log_w, conc)
+        y = log_w[..., :-1] - log_w[..., -1:]
+        log_t = torch.logsumexp(torch.stack([prop.log_prob(y, pop) for prop in proposals]), 0)
+        log_t = log_t - math.log(len(proposals)) - log_w.sum(-1)  # a density on the simplex
+        log_q = q_pop.gather(1, pop).log() + torch.logaddexp(
+            math.log(DEFENSIVE) + log_prior, math.log1p(-DEFENSIVE) + log_t)
+        log_target = log_prior + self._loglik(log_w, pop, rows, sign) - math.log(p)
+        return log_w, pop, log_target, log_q
+
+    def _log_lik(self, log_w: torch.Tensor) -> torch.Tensor:
+        """``log p(answers | w)`` of every user's answers for draws ``log_w (U, S, K)`` of
+        the first population draw (the point recipe's objective)."""
+        u = len(self.ids)
+        rows, sign = self._answers(torch.arange(u), torch.zeros(u, dtype=torch.long),
+                                   self._count)
+        return self._loglik(log_w, torch.zeros(log_w.shape[:2], dtype=torch.long), rows, sign)
 
     # ------------------------------------------------------------------ results
     @property
@@ -373,15 +682,32 @@ class NewUsers:
         return self._state()[2].numpy().copy()
 
     def weights(self, ci: float = 0.9) -> xr.Dataset:
-        """Posterior ``mean``, ``sd``, equal-tailed ``ci`` interval (``lower``, ``upper``) and
-        ``ess`` of each user's mixture weights, dims ``(user, prototype)``."""
-        if not 0 < ci < 1:
+        """Posterior summaries of each user's mixture weights, dims ``(user, prototype)``.
+
+        Parameters
+        ----------
+        ci:
+            Mass of the equal-tailed credible interval (``lower``, ``upper``).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mean``, ``sd``, ``lower``, ``upper``, ``ess`` (the importance sampler's
+            effective sample size), ``population_ess`` (how many population draws carry
+            the posterior, effectively) and ``n_answers``.
+        """
+        if not (isinstance(ci, (float, int, np.number)) and 0 < ci < 1):
             raise ValueError(f"ci: got {ci!r}; expected a number in (0, 1)")
-        log_w, wt, _ = self._state()
-        w = log_w.exp()
-        mean = (wt.unsqueeze(-1) * w).sum(1)
-        sd = (wt.unsqueeze(-1) * (w - mean.unsqueeze(1)).pow(2)).sum(1).sqrt()
-        lo, hi = _weighted_quantiles(w, wt, ((1 - ci) / 2, (1 + ci) / 2))
+        log_w, wt, ess = self._state()
+        u = len(self.ids)
+        mean, sd = torch.empty(u, self.k), torch.empty(u, self.k)
+        lo, hi = torch.empty(u, self.k), torch.empty(u, self.k)
+        for part in _chunks(u, 4 * self.num_samples * self.k):
+            w = log_w[part].exp()
+            m = (wt[part].unsqueeze(-1) * w).sum(1)
+            mean[part] = m
+            sd[part] = (wt[part].unsqueeze(-1) * (w - m.unsqueeze(1)).pow(2)).sum(1).sqrt()
+            lo[part], hi[part] = _weighted_quantiles(w, wt[part], ((1 - ci) / 2, (1 + ci) / 2))
         dims = ("user", "prototype")
         return xr.Dataset(
             {
@@ -389,7 +715,8 @@ class NewUsers:
                 "sd": (dims, sd.numpy()),
                 "lower": (dims, lo.numpy()),
                 "upper": (dims, hi.numpy()),
-                "ess": (("user",), self.ess),
+                "ess": (("user",), ess.numpy().copy()),
+                "population_ess": (("user",), self._population_ess.numpy().copy()),
                 "n_answers": (("user",), self.n_answers()),
             },
             coords={"user": np.asarray(self.ids), "prototype": np.arange(self.k)},
@@ -397,32 +724,55 @@ class NewUsers:
         )
 
     def draws(self, num: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Equally weighted posterior draws by systematic resampling: ``w (U, num, K)`` and
-        the population draw each belongs to, ``(U, num)``."""
+        """Equally weighted posterior draws by systematic resampling.
+
+        Parameters
+        ----------
+        num:
+            Draws per user.
+        seed:
+            Seeds the resampling (a local generator).
+
+        Returns
+        -------
+        ``w (U, num, K)`` and the population draw each belongs to, ``(U, num)``.
+        """
+        num = check_int("num", num)
         log_w, weight, _ = self._state()
         u, s = weight.shape
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(check_seed(seed))
         offset = torch.rand(u, 1, generator=gen)
         points = (torch.arange(num).float() + offset) / num
         idx = torch.searchsorted(weight.cumsum(-1), points.contiguous()).clamp(max=s - 1)
         w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
-        return w, idx % self.pop.size
+        return w, self._pop.gather(1, idx)
 
     def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                c: torch.Tensor) -> torch.Tensor:
-        """Per-draw ``P(a > b)`` for each user's own pairs: ``pos (U',)``, ``a, b, c (U', C)``
-        -> ``(U', S, C)``."""
-        p = self.pop.size
-        diff, gram = self.pop.terms(a, b, c)  # (P, U', C, K)
-        w = self._state()[0][pos].exp()
-        uu, s, k = w.shape
-        logits = _draw_logits(w.reshape(uu, s // p, p, k), diff, gram)
-        return torch.sigmoid(logits.reshape(uu, s, -1))
+        """Posterior predictive ``P(a > b)`` for each user's own pairs: ``pos (U',)``,
+        ``a, b, c (U', C)`` -> ``(U', C)``."""
+        log_w, weight, _ = self._state()
+        out = torch.empty(a.shape)
+        for part in _chunks(len(pos), self._per_user(a.shape[1])):
+            pp = pos[part]
+            probs = torch.sigmoid(self.pop.logits(log_w[pp].exp(), self._pop[pp], a[part],
+                                                  b[part], c[part]))
+            out[part] = torch.einsum("usc,us->uc", probs, weight[pp])
+        return out
 
     @torch.no_grad()
     def predict_proba(self, user, item_a, item_b, prompt=None) -> np.ndarray:
-        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users
-        (PAL-B: with their ``prompt`` rows)."""
+        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users.
+
+        Parameters
+        ----------
+        user:
+            Each comparison's user id (one per comparison).
+        item_a, item_b:
+            Rows of the item table.
+        prompt:
+            PAL-B: each comparison's prompt row.
+        """
         pos = torch.as_tensor(self._positions(user))
         a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
         c = self._prompt_rows(prompt, len(a))
@@ -430,6 +780,8 @@ class NewUsers:
             raise ValueError(f"item_a: got lengths user={len(pos)}, item_a={len(a)}, "
                              f"item_b={len(b)}; expected equal lengths")
         out = torch.empty(len(pos))
+        if len(pos) == 0:
+            return out.numpy()
         uniq, inv = torch.unique(pos, return_inverse=True)
         # pad each user's comparisons into rows so all users go through one einsum
         order = torch.argsort(inv, stable=True)
@@ -442,9 +794,14 @@ class NewUsers:
         pc = torch.zeros(len(uniq), width, dtype=torch.long)
         pa[inv[order], col], pb[inv[order], col] = a[order], b[order]
         pc[inv[order], col] = c[order]
-        probs = torch.einsum("usc,us->uc", self._probs(uniq, pa, pb, pc), self._state()[1][uniq])
+        probs = self._probs(uniq, pa, pb, pc)
         out[order] = probs[inv[order], col]
         return out.numpy()
+
+
+def _kish(weight: torch.Tensor) -> torch.Tensor:
+    """Kish's effective sample size of normalised weights ``(..., S)``."""
+    return 1.0 / weight.pow(2).sum(-1)
 
 
 def _weighted_quantiles(w: torch.Tensor, weight: torch.Tensor, qs) -> list[torch.Tensor]:
@@ -494,13 +851,16 @@ class PointNewUsers(NewUsers):
         super().__init__(fit, ids, items=items, prompts=prompts, population="mean",
                          num_samples=1, seed=seed)
 
-    def _refresh(self, max_rounds: int = 0) -> None:
-        logits = torch.zeros(len(self.ids), self.k, requires_grad=True)
+    _incremental = False  # every answer refits the point estimates
+
+    def _refresh(self, users: torch.Tensor) -> None:
+        u = len(self.ids)
+        logits = torch.zeros(u, self.k, requires_grad=True)
         with torch.enable_grad():  # may be first asked for inside a no_grad prediction
             self._fit_logits(logits)
         self._log_w = logits.detach().log_softmax(-1).unsqueeze(1)
-        self._weight = torch.ones(len(self.ids), 1)
-        self._ess = torch.ones(len(self.ids))
+        self._log_weight = torch.zeros(u, 1)
+        self._pop = torch.zeros(u, 1, dtype=torch.long)
 
     def _fit_logits(self, logits: torch.Tensor) -> None:
         if self._a.shape[1]:

@@ -67,6 +67,16 @@ class FittedPAL:
         return self.config.k
 
     @property
+    def embed_dim(self) -> int:
+        """The width of the item embeddings the model was fitted on."""
+        return self.model.embed_dim
+
+    @property
+    def prompt_embed_dim(self) -> int | None:
+        """PAL-B: the width of the prompt embeddings; None for PAL-A."""
+        return self.model.prompt_embed_dim
+
+    @property
     def concentration(self) -> np.ndarray:
         """The population's Dirichlet concentration ``alpha`` (fitted or fixed)."""
         return self.model.concentration.detach().cpu().numpy()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,6 +34,10 @@ class EmbeddingCache:
         if self._index is None:
             self._index = {}
             for shard in sorted(self.folder.glob("*.safetensors")):
+                if not shard.is_file():  # a FIFO, device or folder (or a link to one)
+                    warnings.warn(f"embedding cache: skipped {str(shard)!r}, which is not a "
+                                  "regular file", RuntimeWarning, stacklevel=2)
+                    continue
                 tensors, meta = checkpoint.read(shard, kind="embedding-cache")
                 if meta.get("key") != self.key:
                     raise checkpoint.FileFormatError(

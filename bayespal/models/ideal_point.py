@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import pyro
@@ -226,6 +227,8 @@ class IdealPointModel(nn.Module):
         self.config = config
         self.n_users = n_users
         self.n_comparisons = n_comparisons
+        self.embed_dim = embed_dim
+        self.prompt_embed_dim: int | None = None  # PAL-B: the prompt embeddings' width
         self.mapping = Mapping(embed_dim, config.pref_dim, config.hidden)
         if config.concentration is None:
             self.log_concentration = nn.Parameter(torch.zeros(config.k))
@@ -290,7 +293,7 @@ class IdealPointModel(nn.Module):
 
 
 def _inv_softplus(x: float) -> float:
-    return float(torch.tensor(x).expm1().log())
+    return math.log(math.expm1(x))
 
 
 class IdealPointGuide(nn.Module):
