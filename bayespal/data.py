@@ -32,10 +32,28 @@ def _fail(field_name: str, value: Any, expected: str) -> DataError:
 
 
 def _as_id_array(values: Any, field_name: str) -> np.ndarray:
+    """Ids as a 1-d array, all of one kind: integers or strings (what a saved model stores
+    and round-trips exactly). Mixed kinds, floats and booleans are refused here, before any
+    work is done, rather than when the finished model is saved."""
+    if isinstance(values, (list, tuple)):  # np.asarray would silently turn [1, "a"] into strings
+        values = np.asarray(values, dtype=object) if values else np.asarray(values)
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise _fail(field_name, f"array of shape {arr.shape}", "a 1-d sequence of ids")
-    return arr
+    if len(arr) == 0 or arr.dtype.kind in "iu":
+        return arr
+    kind = pd.api.types.infer_dtype(arr, skipna=False)
+    if kind == "string":
+        return arr
+    if kind == "integer":  # ints in an object array: store them as int64
+        return arr.astype(np.int64)
+    is_str = np.fromiter((isinstance(v, str) for v in arr), bool, len(arr))
+    odd = np.flatnonzero(~is_str) if is_str.any() else np.flatnonzero(
+        [not (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)))
+         for v in arr])
+    i = int(odd[0]) if len(odd) else 0
+    raise _fail(f"{field_name}[{i}]", arr[i], f"integer or string ids, one kind for all "
+                f"(got {kind} ids)")
 
 
 def _encode(ids: np.ndarray, table: np.ndarray, field_name: str, table_name: str) -> np.ndarray:

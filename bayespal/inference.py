@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from bayespal import checkpoint
 from bayespal import distributed as _distributed
+from bayespal.checks import check_int, check_real, check_seed
 from bayespal.data import PreferenceData
 from bayespal.metrics import log_loss
 from bayespal.models import build
@@ -128,9 +130,7 @@ def _scored(name: str, site: dict) -> bool:
 
 
 def _check_positive_int(name: str, value: object) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: got {value!r}; expected a positive integer")
-    return int(value)
+    return check_int(name, value, 1)
 
 
 def _lr_lambda(schedule: str, total_steps: int, final_factor: float):
@@ -367,6 +367,8 @@ def fit(
     prompt_hidden: tuple[int, ...] = (),
     loading_scale: float = 1.0,
     score: str = "distance",
+    position_bias: bool = False,
+    standardize: bool = True,
     batch_size: int = 1024,
     epochs: int = 200,
     lr: float = 0.01,
@@ -438,12 +440,24 @@ def fit(
     epochs = _check_positive_int("epochs", epochs)
     num_particles = _check_positive_int("num_particles", num_particles)
     patience = _check_positive_int("patience", patience)
+    seed = check_seed(seed)
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule: got {lr_schedule!r}; expected one of {LR_SCHEDULES}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr: got {lr!r}; expected a positive number")
-    if not 0 < lr_final_factor <= 1:
-        raise ValueError(f"lr_final_factor: got {lr_final_factor!r}; expected a number in (0, 1]")
+    lr = check_real("lr", lr, low=0, low_open=True)
+    lr_final_factor = check_real("lr_final_factor", lr_final_factor, low=0, high=1, low_open=True)
+    weight_decay = check_real("weight_decay", weight_decay, low=0)
+    tol = check_real("tol", tol, low=0)
+    for name, flag in (("standardize", standardize), ("progress", progress),
+                       ("distributed", distributed)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}: got {flag!r}; expected True or False")
+    if validation is not None:
+        if not isinstance(validation, PreferenceData):
+            raise ValueError(f"validation: got {type(validation).__name__}; expected "
+                             "PreferenceData or None")
+        if validation.embed_dim != data.embed_dim:
+            raise ValueError(f"validation: got items of {validation.embed_dim} dims; expected "
+                             f"{data.embed_dim}, the training items' dimension")
     dev = resolve_device(device)
     rank, world_size = 0, 1
     if distributed:
@@ -464,6 +478,7 @@ def fit(
         prompt_hidden=tuple(prompt_hidden),
         loading_scale=loading_scale,
         score=score,
+        position_bias=position_bias,
     )
     if config.prompted and data.prompts is None:
         raise ValueError(f"data: got comparisons without prompts and prompt_dim={prompt_dim}; "
@@ -473,6 +488,11 @@ def fit(
     prompt_embed_dim = data.prompts.shape[1] if config.prompted else None
     model, guide = build(config, data.embed_dim, data.n_users, data.n_comparisons, generator,
                          prompt_embed_dim)
+    if standardize:  # the model sees z-scored features: the embeddings' scale is irrelevant
+        model.mapping.standardize_from(torch.as_tensor(data.items))
+        if config.prompted:
+            model.prompt_map.standardize_from(torch.as_tensor(data.prompts))
+    warn_about_data(data, config)
     model, guide = model.to(dev), guide.to(dev)
     device_data = DeviceData.from_data(data, dev)
     if world_size > 1:
@@ -482,9 +502,6 @@ def fit(
         torch.manual_seed(seed + 7919 * rank)
     validate = None
     if validation is not None:
-        if not isinstance(validation, PreferenceData):
-            raise ValueError(f"validation: got {type(validation).__name__}; expected "
-                             "PreferenceData or None")
         probe = FittedPAL(config=config, model=model, guide=guide, user_ids=data.user_ids,
                           item_ids=data.item_ids, elbo_history=np.zeros(1),
                           epoch_seconds=np.zeros(1), train=None, seed=seed)
@@ -522,12 +539,13 @@ def fit(
             "validation": None if validation is None else data_fingerprint(validation),
             "optimiser": [batch_size, epochs, lr, lr_schedule, lr_final_factor, num_particles,
                           weight_decay, patience, tol],
+            "standardize": bool(standardize),
         }
         if path.exists():
             trainer.load(path, _json_safe(fingerprint))
     trainer.run(progress, path, checkpoint_every, fingerprint)
     history, seconds, val_history = trainer.history, trainer.seconds, trainer.val_history
-    return FittedPAL(
+    result = FittedPAL(
         config=config,
         model=model.eval(),
         guide=guide.eval(),
@@ -540,3 +558,35 @@ def fit(
         train=data,
         seed=seed,
     )
+    warn_if_collapsed(result, data, lr)
+    return result
+
+
+def warn_about_data(data: PreferenceData, config: PALConfig) -> None:
+    """Warn when the labels depend on the position of the items (item_a vs item_b): PAL
+    scores items, not positions, unless ``position_bias=True``."""
+    n = data.n_comparisons
+    share = float(data.label.mean())
+    z = abs(share - 0.5) * 2 * math.sqrt(n)  # binomial test against 1/2
+    if not config.position_bias and z > 5 and abs(share - 0.5) > 0.05:
+        warnings.warn(
+            f"label: {share:.1%} of {n} comparisons prefer item_a (z = {z:.1f} against 50%); "
+            "PAL has no term for an item's position, so if the order of presentation carries "
+            "information, fit with position_bias=True (or randomise which item is item_a)",
+            UserWarning, stacklevel=3)
+
+
+def warn_if_collapsed(result, data: PreferenceData, lr: float, n_check: int = 2048) -> None:
+    """Warn when a fit learned nothing: its predictions on training comparisons all lie
+    within 0.02 of 1/2 (e.g. the sharpness collapsed to 0 under a too large ``lr``)."""
+    rows = np.linspace(0, data.n_comparisons - 1, min(n_check, data.n_comparisons)).astype(int)
+    with torch.random.fork_rng(devices=[]):
+        p = result.predict_proba(data.subset(rows), num_samples=16, seed=0)
+    spread = float(np.abs(p - 0.5).mean())
+    if spread < 0.02:
+        beta = result.sharpness()[0]
+        warnings.warn(
+            f"fit: predictions on training comparisons are all within {spread:.3f} of 1/2 "
+            f"(sharpness {beta:.3g}, final loss {result.elbo_history[-1]:.4f} per comparison, "
+            f"log 2 = {math.log(2):.4f}): the fit collapsed or found no signal; try a smaller "
+            f"lr (got {lr:g}) or check the data", RuntimeWarning, stacklevel=3)

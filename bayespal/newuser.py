@@ -100,14 +100,19 @@ class Population:
                     draws = m.guide.point()
                 else:
                     draws = m.guide.sample(per_member)
+                draws = {k: v.cpu() for k, v in draws.items() if k != "weights"}
+                # the position term: one per member, carried by each of its draws
+                draws["position_bias"] = m.model.position_bias.detach().cpu().expand(
+                    len(draws["sharpness"])).clone()
                 parts.append((
                     m.features(items).cpu(),  # (M, d)
                     None if not fit.prompted else m.prompt_features(prompts).cpu(),  # (C, q)
-                    {k: v.cpu() for k, v in draws.items() if k != "weights"},
+                    draws,
                     m.model.concentration.detach().cpu(),
                 ))
         self.draws = {k: torch.cat([d[k] for _, _, d, _ in parts]) for k in parts[0][2]}
         self.prototypes, self.sharpness = self.draws["prototypes"], self.draws["sharpness"]
+        self.position_bias = self.draws["position_bias"]  # (P,)
         sizes = torch.tensor([len(d["sharpness"]) for _, _, d, _ in parts])
         self.member = torch.repeat_interleave(torch.arange(len(members)), sizes)  # (P,)
         self.pooled = len(members) > 1
@@ -149,6 +154,7 @@ class Population:
             g = prompt_prototypes(self.prototypes, self.draws["loadings"], pc)  # (P, n, K, d)
             diff, gram = pair_terms(g, self.sharpness, fa, fb, self.score, per_comparison=True)
         diff = diff.reshape(self.size, *a.shape, self.k)
+        diff = diff + self.position_bias.reshape(-1, *([1] * (diff.dim() - 1)))
         if gram is not None:
             gram = gram.reshape(self.size, *a.shape, self.k, self.k)
         return diff, gram
@@ -171,7 +177,8 @@ class Population:
         fa, fb = self.features[a], self.features[b]  # (U, n, d)
         norm_diff = fa.pow(2).sum(-1) - fb.pow(2).sum(-1)
         inner = torch.bmm(z, (fa - fb).transpose(1, 2))  # (U, S, n)
-        return self.sharpness[pop].unsqueeze(-1) * (2 * inner - norm_diff.unsqueeze(1))
+        return (self.sharpness[pop].unsqueeze(-1) * (2 * inner - norm_diff.unsqueeze(1))
+                + self.position_bias[pop].unsqueeze(-1))
 
 def _gather_logits(w: torch.Tensor, pop: torch.Tensor, diff: torch.Tensor,
                    gram: torch.Tensor | None) -> torch.Tensor:

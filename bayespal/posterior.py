@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import xarray as xr
 from scipy import stats
 
+from bayespal.checks import check_int, check_seed, check_table
 from bayespal.data import PreferenceData
 from bayespal.models.ideal_point import (
     IdealPointGuide,
@@ -87,7 +88,7 @@ class FittedPAL:
 
     # ------------------------------------------------------------------ draws
     def _generator_seed(self, seed: int | None) -> None:
-        torch.manual_seed(self.seed if seed is None else seed)
+        torch.manual_seed(self.seed if seed is None else check_seed(seed))
 
     @torch.no_grad()
     def features(self, embeddings: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -158,6 +159,9 @@ class FittedPAL:
                  prompt=None, prompts=None):
         """``(user positions, emb_a, emb_b, emb_c)``; ``emb_c`` is None for PAL-A."""
         if data is not None:
+            if not isinstance(data, PreferenceData):
+                raise ValueError(f"data: got {type(data).__name__}; expected PreferenceData")
+            check_table("data.items", data.items[:1], self.embed_dim, "items")
             emb_c = None
             if self.prompted:
                 if data.prompt is None:
@@ -170,19 +174,28 @@ class FittedPAL:
                 data.items[data.item_b],
                 emb_c,
             )
-        items = self._table(items, "items", "items")
+        items = check_table("items", self._table(items, "items", "items"), self.embed_dim,
+                            "items")
         ia = _rows("item_a", item_a, len(items))
         ib = _rows("item_b", item_b, len(items))
+        if len(ia) != len(ib):
+            raise ValueError(f"item_b: got length {len(ib)}; expected {len(ia)}, the length "
+                             "of item_a")
+        users = np.asarray(user, dtype=object).reshape(-1) if user is not None else None
+        if users is None or len(users) != len(ia):
+            raise ValueError(f"user: got {0 if users is None else len(users)} ids; expected "
+                             f"{len(ia)}, one per comparison")
         emb_c = None
         if self.prompted:
             if prompt is None:
                 raise ValueError("prompt: got None; expected prompt rows (this is a PAL-B fit)")
-            prompts = self._table(prompts, "prompts", "prompts")
+            prompts = check_table("prompts", self._table(prompts, "prompts", "prompts"),
+                                  self.prompt_embed_dim, "prompts")
             emb_c = prompts[_rows("prompt", prompt, len(prompts))]
             if len(emb_c) != len(ia):
                 raise ValueError(f"prompt: got length {len(emb_c)}; expected {len(ia)}, one "
                                  "per comparison")
-        return self.user_index(np.asarray(user)), items[ia], items[ib], emb_c
+        return self.user_index(users), items[ia], items[ib], emb_c
 
     def _table(self, table, name: str, attr: str) -> np.ndarray:
         if table is None:
@@ -214,6 +227,7 @@ class FittedPAL:
         Averages ``sigmoid(logit)`` over posterior draws (not a plug-in of means). With
         ``return_draws`` the per-draw probabilities ``(S, N)`` are returned instead.
         """
+        num_samples = check_int("num_samples", num_samples)
         users, emb_a, emb_b, emb_c = self._resolve(data, user, item_a, item_b, items, prompt,
                                                    prompts)
         self._generator_seed(seed)
@@ -287,6 +301,12 @@ class FittedPAL:
 
         Rewards are defined up to an additive constant per prototype; only differences
         between items are identifiable (and, times ``sharpness``, are logits)."""
+        num_samples = check_int("num_samples", num_samples)
+        embeddings = check_table("embeddings", embeddings, self.embed_dim, "items")
+        if self.prompted and prompt_embedding is not None:
+            prompt_embedding = check_table("prompt_embedding",
+                                           np.asarray(prompt_embedding).reshape(1, -1),
+                                           self.prompt_embed_dim, "prompts")
         self._generator_seed(seed)
         feats = self.features(embeddings)
         draws = self.guide.sample(num_samples)

@@ -80,6 +80,6 @@ def test_unsaveable_ids_are_refused_before_writing(fitted, tmp_path):
                              user_ids=np.array([1.5] * len(fit.user_ids), dtype=object),
                              item_ids=fit.item_ids, elbo_history=fit.elbo_history,
                              epoch_seconds=fit.epoch_seconds)
-    with pytest.raises(ValueError, match="user_ids: got an id of type float"):
+    with pytest.raises(ValueError, match="user_ids: got ids of mixed or unsupported types .e.g. float 1.5"):
         odd.save(tmp_path / "odd.bayespal")
     assert not (tmp_path / "odd.bayespal").exists()

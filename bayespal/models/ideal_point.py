@@ -32,6 +32,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from pyro import poutine
 from torch import nn
 
+from bayespal.checks import check_int, check_real, fail
 from bayespal.models.nets import Mapping
 
 INFERENCE_MODES = ("svi", "map")
@@ -63,40 +65,42 @@ class PALConfig:
     prompt_hidden: tuple[int, ...] = ()
     loading_scale: float = 1.0  # prior sd of the prototypes' prompt loadings
     score: str = "distance"  # PAL-B: "distance" (a mixture of rewards) or "cosine"
+    # a learned offset of every logit: how much more often the item shown first (item_a)
+    # is chosen whatever it is (presentation order); off by default
+    position_bias: bool = False
 
     def __post_init__(self) -> None:
-        def bad(name: str, value: object, expected: str) -> ValueError:
-            return ValueError(f"{name}: got {value!r}; expected {expected}")
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
 
-        if not isinstance(self.k, int) or self.k < 1:
-            raise bad("k", self.k, "an integer >= 1 (number of prototypes)")
-        if not isinstance(self.pref_dim, int) or self.pref_dim < 1:
-            raise bad("pref_dim", self.pref_dim, "an integer >= 1")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if any(h < 1 for h in self.hidden):
-            raise bad("hidden", self.hidden, "positive layer widths")
-        for name in ("prototype_scale", "sharpness_scale"):
-            if not getattr(self, name) > 0:
-                raise bad(name, getattr(self, name), "a positive number")
-        if self.concentration is not None and not self.concentration > 0:
-            raise bad("concentration", self.concentration, "a positive number or None (learn)")
+        put("k", check_int("k", self.k))
+        put("pref_dim", check_int("pref_dim", self.pref_dim))
+        for name in ("hidden", "prompt_hidden"):
+            widths = getattr(self, name)
+            if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+                raise fail(name, widths, "a sequence of positive layer widths")
+            put(name, tuple(check_int(f"{name}[{i}]", h) for i, h in enumerate(widths)))
+        for name in ("prototype_scale", "sharpness_scale", "loading_scale"):
+            put(name, check_real(name, getattr(self, name), low=0, low_open=True))
+        put("sharpness_loc", check_real("sharpness_loc", self.sharpness_loc))
+        if self.concentration is not None:
+            put("concentration", check_real("concentration", self.concentration, low=0,
+                                            low_open=True))
         if self.inference not in INFERENCE_MODES:
-            raise bad("inference", self.inference, f"one of {INFERENCE_MODES}")
-        object.__setattr__(self, "prompt_hidden", tuple(int(h) for h in self.prompt_hidden))
-        if self.prompt_dim is not None and (
-            not isinstance(self.prompt_dim, int) or isinstance(self.prompt_dim, bool)
-            or self.prompt_dim < 1
-        ):
-            raise bad("prompt_dim", self.prompt_dim, "None (PAL-A) or an integer >= 1 (PAL-B)")
-        if any(h < 1 for h in self.prompt_hidden):
-            raise bad("prompt_hidden", self.prompt_hidden, "positive layer widths")
-        if not self.loading_scale > 0:
-            raise bad("loading_scale", self.loading_scale, "a positive number")
+            raise fail("inference", self.inference, f"one of {INFERENCE_MODES}")
+        if self.prompt_dim is not None:
+            put("prompt_dim", check_int("prompt_dim", self.prompt_dim))
         if self.score not in SCORES:
-            raise bad("score", self.score, f"one of {SCORES}")
+            raise fail("score", self.score, f"one of {SCORES}")
         if self.score == "cosine" and self.prompt_dim is None:
-            raise bad("score", self.score, "'distance' for PAL-A (cosine is a PAL-B option; "
-                      "set prompt_dim)")
+            raise fail("score", self.score, "'distance' for PAL-A (cosine is a PAL-B option; "
+                       "set prompt_dim)")
+        if not isinstance(self.position_bias, (bool, np.bool_)):
+            raise fail("position_bias", self.position_bias, "True or False")
+        put("position_bias", bool(self.position_bias))
+        if self.position_bias and self.score == "cosine":
+            raise fail("position_bias", True, "False with score='cosine' (a position term is "
+                       "added to the logit, which the cosine score normalises)")
 
     @property
     def prompted(self) -> bool:
@@ -121,6 +125,8 @@ class PALConfig:
         if not self.prompted:  # PAL-A hashes as before PAL-B existed (old files still load)
             for key in ("prompt_dim", "prompt_hidden", "loading_scale", "score"):
                 d.pop(key)
+        if not self.position_bias:  # and as before the position term existed
+            d.pop("position_bias")
         text = json.dumps(d, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -240,6 +246,10 @@ class IdealPointModel(nn.Module):
         # every step would be a host-to-device copy on a GPU
         self.register_buffer("_prototype_scale", torch.tensor(float(config.prototype_scale)),
                              persistent=False)
+        if config.position_bias:  # point-estimated, like the mapping
+            self.position_bias = nn.Parameter(torch.zeros(()))
+        else:
+            self.register_buffer("position_bias", torch.zeros(()), persistent=False)
 
     @property
     def concentration(self) -> torch.Tensor:
@@ -261,7 +271,7 @@ class IdealPointModel(nn.Module):
         weights = self._weights(batch)
         fa = self.mapping(batch.items[batch.item_a])
         fb = self.mapping(batch.items[batch.item_b])
-        logits = ideal_point_logits(prototypes, sharpness, weights, fa, fb)
+        logits = ideal_point_logits(prototypes, sharpness, weights, fa, fb) + self.position_bias
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
             pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
         return logits
@@ -269,8 +279,10 @@ class IdealPointModel(nn.Module):
     def terms(self, draws: dict, fa: torch.Tensor, fb: torch.Tensor,
               pc: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:func:`pair_terms` of comparisons for posterior ``draws`` (a dict of sites with a
-        leading sample dim); ``pc``, the prompt features, is unused by PAL-A."""
-        return pair_terms(draws["prototypes"], draws["sharpness"], fa, fb)
+        leading sample dim); ``pc``, the prompt features, is unused by PAL-A. The position
+        term is added to every ``diff_k``: the weights sum to one, so it adds to the logit."""
+        diff, gram = pair_terms(draws["prototypes"], draws["sharpness"], fa, fb)
+        return diff + self.position_bias, gram
 
     def prompt_features(self, prompt_embeddings: torch.Tensor) -> torch.Tensor | None:
         return None  # PAL-A has no prompt map

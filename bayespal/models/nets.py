@@ -29,10 +29,17 @@ class Mapping(nn.Module):
 
     @torch.no_grad()
     def standardize_from(self, items: torch.Tensor) -> None:
-        """Set the input standardisation from an item table ``(M, D)``."""
+        """Set the input standardisation from an item table ``(M, D)``: subtract the mean
+        embedding and divide by the root-mean-square norm of the centred rows, one scale for
+        all dimensions. The mapping then sees the same inputs whatever the embeddings' offset
+        and overall scale, and their geometry (angles, relative distances, what a foundation
+        model encodes) is kept: unit-norm embeddings are left nearly as they are. Per-dimension
+        z-scores would instead inflate the dimensions that barely vary."""
         x = items.float()
-        self.shift.copy_(x.mean(0))
-        self.scale.copy_(x.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones_like(x[0]))
+        mean = x.mean(0)
+        rms = (x - mean).pow(2).sum(-1).mean().sqrt() if len(x) > 1 else x.new_ones(())
+        self.shift.copy_(mean if len(x) > 1 else torch.zeros_like(mean))
+        self.scale.fill_(float(rms.clamp(min=1e-12)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x.float() - self.shift) / self.scale)

@@ -96,7 +96,7 @@ class PromptedModel(IdealPointModel):
             score = F.cosine_similarity(fa, z, dim=-1) - F.cosine_similarity(fb, z, dim=-1)
         else:
             score = (fb - z).pow(2).sum(-1) - (fa - z).pow(2).sum(-1)
-        logits = sharpness.unsqueeze(-1) * score
+        logits = sharpness.unsqueeze(-1) * score + self.position_bias
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
             pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
         return logits
@@ -108,7 +108,9 @@ class PromptedModel(IdealPointModel):
         if pc is None:
             raise ValueError("prompt: got None; expected the comparisons' prompts (PAL-B)")
         g = prompt_prototypes(draws["prototypes"], draws["loadings"], pc)
-        return pair_terms(g, draws["sharpness"], fa, fb, self.config.score, per_comparison=True)
+        diff, gram = pair_terms(g, draws["sharpness"], fa, fb, self.config.score,
+                                per_comparison=True)
+        return diff + self.position_bias, gram  # (no position term with the cosine score)
 
 
 class PromptedGuide(IdealPointGuide):
