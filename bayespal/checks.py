@@ -76,8 +76,8 @@ def check_table(name: str, table: Any, dim: int | None = None, what: str = "rows
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr) or arr.dtype == bool:
         raise fail(name, f"dtype {arr.dtype}", "real numbers")
     if dim is not None and arr.shape[1] != dim:
-        raise fail(name, f"{arr.shape[1]} columns", f"{dim}, the embedding dimension the "
-                   "model was fitted on")
+        raise ValueError(f"{name}: got {arr.shape[1]} columns; expected {dim}, the embedding "
+                         "dimension the model was fitted on")
     if arr.dtype not in (np.float16, np.float32):
         arr = arr.astype(np.float32)
     finite = np.isfinite(arr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,11 +94,26 @@ def _items(args) -> tuple:
         embedder = TextEmbedder(args.model, progress=not args.quiet,
                                 cache_dir=args.cache_dir)
         return frame["id"].to_numpy(), embedder(frame["text"].astype(str).tolist()), embedder
-    numeric = frame.drop(columns=["id"]).select_dtypes("number")
-    if numeric.shape[1] == 0:
-        raise ValueError("--items: got no numeric columns and no 'text' column; expected "
+    columns = frame.drop(columns=["id"])
+    if columns.shape[1] == 0:
+        raise ValueError("--items: got no embedding columns and no 'text' column; expected "
                          "embedding columns or texts")
-    return frame["id"].to_numpy(), numeric.to_numpy(np.float32), None
+    import pandas as pd
+
+    for col in columns.columns:  # every column is an embedding dimension: none is dropped
+        missing = columns[col].isna().to_numpy()
+        if missing.any():
+            bad = int(np.flatnonzero(missing)[0])
+            raise ValueError(f"--items: got a missing value in column {col!r}, row {bad} (id "
+                             f"{frame['id'].iloc[bad]!r}); expected a number in every "
+                             "embedding column")
+        if not pd.api.types.is_numeric_dtype(columns[col]) or columns[col].dtype == bool:
+            values = pd.to_numeric(columns[col], errors="coerce")
+            bad = int(np.flatnonzero(values.isna().to_numpy())[0]) if values.isna().any() else 0
+            raise ValueError(f"--items: got {columns[col].iloc[bad]!r} in column {col!r}, row "
+                             f"{bad} (id {frame['id'].iloc[bad]!r}); expected a number in every "
+                             "embedding column")
+    return frame["id"].to_numpy(), columns.to_numpy(np.float32), None
 
 
 def _comparisons(args, ids, embeddings, embedder):
@@ -112,14 +128,35 @@ def _comparisons(args, ids, embeddings, embedder):
 
 def _fit(args: argparse.Namespace) -> int:
     import bayespal
+    from bayespal.checkpoint import FileWriteError, check_writable
 
+    check_writable(args.out)  # before the work: a bad --out must not cost a finished fit
     ids, emb, embedder = _items(args)
     data = _comparisons(args, ids, emb, embedder)
     fit = bayespal.fit(data, k=args.k, pref_dim=args.pref_dim, epochs=args.epochs,
                        inference=args.inference, seed=args.seed, progress=not args.quiet)
-    fit.save(args.out)
+    try:
+        fit.save(args.out)
+    except FileWriteError as err:  # the place went bad during the fit: keep the fit anyway
+        fallback = _fallback_path(args.out)
+        fit.save(fallback)
+        print(f"bayespal: error: {err}; the fitted model was saved to {fallback} instead",
+              file=sys.stderr)
+        return 1
     print(f"fitted {fit!r}; wrote {args.out}")
     return 0
+
+
+def _fallback_path(out: str) -> Path:
+    """Where a finished fit goes when ``--out`` fails: the working folder, else the
+    system's temporary folder, under a new name."""
+    import tempfile
+
+    name = f"{Path(out).name or 'model'}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}.bayespal"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        if os.access(folder, os.W_OK):
+            return folder / name
+    return Path(tempfile.gettempdir()) / name
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -272,11 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bayespal.checkpoint import FileWriteError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad input: a clear message and a non-zero exit, no traceback
-        print(f"bayespal: error: {err}", file=sys.stderr)
+    except (ValueError, FileWriteError) as err:  # bad input or an unwritable path: a clear
+        print(f"bayespal: error: {err}", file=sys.stderr)  # message, no traceback
         return 2
 
 

@@ -493,6 +493,10 @@ def fit(
         if config.prompted:
             model.prompt_map.standardize_from(torch.as_tensor(data.prompts))
     warn_about_data(data, config)
+    if config.position_bias:  # start from the labels' log-odds: the term's empirical value
+        share = float(np.clip(data.label.mean(), 1e-3, 1 - 1e-3))
+        with torch.no_grad():
+            model.position_bias.fill_(math.log(share / (1 - share)))
     model, guide = model.to(dev), guide.to(dev)
     device_data = DeviceData.from_data(data, dev)
     if world_size > 1:
@@ -577,16 +581,28 @@ def warn_about_data(data: PreferenceData, config: PALConfig) -> None:
 
 
 def warn_if_collapsed(result, data: PreferenceData, lr: float, n_check: int = 2048) -> None:
-    """Warn when a fit learned nothing: its predictions on training comparisons all lie
-    within 0.02 of 1/2 (e.g. the sharpness collapsed to 0 under a too large ``lr``)."""
+    """Warn when a fit learned nothing: on its own training comparisons its predictions all
+    lie within 0.02 of 1/2, or their log-loss is no better than a coin's (log 2); or when the
+    sharpness left its prior by more than 4 sds (under a too large ``lr`` it falls to ~0 while
+    the mapping grows to compensate)."""
     rows = np.linspace(0, data.n_comparisons - 1, min(n_check, data.n_comparisons)).astype(int)
     with torch.random.fork_rng(devices=[]):
         p = result.predict_proba(data.subset(rows), num_samples=16, seed=0)
     spread = float(np.abs(p - 0.5).mean())
-    if spread < 0.02:
-        beta = result.sharpness()[0]
+    loss = log_loss(p, data.subset(rows).label)
+    beta = result.sharpness()[0]
+    cfg = result.config
+    z = (math.log(max(beta, 1e-300)) - cfg.sharpness_loc) / cfg.sharpness_scale
+    if abs(z) > 4:
         warnings.warn(
-            f"fit: predictions on training comparisons are all within {spread:.3f} of 1/2 "
-            f"(sharpness {beta:.3g}, final loss {result.elbo_history[-1]:.4f} per comparison, "
-            f"log 2 = {math.log(2):.4f}): the fit collapsed or found no signal; try a smaller "
+            f"fit: the sharpness went to {beta:.3g}, {abs(z):.1f} prior sds from its prior "
+            f"median {math.exp(cfg.sharpness_loc):.3g}: the optimiser diverged and the mapping "
+            f"absorbed the scale; the fit collapsed: try a smaller lr (got {lr:g})",
+            RuntimeWarning, stacklevel=3)
+    elif spread < 0.02 or loss > math.log(2) - 0.005:
+        warnings.warn(
+            f"fit: predictions on training comparisons are no better than a coin (mean "
+            f"|p - 1/2| {spread:.3f}, log-loss {loss:.4f} vs log 2 = {math.log(2):.4f}; "
+            f"sharpness {beta:.3g}, final loss {result.elbo_history[-1]:.4f} per comparison): "
+            "the fit collapsed or found no signal; try a smaller "
             f"lr (got {lr:g}) or check the data", RuntimeWarning, stacklevel=3)
