@@ -10,6 +10,7 @@ from torch import nn
 
 from bayespal.data import PreferenceData
 from bayespal.models.nets import Mapping
+from bayespal.rng import keeps_global_rng
 
 
 class BradleyTerry:
@@ -21,6 +22,7 @@ class BradleyTerry:
         self.hidden, self.epochs, self.batch_size = hidden, epochs, batch_size
         self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
 
+    @keeps_global_rng
     def fit(self, data: PreferenceData) -> BradleyTerry:
         torch.manual_seed(self.seed)
         d = data.embed_dim

@@ -20,6 +20,7 @@ from bayespal.data import PreferenceData
 from bayespal.ensemble import EnsemblePAL
 from bayespal.models.ideal_point import mixture_logits, prototype_rewards
 from bayespal.models.prompted import prompt_prototypes
+from bayespal.rng import keeps_global_rng
 
 CHUNK = 4096
 
@@ -52,6 +53,7 @@ def _draws_and_logits(fit, data: PreferenceData, num_samples: int, seed: int | N
     return draws, torch.cat(logits, 1)
 
 
+@keeps_global_rng
 def to_datatree(fit, data: PreferenceData | None = None, num_samples: int = 500,
                 seed: int | None = None) -> xr.DataTree:
     """The fit as an ArviZ ``DataTree``: ``posterior`` (prototypes, sharpness, weights; real
@@ -210,6 +212,7 @@ def align_prototypes(reference, other, items: np.ndarray | None = None) -> np.nd
 
 
 # ---------------------------------------------------------------------- predictive checks
+@keeps_global_rng
 def heterogeneity_check(fit, data: PreferenceData | None = None, num_samples: int = 300,
                         seed: int | None = None) -> xr.Dataset:
     """Do users differ as much as the model says they do?

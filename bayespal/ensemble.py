@@ -28,6 +28,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from bayespal.posterior import FittedPAL
+from bayespal.rng import keeps_global_rng
 
 
 def permute_prototypes(fit: FittedPAL, perm: Sequence[int]) -> None:
@@ -155,6 +156,7 @@ class EnsemblePAL:
                         for m in self.members], 0)
 
     # -- summaries ---------------------------------------------------------------------
+    @keeps_global_rng
     def user_weights(self, ci: float = 0.9, num_samples: int = 1000, seed: int | None = None
                      ) -> xr.Dataset:
         """Per-user weights under the mixture: ``mean``, ``sd`` and the equal-tailed ``ci``

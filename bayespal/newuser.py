@@ -212,46 +212,73 @@ def _chunks(n: int, per_item: int):
         yield slice(start, min(n, start + step))
 
 
+def _chol_pd(a: torch.Tensor, floor: float) -> torch.Tensor:
+    """Cholesky factors of symmetric matrices ``(..., J, J)``; the few that are not positive
+    definite get their eigenvalues floored at ``floor`` first (eigh only for those)."""
+    chol, info = torch.linalg.cholesky_ex(a)
+    bad = info != 0
+    if bool(bad.any()):
+        lam, vec = torch.linalg.eigh(a[bad])
+        fixed = (vec * lam.clamp_min(floor).unsqueeze(-2)) @ vec.transpose(-1, -2)
+        chol[bad] = torch.linalg.cholesky(fixed + floor * torch.eye(a.shape[-1]))
+    return chol
+
+
 class _StudentT:
     """Multivariate Student-t proposals in log-ratio coordinates ``y = log(w_k / w_K)``, one
-    per user and group (a population draw, or one per user): location ``(U, G, J)`` and
-    precision ``V diag(lam) V^T`` (eigenvalues floored, so a flat direction is wide, not
-    singular)."""
+    per user and group (a population draw, or one per user): location ``(U, G, J)``, a
+    square root ``root`` of the scale matrix (``root root^T``) and its inverse ``whiten``."""
 
-    def __init__(self, loc: torch.Tensor, precision: torch.Tensor) -> None:
-        lam, vec = torch.linalg.eigh(precision)
-        self.loc, self.lam, self.vec = loc, lam.clamp_min(1e-6), vec
+    def __init__(self, loc: torch.Tensor, root: torch.Tensor, whiten: torch.Tensor,
+                 log_det: torch.Tensor) -> None:
+        self.loc, self.root, self.whiten, self.log_det = loc, root, whiten, log_det
+
+    @classmethod
+    def from_precision(cls, loc: torch.Tensor, precision: torch.Tensor) -> _StudentT:
+        """From a precision matrix (e.g. ``-H`` at a mode; flat directions floored): with
+        ``precision = L L^T`` the scale root is ``L^-T`` and the whitening map ``L^T``."""
+        chol = _chol_pd(precision, 1e-6)
+        eye = torch.eye(loc.shape[-1]).expand_as(chol)
+        root = torch.linalg.solve_triangular(chol, eye, upper=False).transpose(-1, -2)
+        log_det = -torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)
+        return cls(loc, root, chol.transpose(-1, -2), log_det)
+
+    @classmethod
+    def from_covariance(cls, loc: torch.Tensor, cov: torch.Tensor) -> _StudentT:
+        """From a scale (covariance) matrix ``C C^T``: root ``C``, whitening map ``C^-1``."""
+        chol = _chol_pd(cov, 1e-6)
+        eye = torch.eye(loc.shape[-1]).expand_as(chol)
+        whiten = torch.linalg.solve_triangular(chol, eye, upper=False)
+        return cls(loc, chol, whiten, torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1))
 
     def subset(self, rows: torch.Tensor) -> _StudentT:
-        out = _StudentT.__new__(_StudentT)
-        out.loc, out.lam, out.vec = self.loc[rows], self.lam[rows], self.vec[rows]
-        return out
+        return _StudentT(self.loc[rows], self.root[rows], self.whiten[rows], self.log_det[rows])
 
-    def _at(self, group: torch.Tensor):
+    def _at(self, group: torch.Tensor, what: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(group.shape[0])[:, None]
-        group = group.clamp(max=self.loc.shape[1] - 1)  # one group: every draw uses it
-        return self.loc[rows, group], self.lam[rows, group], self.vec[rows, group]
+        return what[rows, group.clamp(max=self.loc.shape[1] - 1)]  # one group: all use it
 
     def sample(self, group: torch.Tensor) -> torch.Tensor:
         """One draw ``y (U, S, J)`` for each group index in ``group (U, S)``. Neighbouring
         draws are antithetic (``eps`` and ``-eps``): each is still a draw of the t, and the
         pairs cancel much of the Monte Carlo error of symmetric posteriors."""
-        m, lam, vec = self._at(group)
-        half = (group.shape[1] + 1) // 2
-        eps = torch.randn(group.shape[0], half, m.shape[-1])
-        eps = torch.stack([eps, -eps], 2).reshape(group.shape[0], 2 * half, -1)[:, :group.shape[1]]
-        eps = eps / lam.sqrt()
-        chi = torch.distributions.Chi2(torch.tensor(T_DF)).sample((group.shape[0], half))
-        chi = chi.repeat_interleave(2, 1)[:, :group.shape[1]] / T_DF
-        return m + torch.einsum("usij,usj->usi", vec, eps) / chi.sqrt().unsqueeze(-1)
+        u, s = group.shape
+        j = self.loc.shape[-1]
+        half = (s + 1) // 2
+        eps = torch.randn(u, half, j)
+        eps = torch.stack([eps, -eps], 2).reshape(u, 2 * half, j)[:, :s]
+        chi = torch.distributions.Chi2(torch.tensor(T_DF)).sample((u, half))
+        chi = chi.repeat_interleave(2, 1)[:, :s] / T_DF
+        step = torch.einsum("usij,usj->usi", self._at(group, self.root), eps)
+        return self._at(group, self.loc) + step / chi.sqrt().unsqueeze(-1)
 
     def log_prob(self, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         """Log density of ``y (U, S, J)`` under each draw's group's proposal."""
-        m, lam, vec = self._at(group)
-        z = torch.einsum("usji,usj->usi", vec, y - m) * lam.sqrt()
+        z = torch.einsum("usij,usj->usi", self._at(group, self.whiten),
+                         y - self._at(group, self.loc))
         j, nu = y.shape[-1], T_DF
         return (math.lgamma((nu + j) / 2) - math.lgamma(nu / 2) - 0.5 * j * math.log(nu * math.pi)
-                + 0.5 * lam.log().sum(-1) - 0.5 * (nu + j) * torch.log1p(z.pow(2).sum(-1) / nu))
+                - self._at(group, self.log_det) - 0.5 * (nu + j) * torch.log1p(z.pow(2).sum(-1) / nu))
 
     @classmethod
     def moments(cls, y: torch.Tensor, weight: torch.Tensor, widen: float = 1.5) -> _StudentT:
@@ -260,67 +287,80 @@ class _StudentT:
         dev = y - mean.unsqueeze(1)
         cov = torch.einsum("us,usi,usj->uij", weight, dev, dev) * widen**2
         cov = cov + 1e-4 * torch.eye(y.shape[-1])
-        return cls(mean.unsqueeze(1), torch.linalg.inv(cov).unsqueeze(1))
+        return cls.from_covariance(mean.unsqueeze(1), cov.unsqueeze(1))
 
 
 def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None,
              sign: torch.Tensor, max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Laplace approximations of the posterior in log-ratio coordinates, one per user and
     population draw: ``(mode, curvature, log evidence)``, shapes ``(U, P, J)``,
-    ``(U, P, J, J)`` and ``(U, P)``.
+    ``(U, P, J, J)`` and ``(U, P)``; ``alpha (P, K)``, ``diff (P, U, n, K)`` (``gram (P, U,
+    n, K, K)``), ``sign (U, n)``.
 
     The log target in ``y`` is ``sum_k alpha_k log w_k + log Gamma(A) - sum_k log Gamma(alpha_k)
     + sum_n log sigmoid(s_n * logit_n(w))``: the Dirichlet prior pushed to ``y`` (its Jacobian
-    is ``prod_k w_k``) times the likelihood. Damped Newton ascent from ``y0`` (eigenvalues of
-    ``-H`` floored, steps capped and line-searched) to a gradient below ``1e-3``; the
-    importance weights correct what an approximate mode leaves."""
-    y = y0.clone()
+    is ``prod_k w_k``) times the likelihood. Damped Newton ascent from ``y0`` (curvature
+    floored where the target is not concave, steps capped and line-searched), each of the
+    ``U * P`` problems until its gradient is below ``1e-3``; the importance weights correct
+    what an approximate mode leaves."""
+    u, p, j = y0.shape
+    k = j + 1
+    # one flat batch of U * P problems, (user, population draw) in row-major order
+    d = diff.permute(1, 0, 2, 3).reshape(u * p, -1, k)
+    gm = None if gram is None else gram.permute(1, 0, 2, 3, 4).reshape(u * p, -1, k, k)
+    a = alpha.expand(u, p, k).reshape(u * p, k)
+    sg = sign.repeat_interleave(p, 0)
+    y = y0.reshape(u * p, j).clone()
+    active = torch.arange(u * p)
     for _ in range(max_iter):
-        f, g, h = _derivatives(y, alpha, diff, gram, sign)
-        lam, vec = torch.linalg.eigh(-h)
-        step = torch.einsum("upij,upj->upi", vec,
-                            torch.einsum("upji,upj->upi", vec, g) / lam.clamp_min(1e-3))
+        args = (a[active], d[active], None if gm is None else gm[active], sg[active])
+        ya = y[active]
+        f, g, h = _derivatives(ya, *args)
+        step = torch.cholesky_solve(g.unsqueeze(-1), _chol_pd(-h, 1e-3)).squeeze(-1)
         norm = step.norm(dim=-1, keepdim=True)
         step = step * (4.0 / norm.clamp_min(1e-12)).clamp(max=1.0)  # a trust region
         best_f, best_t = f, torch.zeros_like(f)
         for t in (1.0, 0.5, 0.25, 0.1, 0.02):  # backtracking, while any point fails
-            ft = _log_target(y + t * step, alpha, diff, gram, sign)
+            ft = _log_target(ya + t * step, *args)
             better = (ft > best_f) & (best_t == 0)
             best_f, best_t = torch.where(better, ft, best_f), torch.where(better, t, best_t)
             if bool((best_t > 0).all()):
                 break
-        y = y + best_t.unsqueeze(-1) * step
-        if float(g.abs().max()) < 1e-3 or float((best_t.unsqueeze(-1) * step).abs().max()) < 1e-5:
+        moved = best_t.unsqueeze(-1) * step
+        y[active] = ya + moved
+        going = (g.abs().amax(-1) >= 1e-3) & (moved.abs().amax(-1) >= 1e-5)
+        active = active[going]
+        if len(active) == 0:
             break
-    f, _, h = _derivatives(y, alpha, diff, gram, sign)
-    lam = torch.linalg.eigvalsh(-h).clamp_min(1e-6)
-    log_evidence = f + 0.5 * y.shape[-1] * math.log(2 * math.pi) - 0.5 * lam.log().sum(-1)
-    return y, -h, log_evidence
+    f, _, h = _derivatives(y, a, d, gm, sg)
+    half_log_det = torch.diagonal(_chol_pd(-h, 1e-6), dim1=-2, dim2=-1).log().sum(-1)
+    log_evidence = f + 0.5 * j * math.log(2 * math.pi) - half_log_det
+    return y.reshape(u, p, j), (-h).reshape(u, p, j, j), log_evidence.reshape(u, p)
 
 
 def _logits_at(log_w: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None
                ) -> torch.Tensor:
-    """Logits for one point per (user, population draw): ``log_w (U, P, K)``, ``diff (P, U,
-    n, K)`` -> ``(U, P, n)``."""
+    """Logits of each problem's answers at its point: ``log_w (B, K)``, ``diff (B, n, K)``
+    (``gram (B, n, K, K)``) -> ``(B, n)``."""
     w = log_w.exp()
-    num = torch.einsum("upk,punk->upn", w, diff)
+    num = torch.einsum("bk,bnk->bn", w, diff)
     if gram is None:
         return num
-    quad = torch.einsum("upk,punkl,upl->upn", w, gram, w)
+    quad = torch.einsum("bk,bnkl,bl->bn", w, gram, w)
     return num / quad.clamp_min(1e-12).sqrt()
 
 
 def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
-    """The log posterior density (unnormalised) of ``y (U, P, J)``, see :class:`_Laplace`;
-    ``alpha (P, K)``, ``sign (U, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(U, P)``."""
+    """The log posterior density of ``y (B, J)`` (see :func:`_laplace`); ``alpha (B, K)``,
+    ``sign (B, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(B,)``."""
     log_w = _alr_inverse(y)
-    ll = F.logsigmoid(sign[:, None, :] * _logits_at(log_w, diff, gram)) * (sign != 0)[:, None, :]
-    norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)  # (P,)
+    ll = F.logsigmoid(sign * _logits_at(log_w, diff, gram)) * (sign != 0)
+    norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     return (alpha * log_w).sum(-1) + norm + ll.sum(-1)
 
 
 def _derivatives(y, alpha, diff, gram, sign):
-    """``(f, grad, hessian)`` of :func:`_log_target` at ``y (U, P, J)``."""
+    """``(f, grad, hessian)`` of :func:`_log_target` at ``y (B, J)``."""
     if gram is not None:  # the cosine score: autograd (one backward pass per coordinate)
         with torch.enable_grad():
             yy = y.detach().requires_grad_(True)
@@ -332,22 +372,20 @@ def _derivatives(y, alpha, diff, gram, sign):
     # squared distance: logit = w . d is linear in w, and dw/dy = diag(w) - w w^T
     j = y.shape[-1]
     log_w = _alr_inverse(y)
-    w = log_w.exp()  # (U, P, K)
-    d = diff.permute(1, 0, 2, 3)  # (U, P, n, K)
-    logit = torch.einsum("upk,upnk->upn", w, d)
-    mask = (sign != 0)[:, None, :].float()
-    t = sign[:, None, :] * logit
-    g1 = sign[:, None, :] * torch.sigmoid(-t) * mask  # d loglik / d logit
+    w = log_w.exp()  # (B, K)
+    logit = torch.einsum("bk,bnk->bn", w, diff)
+    mask = (sign != 0).float()
+    t = sign * logit
+    g1 = sign * torch.sigmoid(-t) * mask  # d loglik / d logit
     h1 = torch.sigmoid(t) * torch.sigmoid(-t) * mask  # -d2 loglik / d logit2
-    e = w.unsqueeze(-2) * (d - logit.unsqueeze(-1))  # d logit / d y_full, (U, P, n, K)
-    gl = torch.einsum("upn,upnk->upk", g1, e)
-    a_sum = alpha.sum(-1)[:, None]  # (P, 1)
+    e = w.unsqueeze(-2) * (diff - logit.unsqueeze(-1))  # d logit / d y_full, (B, n, K)
+    gl = torch.einsum("bn,bnk->bk", g1, e)
+    a_sum = alpha.sum(-1, keepdim=True)  # (B, 1)
     grad = gl + alpha - a_sum * w
-    eye = torch.diag_embed(torch.ones_like(w))
     outer_w = w.unsqueeze(-1) * w.unsqueeze(-2)
-    hess = (-torch.einsum("upn,upnk,upnl->upkl", h1, e, e) + torch.diag_embed(gl)
+    hess = (-torch.einsum("bn,bnk,bnl->bkl", h1, e, e) + torch.diag_embed(gl)
             - w.unsqueeze(-1) * gl.unsqueeze(-2) - gl.unsqueeze(-1) * w.unsqueeze(-2)
-            - a_sum[..., None] * (eye * w.unsqueeze(-1) - outer_w))
+            - a_sum.unsqueeze(-1) * (torch.diag_embed(w) - outer_w))
     ll = (F.logsigmoid(t) * mask).sum(-1)
     norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     f = (alpha * log_w).sum(-1) + norm + ll
@@ -627,10 +665,16 @@ class NewUsers:
                 log_target = self._loglik(log_w, pop, rows, sign) - math.log(p)
             else:
                 diff, gram = self.pop.terms(*rows)  # (P, uu, n, K)
-                mode, curvature, log_ev = _laplace(self._mode[pos], alpha, diff, gram, sign)
+                start = self._mode[pos]
+                if p > 1:  # start every population draw at the averaged problem's mode
+                    start = _laplace(start[:, :1], alpha.mean(0, keepdim=True),
+                                     diff.mean(0, keepdim=True),
+                                     None if gram is None else gram.mean(0, keepdim=True),
+                                     sign)[0].expand_as(start)
+                mode, curvature, log_ev = _laplace(start, alpha, diff, gram, sign)
                 self._mode[pos] = mode
                 q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
-                laplace = _StudentT(mode, curvature)
+                laplace = _StudentT.from_precision(mode, curvature)
                 log_w, pop, log_target, log_q = self._importance(alpha, rows, sign, q_pop,
                                                                  [laplace])
                 ess = _kish(torch.softmax(log_target - log_q, -1))

@@ -22,6 +22,7 @@ from bayespal.models.ideal_point import (
     prototype_rewards,
 )
 from bayespal.models.prompted import prompt_prototypes
+from bayespal.rng import keeps_global_rng
 
 CHUNK = 4096  # comparisons per chunk in predictions (bounds memory at S x K x CHUNK)
 UNKNOWN_USER_DRAWS = 16  # prior draws of w per posterior draw for users not in training
@@ -118,6 +119,7 @@ class FittedPAL:
         pc = None if emb_c is None else self.prompt_features(emb_c)
         return self.model.terms(draws, fa, fb, pc)
 
+    @keeps_global_rng
     @torch.no_grad()
     def sample_posterior(self, num_samples: int = 500, seed: int | None = None) -> dict:
         """Draws from the (variational) posterior as numpy arrays: ``prototypes (S, K, d)``,
@@ -204,6 +206,7 @@ class FittedPAL:
                 raise ValueError(f"{name}: got None; expected an embedding table")
         return np.asarray(table)
 
+    @keeps_global_rng
     @torch.no_grad()
     def predict_proba(
         self,
@@ -287,6 +290,7 @@ class FittedPAL:
             attrs={"ci": ci, "inference": self.config.inference},
         )
 
+    @keeps_global_rng
     @torch.no_grad()
     def prototype_rewards(
         self, embeddings: np.ndarray, num_samples: int = 200, seed: int | None = None,

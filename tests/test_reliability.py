@@ -383,3 +383,16 @@ def test_chunking_and_incremental_updates_give_the_same_posterior(small, monkeyp
     exact = NewUser(small, seed=3).update(a[:201], b[:201], y[:201]).weights()
     np.testing.assert_allclose(w["mean"].values, exact["mean"].values, atol=0.02)
     assert math.isfinite(float(w["ess"].values[0]))
+
+
+def test_predictions_leave_the_global_random_state_alone(small, syn):
+    from bayespal.diagnostics import to_datatree
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    small.predict_proba(syn.test, seed=5)
+    small.sample_posterior(10, seed=5)
+    small.prototype_rewards(syn.data.items[:5], seed=5)
+    to_datatree(small, syn.test, num_samples=10, seed=5)
+    torch.testing.assert_close(torch.rand(3), expected)
