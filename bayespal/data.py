@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayespal.checks import check_table
+
 
 class DataError(ValueError):
     """Bad input data. The message names the field, the bad value and what was expected."""
@@ -68,18 +70,10 @@ def _encode(ids: np.ndarray, table: np.ndarray, field_name: str, table_name: str
 
 
 def _check_embeddings(values: Any, field_name: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise _fail(field_name, f"array of shape {arr.shape}", "a non-empty 2-d array (rows x dim)")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise _fail(field_name, f"dtype {arr.dtype}", "real numbers")
-    if arr.dtype not in (np.float16, np.float32):
-        arr = arr.astype(np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
-        raise _fail(f"{field_name}[{row}, {col}]", float(arr[row, col]), "a finite number")
-    return arr
+    try:
+        return check_table(field_name, values)
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def _check_labels(values: Any, n: int) -> np.ndarray:
