@@ -37,7 +37,7 @@ import xarray as xr
 from bayespal.checks import check_int, check_seed, check_table
 from bayespal.data import PreferenceData
 from bayespal.ensemble import EnsemblePAL
-from bayespal.models.ideal_point import pair_terms
+from bayespal.models.ideal_point import mixture_logits, pair_terms
 from bayespal.models.prompted import prompt_prototypes
 from bayespal.posterior import FittedPAL
 
@@ -184,19 +184,10 @@ def _gather_logits(w: torch.Tensor, pop: torch.Tensor, diff: torch.Tensor,
                    gram: torch.Tensor | None) -> torch.Tensor:
     """Logits of every user's comparisons for their draws: ``w (U, S, K)``, ``pop (U, S)``
     (the population draw each belongs to), ``diff (P, U, n, K)`` (``gram (P, U, n, K, K)``)
-    -> ``(U, S, n)``."""
-    if diff.shape[0] == 1:  # one population draw: no per-draw gather
-        num = torch.einsum("usk,unk->usn", w, diff[0])
-        if gram is None:
-            return num
-        quad = torch.einsum("usk,unkl,usl->usn", w, gram[0], w)
-        return num / quad.clamp_min(1e-12).sqrt()
+    -> ``(U, S, n)``: each draw's terms gathered, then :func:`mixture_logits`."""
     rows = torch.arange(w.shape[0])[:, None]
-    num = torch.einsum("usk,usnk->usn", w, diff[pop, rows])
-    if gram is None:
-        return num
-    quad = torch.einsum("usk,usnkl,usl->usn", w, gram[pop, rows], w)
-    return num / quad.clamp_min(1e-12).sqrt()
+    return mixture_logits(w.unsqueeze(-2), diff[pop, rows],
+                          None if gram is None else gram[pop, rows])
 
 
 def _alr_inverse(y: torch.Tensor) -> torch.Tensor:
@@ -338,23 +329,11 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
     return y.reshape(u, p, j), (-h).reshape(u, p, j, j), log_evidence.reshape(u, p)
 
 
-def _logits_at(log_w: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None
-               ) -> torch.Tensor:
-    """Logits of each problem's answers at its point: ``log_w (B, K)``, ``diff (B, n, K)``
-    (``gram (B, n, K, K)``) -> ``(B, n)``."""
-    w = log_w.exp()
-    num = torch.einsum("bk,bnk->bn", w, diff)
-    if gram is None:
-        return num
-    quad = torch.einsum("bk,bnkl,bl->bn", w, gram, w)
-    return num / quad.clamp_min(1e-12).sqrt()
-
-
 def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
     """The log posterior density of ``y (B, J)`` (see :func:`_laplace`); ``alpha (B, K)``,
     ``sign (B, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(B,)``."""
     log_w = _alr_inverse(y)
-    ll = F.logsigmoid(sign * _logits_at(log_w, diff, gram)) * (sign != 0)
+    ll = F.logsigmoid(sign * mixture_logits(log_w.exp().unsqueeze(-2), diff, gram)) * (sign != 0)
     norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     return (alpha * log_w).sum(-1) + norm + ll.sum(-1)
 
@@ -373,7 +352,7 @@ def _derivatives(y, alpha, diff, gram, sign):
     j = y.shape[-1]
     log_w = _alr_inverse(y)
     w = log_w.exp()  # (B, K)
-    logit = torch.einsum("bk,bnk->bn", w, diff)
+    logit = mixture_logits(w.unsqueeze(-2), diff)
     mask = (sign != 0).float()
     t = sign * logit
     g1 = sign * torch.sigmoid(-t) * mask  # d loglik / d logit

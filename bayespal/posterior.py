@@ -176,8 +176,9 @@ class FittedPAL:
                 data.items[data.item_b],
                 emb_c,
             )
-        items = check_table("items", self._table(items, "items", "items"), self.embed_dim,
-                            "items")
+        # a table given here is checked; the training tables were checked by PreferenceData
+        items = (self._table(None, "items", "items") if items is None
+                 else check_table("items", items, self.embed_dim, "items"))
         ia = _rows("item_a", item_a, len(items))
         ib = _rows("item_b", item_b, len(items))
         if len(ia) != len(ib):
@@ -191,8 +192,8 @@ class FittedPAL:
         if self.prompted:
             if prompt is None:
                 raise ValueError("prompt: got None; expected prompt rows (this is a PAL-B fit)")
-            prompts = check_table("prompts", self._table(prompts, "prompts", "prompts"),
-                                  self.prompt_embed_dim, "prompts")
+            prompts = (self._table(None, "prompts", "prompts") if prompts is None
+                       else check_table("prompts", prompts, self.prompt_embed_dim, "prompts"))
             emb_c = prompts[_rows("prompt", prompt, len(prompts))]
             if len(emb_c) != len(ia):
                 raise ValueError(f"prompt: got length {len(emb_c)}; expected {len(ia)}, one "

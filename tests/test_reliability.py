@@ -2,7 +2,6 @@
 audit. Each fails on the code before the fixes."""
 
 import fcntl
-import math
 import os
 import signal
 import subprocess
@@ -382,7 +381,6 @@ def test_chunking_and_incremental_updates_give_the_same_posterior(small, monkeyp
     assert rebuilt == []  # one more answer reweights the draws: no new sampler
     exact = NewUser(small, seed=3).update(a[:201], b[:201], y[:201]).weights()
     np.testing.assert_allclose(w["mean"].values, exact["mean"].values, atol=0.02)
-    assert math.isfinite(float(w["ess"].values[0]))
 
 
 def test_predictions_leave_the_global_random_state_alone(small, syn):
