@@ -1,15 +1,26 @@
 """bayespal: Bayesian pluralistic preference modeling (PAL) with Pyro.
 
-Data flows one way: ``PreferenceData`` -> model -> ``fit`` -> ``FittedPAL`` ->
-new users, queries, diagnostics.
+Data flows one way, and the package's layers follow it (each imports only from the ones
+below; ``lint-imports`` checks it)::
+
+    data, embed, datasets   PreferenceData, embedders, loaders
+    model                   ModelConfig, the PAL logit (once), the Pyro model, PopulationDraws
+    inference               TrainConfig, guides, the SVI loop, checkpoints, ranks
+    posterior               FittedPAL / EnsemblePAL behind one interface; fit, save, load
+    users                   new users' posteriors and the questions to ask them
+    analysis                diagnostics (ArviZ), plots, evaluation, reward models
+    cli                     the ``bayespal`` command
 """
 
-__version__ = "0.1.0"
+from bayespal._version import __version__
+from bayespal.data import DataError, EmbeddingTable, PreferenceData
+from bayespal.inference import TrainConfig
+from bayespal.model import ModelConfig, PopulationDraws
+from bayespal.posterior import EnsemblePAL, FittedPAL, Posterior, fit, load
+from bayespal.users import NewUser, NewUserPosteriors, PointPlacement, place_users, suggest
 
-from bayespal.data import DataError, PreferenceData
-from bayespal.inference import fit
-from bayespal.io import load
-from bayespal.models import PALConfig
-from bayespal.posterior import FittedPAL
-
-__all__ = ["DataError", "FittedPAL", "PALConfig", "PreferenceData", "__version__", "fit", "load"]
+__all__ = [
+    "DataError", "EmbeddingTable", "EnsemblePAL", "FittedPAL", "ModelConfig", "NewUser",
+    "NewUserPosteriors", "PointPlacement", "Posterior", "PopulationDraws", "PreferenceData",
+    "TrainConfig", "__version__", "fit", "load", "place_users", "suggest",
+]

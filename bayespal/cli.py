@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import time
@@ -17,10 +16,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import bayespal
-    from bayespal import diagnostics, plots
+    from bayespal.analysis import diagnostics, plots
+    from bayespal.analysis.evaluation import evaluate_fewshot
     from bayespal.datasets import persona_demo
-    from bayespal.evaluation import evaluate_fewshot
     from bayespal.metrics import accuracy, expected_calibration_error, log_loss
+    from bayespal.model.matching import match_prototypes
 
     syn = persona_demo(n_users=args.users, k=args.k, n_train=40, n_test=20, seed=args.seed)
     seen, unseen = syn.data.split_users(0.2, seed=args.seed)
@@ -43,14 +43,13 @@ def _demo(args: argparse.Namespace) -> int:
     print("\nunseen users placed from n answers (population fixed, no refit)")
     print(table[["n_shots", "users", "accuracy", "log_loss", "ece"]].round(4).to_string(index=False))
     w = fit.user_weights(ci=0.9)["mean"].values
-    perm = list(min(itertools.permutations(range(args.k)),
-                    key=lambda q: ((w[:, list(q)] - syn.true_weights[train.user_ids]) ** 2).sum()))
+    perm = match_prototypes(syn.true_weights[train.user_ids].T, w.T)
     part = syn.group[train.user_ids] >= 0
     assigned = (w[:, perm][part].argmax(1) == syn.group[train.user_ids][part]).mean()
     print(f"\nsingle-type users assigned to their true type: {assigned:.1%}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plots.plot_elbo(fit).savefig(out / "elbo.png", dpi=100)
+    plots.plot_loss(fit).savefig(out / "loss.png", dpi=100)
     plots.plot_users_simplex(fit).savefig(out / "users.png", dpi=100)
     plots.plot_calibration(p, test.label).savefig(out / "calibration.png", dpi=100)
     diagnostics.to_datatree(fit, num_samples=200, seed=args.seed).to_netcdf(out / "posterior.nc")
@@ -128,7 +127,7 @@ def _comparisons(args, ids, embeddings, embedder):
 
 def _fit(args: argparse.Namespace) -> int:
     import bayespal
-    from bayespal.checkpoint import FileWriteError, check_writable
+    from bayespal.files import FileWriteError, check_writable
 
     check_writable(args.out)  # before the work: a bad --out must not cost a finished fit
     ids, emb, embedder = _items(args)
@@ -195,11 +194,10 @@ def _embed(args: argparse.Namespace) -> int:
 
 def _suggest(args: argparse.Namespace) -> int:
     import bayespal
-    from bayespal.active import suggest
-    from bayespal.newuser import NewUser
+    from bayespal.users import NewUser, suggest
 
     fit = bayespal.load(args.model_file)
-    if fit.train is None:
+    if fit.items is None:
         raise ValueError(f"model: got {args.model_file!r} saved without its item table; "
                          "expected a model saved with include_items=True")
     index = {v: i for i, v in enumerate(fit.item_ids.tolist())}
@@ -219,7 +217,7 @@ def _suggest(args: argparse.Namespace) -> int:
         for col in ("item_a", "item_b", "label"):
             if col not in ans.columns:
                 raise ValueError(f"--answers: got columns {list(ans.columns)}; expected {col!r}")
-        user.update(rows(ans.item_a, "--answers"), rows(ans.item_b, "--answers"),
+        user.observe(rows(ans.item_a, "--answers"), rows(ans.item_b, "--answers"),
                     ans.label.to_numpy().astype(int))
     cand = _read_table(args.candidates, "--candidates")
     for col in ("item_a", "item_b"):
@@ -262,18 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cache-dir", help="on-disk embedding cache folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    fit = sub.add_parser("fit", help="fit PAL-A to comparisons and save the model",
+    fit_cmd = sub.add_parser("fit", help="fit PAL-A to comparisons and save the model",
                          description="Fit PAL-A to a comparisons file (columns user, item_a, "
                          "item_b, label; label 1 = item_a preferred) and save the model.")
-    data_args(fit, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label")
-    fit.add_argument("--k", type=int, default=3, help="number of prototypes (default 3)")
-    fit.add_argument("--pref-dim", type=int, default=16, help="preference-space dimension")
-    fit.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
-    fit.add_argument("--inference", choices=["svi", "map"], default="svi",
+    data_args(fit_cmd, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label")
+    fit_cmd.add_argument("--k", type=int, default=3, help="number of prototypes (default 3)")
+    fit_cmd.add_argument("--pref-dim", type=int, default=16, help="preference-space dimension")
+    fit_cmd.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
+    fit_cmd.add_argument("--inference", choices=["svi", "map"], default="svi",
                      help="svi: Bayesian (default); map: point estimates")
-    fit.add_argument("--seed", type=int, default=0, help="random seed")
-    fit.add_argument("--out", default="model.bayespal", help="model file to write")
-    fit.set_defaults(func=_fit)
+    fit_cmd.add_argument("--seed", type=int, default=0, help="random seed")
+    fit_cmd.add_argument("--out", default="model.bayespal", help="model file to write")
+    fit_cmd.set_defaults(func=_fit)
 
     ev = sub.add_parser("evaluate", help="accuracy, log-loss and calibration of a saved model",
                         description="Score a saved model on a comparisons file.")
@@ -309,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bayespal.checkpoint import FileWriteError
+    from bayespal.files import FileWriteError
 
     args = build_parser().parse_args(argv)
     try:

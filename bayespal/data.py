@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,48 @@ def _check_labels(values: Any, n: int) -> np.ndarray:
         i = int(np.flatnonzero(bad)[0])
         raise _fail(f"label[{i}]", arr[i].item(), "0 or 1 (1 = item_a preferred)")
     return arr.astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingTable:
+    """A table of embeddings with the ids of its rows: the items (or prompts) a model scores.
+
+    Parameters
+    ----------
+    ids:
+        One id per row (unique; all integers or all strings).
+    embeddings:
+        ``(n, D)`` finite numbers, one row per id.
+    """
+
+    ids: np.ndarray
+    embeddings: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids = _as_id_array(self.ids, "ids")
+        emb = _check_embeddings(self.embeddings, "embeddings")
+        if len(ids) != len(emb):
+            raise _fail("ids", f"{len(ids)} ids", f"{len(emb)}, one per embedding row")
+        if pd.Index(ids).has_duplicates:
+            raise _fail("ids", ids[pd.Index(ids).duplicated()][0], "unique ids")
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "embeddings", emb)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        """The embeddings' width ``D``."""
+        return int(self.embeddings.shape[1])
+
+    def rows(self, ids: Any, field_name: str = "ids") -> np.ndarray:
+        """Row numbers of ``ids``; an unknown id is an error naming ``field_name``."""
+        ids = np.asarray(ids).reshape(-1)
+        rows = pd.Index(self.ids).get_indexer(ids)
+        if (rows < 0).any():
+            raise _fail(field_name, ids[np.flatnonzero(rows < 0)[0]], "an id of the table")
+        return rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,6 +309,16 @@ class PreferenceData:
     @property
     def embed_dim(self) -> int:
         return self.items.shape[1]
+
+    @cached_property
+    def item_table(self) -> EmbeddingTable:
+        """The items as an :class:`EmbeddingTable` (ids and embeddings)."""
+        return EmbeddingTable(self.item_ids, self.items)
+
+    @cached_property
+    def prompt_table(self) -> EmbeddingTable | None:
+        """The prompts as an :class:`EmbeddingTable`; None without prompts."""
+        return None if self.prompts is None else EmbeddingTable(self.prompt_ids, self.prompts)
 
     def comparisons_per_user(self) -> np.ndarray:
         return np.bincount(self.user, minlength=self.n_users)

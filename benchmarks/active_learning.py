@@ -22,9 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import bayespal  # noqa: E402
-from bayespal.active import STRATEGIES, score  # noqa: E402
 from bayespal.datasets import synthetic  # noqa: E402
-from bayespal.newuser import NewUsers  # noqa: E402
+from bayespal.users.active import STRATEGIES, acquisition  # noqa: E402
+from bayespal.users.newuser import NewUserPosteriors  # noqa: E402
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
 
     curves = {}
     for strategy in STRATEGIES:
-        post = NewUsers(fit, new_ids, num_samples=2048, seed=0)
+        post = NewUserPosteriors(fit, new_ids, num_samples=2048, seed=0)
         asked = np.zeros((args.users, args.pool), bool)
         acc = np.zeros((args.queries + 1, args.users))
         for t in range(args.queries + 1):
@@ -67,7 +67,7 @@ def main() -> None:
                 break
             choice = np.empty(args.users, int)
             for u, uid in enumerate(new_ids):  # per-user scoring: each user has their own pool
-                s = score(post, pool_a[u], pool_b[u], strategy, user=uid, seed=1000 * t + u)
+                s = acquisition(post, pool_a[u], pool_b[u], strategy, user=uid, seed=1000 * t + u)
                 s[asked[u]] = -np.inf
                 choice[u] = int(np.argmax(s))
             asked[np.arange(args.users), choice] = True

@@ -16,8 +16,8 @@ import torch
 
 import bayespal
 from bayespal.data import PreferenceData
-from bayespal.models.ideal_point import ideal_point_logits
-from bayespal.models.nets import Mapping
+from bayespal.model.likelihood import ideal_point_logits
+from bayespal.model.nets import Mapping
 
 
 def make_data(n: int, users: int, items: int, dim: int, seed: int = 0) -> PreferenceData:

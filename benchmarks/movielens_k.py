@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import bayespal
-from bayespal import diagnostics
+from bayespal.analysis import diagnostics
 from bayespal.datasets.movielens import movielens
 from bayespal.embed import TextEmbedder
 from bayespal.metrics import accuracy, log_loss

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 import bayespal
+from bayespal.analysis.evaluation import evaluate_fewshot, fewshot_split
 from bayespal.datasets import synthetic
-from bayespal.evaluation import evaluate_fewshot, fewshot_split
 from bayespal.metrics import accuracy
 
 

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 import bayespal
-from bayespal.active import score
 from bayespal.datasets import synthetic
-from bayespal.newuser import NewUser, NewUsers
+from bayespal.users.active import acquisition
+from bayespal.users.newuser import NewUser, NewUserPosteriors
 
 LOAD_SCRIPT = """
 import resource, sys, time, numpy as np, bayespal
 from bayespal.datasets import synthetic
-from bayespal.newuser import NewUsers
+from bayespal.users.newuser import NewUserPosteriors
 syn = synthetic(n_users=200, k=3, n_train=20, n_test=0, n_items=2000, seed=0)
 fit = bayespal.fit(syn.data, k=3, pref_dim=8, epochs=5, progress=False)
 rng = np.random.default_rng(0)
@@ -39,7 +39,7 @@ a = rng.integers(0, 2000, 20 * u)
 b = (a + rng.integers(1, 2000, 20 * u)) % 2000
 y = rng.integers(0, 2, 20 * u)
 t0 = time.perf_counter()
-NewUsers(fit, np.arange(u)).observe(users, a, b, y).weights()
+NewUserPosteriors(fit, np.arange(u)).observe(users, a, b, y).weights()
 print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 """
 
@@ -85,12 +85,12 @@ def exactness_rows() -> list[tuple]:
             dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0]
             w_true = torch.as_tensor(rng.dirichlet(np.ones(k)), dtype=torch.float32)
             y = (rng.random(n) < torch.sigmoid(dr @ w_true).numpy()).astype(int)
-            ours = nu.update(a, b, y).weights(ci=0.9)
-            ref = nuts(dr, y, nu.pop.concentration, n)
+            ours = nu.observe(a, b, y).weights(ci=0.9)
+            ref = nuts(dr, y, nu.pop.concentration[0], n)
             err = max(np.abs(ours["mean"].values[0] - ref.mean(0)).max(),
                       np.abs(ours["lower"].values[0] - np.quantile(ref, 0.05, 0)).max(),
                       np.abs(ours["upper"].values[0] - np.quantile(ref, 0.95, 0)).max())
-            means = [NewUser(fit, seed=s).update(a, b, y).weights()["mean"].values[0]
+            means = [NewUser(fit, seed=s).observe(a, b, y).weights()["mean"].values[0]
                      for s in range(5)]
             spread = float(np.ptp(np.array(means), 0).max())
             rows.append((k, n, err, float(ours["ess"].values[0]), nu.num_samples, spread))
@@ -105,18 +105,18 @@ def main() -> None:
         fit = bayespal.fit(syn.data, k=k, pref_dim=8, epochs=5, progress=False)
         nu = NewUser(fit)
         a = rng.integers(0, 2000, 100)
-        nu.update(a, (a + 1) % 2000, rng.integers(0, 2, 100))
+        nu.observe(a, (a + 1) % 2000, rng.integers(0, 2, 100))
         state = {"n": 0}
 
         def one_update(nu=nu, state=state):
             i = state["n"] = state["n"] + 1
-            return nu.update(i % 2000, (i + 7) % 2000, i % 2).ess  # .ess forces the lazy work
+            return nu.observe(i % 2000, (i + 7) % 2000, i % 2).ess  # .ess forces the lazy work
 
         rows.append((f"update, K={k}, n>=100 answers", median_ms(one_update, 15), 20))
         ca = rng.integers(0, 2000, 10_000)
         cb = (ca + rng.integers(1, 2000, 10_000)) % 2000
         rows.append((f"score 10k pairs (IG), K={k}",
-                     median_ms(lambda nu=nu, ca=ca, cb=cb: score(nu, ca, cb), 15), 100))
+                     median_ms(lambda nu=nu, ca=ca, cb=cb: acquisition(nu, ca, cb), 15), 100))
         ids = np.arange(1000)
         users = np.repeat(ids, 10)
         pa = rng.integers(0, 2000, 10_000)
@@ -124,7 +124,7 @@ def main() -> None:
         y = rng.integers(0, 2, 10_000)
 
         def place(fit=fit, ids=ids, users=users, pa=pa, pb=pb, y=y):
-            NewUsers(fit, ids, num_samples=1024).observe(users, pa, pb, y).weights()
+            NewUserPosteriors(fit, ids, num_samples=1024).observe(users, pa, pb, y).weights()
 
         rows.append((f"place 1000 users x 10, K={k}", median_ms(place, 5), 2000))
         if k == 4:  # sequential answers up to 1,000: the last 100 update + weights() calls
@@ -135,7 +135,7 @@ def main() -> None:
             times = []
             for i in range(1100):
                 t0 = time.perf_counter()
-                seq.update(a[i], b[i], y[i]).weights()
+                seq.observe(a[i], b[i], y[i]).weights()
                 times.append(time.perf_counter() - t0)
             late = np.array(times[1000:]) * 1000
             rows.append(("update+weights at 1000 answers, K=4", float(np.median(late)), 20))

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 import bayespal
+from bayespal.analysis.evaluation import SHOTS, _metrics, evaluate_fewshot, fewshot_split
 from bayespal.datasets import persona_demo
-from bayespal.evaluation import SHOTS, _metrics, evaluate_fewshot, fewshot_split
 
 N_TEST_UNSEEN = 10
 

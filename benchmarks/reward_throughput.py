@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 import bayespal
-from bayespal.reward import RewardModel
+from bayespal.analysis.reward import RewardModel
 from benchmarks.fit_throughput import make_data
 
 
@@ -30,11 +30,11 @@ def main() -> None:
     for name, kw in (("known user", {"user": fit.user_ids[0]}), ("population", {}),
                      ("fixed weights", {"weights": [0.2, 0.3, 0.5]})):
         model = RewardModel(fit, num_samples=args.draws, **kw)
-        model.score(responses[:1000])  # warm-up
+        model.reward(responses[:1000])  # warm-up
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
-            model.score(responses)
+            model.reward(responses)
             times.append(time.perf_counter() - t0)
         rows.append((name, float(np.median(times))))
     print(f"{args.n} responses, D=384, {args.draws} posterior draws, "

@@ -43,7 +43,7 @@ def one(n: int, converge: bool, epochs: int) -> dict:
                        epochs=200 if converge else epochs, patience=5 if converge else 10**6,
                        tol=1e-3, progress=False, device="cpu")
     fit_s = time.perf_counter() - t0
-    row = {"N": len(train), "users": users, "items": items, "epochs": len(fit.elbo_history),
+    row = {"N": len(train), "users": users, "items": items, "epochs": len(fit.loss_history),
            "s_per_epoch": float(np.median(fit.epoch_seconds)), "fit_s": fit_s,
            "gen_s": gen_s, "threads": torch.get_num_threads()}
     if converge:

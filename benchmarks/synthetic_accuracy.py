@@ -24,9 +24,9 @@ import pandas as pd
 
 import bayespal
 from bayespal.datasets import synthetic
-from bayespal.ensemble import EnsemblePAL
 from bayespal.metrics import accuracy, log_loss
-from bayespal.newuser import place_users
+from bayespal.posterior.ensemble import EnsemblePAL
+from bayespal.users.newuser import place_users
 
 BENCHMARK = dict(hidden=(16,), concentration=1.0, lr=0.03, lr_final_factor=0.01, epochs=400,
                  patience=10**6)

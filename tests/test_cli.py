@@ -44,7 +44,7 @@ def test_fit_evaluate_suggest(files, capsys):
     assert main(["suggest", str(model), "--candidates", str(files / "cands.csv"), "--answers",
                  str(files / "answers.csv"), "--n", "2"]) == 0
     out = capsys.readouterr().out
-    assert "item_a" in out and "score" in out and ("m1" in out or "m2" in out)
+    assert "item_a" in out and "acquisition" in out and ("m1" in out or "m2" in out)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -99,5 +99,5 @@ def test_demo_command_small(tmp_path, capsys):
     assert main(["demo", "--users", "60", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Bayes-optimal (truth)" in out and "unseen users placed" in out
-    for name in ("elbo.png", "users.png", "calibration.png", "posterior.nc"):
+    for name in ("loss.png", "users.png", "calibration.png", "posterior.nc"):
         assert (tmp_path / name).stat().st_size > 0

@@ -35,9 +35,9 @@ def test_fit_on_cuda_keeps_everything_on_the_device_and_predicts_as_well(syn3):
 
 
 def test_pal_b_on_cuda_fits_places_users_and_suggests():
-    from bayespal.active import suggest
     from bayespal.datasets import synthetic_prompted
-    from bayespal.newuser import NewUser
+    from bayespal.users.active import suggest
+    from bayespal.users.newuser import NewUser
 
     data = synthetic_prompted(prompt_strength=1.0, seed=0)
     fit = bayespal.fit(data.train, k=2, pref_dim=4, hidden=(16,), prompt_dim=8, device="cuda",
@@ -46,15 +46,16 @@ def test_pal_b_on_cuda_fits_places_users_and_suggests():
     acc = accuracy(fit.predict_proba(data.test), data.test.label)
     print(f"PAL-B on cuda: held-out accuracy {acc:.4f}")
     assert acc > 0.85
-    user = NewUser(fit).update([0, 2], [1, 3], [1, 0], prompt=[0, 1])
+    user = NewUser(fit).observe([0, 2], [1, 3], [1, 0], prompt=[0, 1])
     assert len(suggest(user, np.array([[0, 1, 2], [4, 5, 6], [7, 8, 9]]), n=2)) == 2
 
 
 @pytest.mark.parametrize("variant", ["PAL-A", "PAL-B"])
 def test_training_steps_make_no_host_round_trip(syn, variant):
-    from bayespal.datasets import synthetic_prompted
-    from bayespal.inference import DeviceData, Trainer
     from bayespal.models import PALConfig, build
+
+    from bayespal.datasets import synthetic_prompted
+    from bayespal.inference.trainer import DeviceData, Trainer
 
     dev = torch.device("cuda")
     if variant == "PAL-A":

@@ -17,13 +17,13 @@ import torch
 from safetensors.torch import save as st_save
 
 import bayespal
-from bayespal import checkpoint
-from bayespal.active import suggest
-from bayespal.checkpoint import FileFormatError, FileWriteError
+from bayespal import files as checkpoint
 from bayespal.cli import main
 from bayespal.datasets import synthetic
+from bayespal.files import FileFormatError, FileWriteError
 from bayespal.metrics import accuracy
-from bayespal.newuser import NewUser, NewUsers
+from bayespal.users.active import suggest
+from bayespal.users.newuser import NewUser, NewUserPosteriors
 
 SMALL = dict(k=2, pref_dim=4, epochs=20, progress=False)
 
@@ -152,11 +152,11 @@ def _rewrite(src: Path, dst: Path, change) -> None:
 
 
 CRAFTED = [
-    ("huge_k", lambda m, t: m["config"].update(k=10**9)),
+    ("huge_k", lambda m, t: m["model_config"].update(k=10**9)),
     ("huge_embed_dim", lambda m, t: m.update(embed_dim=10**9)),
     ("embed_dim_mismatch", lambda m, t: m.update(embed_dim=7)),
-    ("wrong_type", lambda m, t: m.update(seed="zero")),
-    ("wrong_config_type", lambda m, t: m["config"].update(hidden=5)),
+    ("wrong_type", lambda m, t: m.update(epoch_seconds="zero")),
+    ("wrong_config_type", lambda m, t: m["model_config"].update(hidden=5)),
     ("unknown_key", lambda m, t: m.update(surprise=1)),
     ("missing_key", lambda m, t: m.pop("user_ids")),
     ("item_ids_count", lambda m, t: m["item_ids"]["values"].pop()),
@@ -172,9 +172,9 @@ def test_crafted_metadata_is_refused_before_allocating(small, tmp_path, name, ch
     if name.startswith("huge") or name == "wrong_config_type":
         def change2(m, t, change=change):
             change(m, t)
-            from bayespal.models import PALConfig
+            from bayespal import ModelConfig
             try:
-                m["config_hash"] = PALConfig.from_dict(m["config"]).hash()
+                m["model_config_hash"] = ModelConfig.from_dict(m["model_config"]).hash()
             except (TypeError, ValueError):
                 pass
     else:
@@ -313,7 +313,7 @@ def test_fit_arguments_are_validated(syn):
             bayespal.fit(syn.train, **{**SMALL, "epochs": 1, **kwargs})
     fit = bayespal.fit(syn.train, **{**SMALL, "epochs": 1, "k": np.int64(2),
                                      "lr": np.float32(0.01), "seed": np.int64(3)})
-    assert fit.k == 2 and isinstance(fit.config.k, int)
+    assert fit.k == 2 and isinstance(fit.model_config.k, int)
 
 
 def test_suggest_refuses_a_self_pair(small):
@@ -356,7 +356,7 @@ def test_position_dependent_labels_warn_and_position_bias_models_them(syn):
 
 # 12 ----------------------------------------------------------------- load
 def test_chunking_and_incremental_updates_give_the_same_posterior(small, monkeypatch):
-    import bayespal.newuser as nu_mod
+    import bayespal.users.newuser as nu_mod
 
     rng = np.random.default_rng(0)
     ids = np.arange(30)
@@ -364,27 +364,27 @@ def test_chunking_and_incremental_updates_give_the_same_posterior(small, monkeyp
     a = rng.integers(0, 100, len(users))
     b = (a + rng.integers(1, 100, len(users))) % 100
     y = rng.integers(0, 2, len(users))
-    whole = NewUsers(small, ids, seed=1).observe(users, a, b, y).weights()["mean"].values
+    whole = NewUserPosteriors(small, ids, seed=1).observe(users, a, b, y).weights()["mean"].values
     monkeypatch.setattr(nu_mod, "CHUNK_ELEMENTS", 1)  # one user per chunk
-    chunked = NewUsers(small, ids, seed=1).observe(users, a, b, y).weights()["mean"].values
+    chunked = NewUserPosteriors(small, ids, seed=1).observe(users, a, b, y).weights()["mean"].values
     np.testing.assert_allclose(chunked, whole, atol=0.02)
     monkeypatch.undo()
     one = NewUser(small, seed=2)
-    one.update(a[:200], b[:200], y[:200])
+    one.observe(a[:200], b[:200], y[:200])
     one.weights()
     rebuilt = []
     original = NewUser._refresh
     monkeypatch.setattr(NewUser, "_refresh", lambda self, u: rebuilt.append(1) or
                         original(self, u))
-    one.update(a[200], b[200], y[200])
+    one.observe(a[200], b[200], y[200])
     w = one.weights()
     assert rebuilt == []  # one more answer reweights the draws: no new sampler
-    exact = NewUser(small, seed=3).update(a[:201], b[:201], y[:201]).weights()
+    exact = NewUser(small, seed=3).observe(a[:201], b[:201], y[:201]).weights()
     np.testing.assert_allclose(w["mean"].values, exact["mean"].values, atol=0.02)
 
 
 def test_predictions_leave_the_global_random_state_alone(small, syn):
-    from bayespal.diagnostics import to_datatree
+    from bayespal.analysis.diagnostics import to_datatree
 
     torch.manual_seed(123)
     expected = torch.rand(3)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayespal import checkpoint
+from bayespal import files
 from bayespal.data import PreferenceData
 from bayespal.datasets.synthetic import SyntheticPreferences
 
@@ -115,7 +115,7 @@ def persona_demo(**kwargs) -> SyntheticPreferences:
     arguments go to :func:`build` (``n_users``, ``k``, ``n_train``, ``sharpness``, ...)."""
     path = resources.files("bayespal.datasets") / "data" / DEMO_FILE
     with resources.as_file(path) as p:
-        tensors, meta = checkpoint.read(p, kind="dataset")
+        tensors, meta = files.read(p, kind="dataset")
     statements = pd.DataFrame(meta["statements"])
     return build(statements, tensors["embeddings"].numpy(), **kwargs)
 
@@ -133,7 +133,7 @@ def _build_demo_file(shared: Path, out: Path) -> None:
             "source": "Anthropic model-written evaluations, persona subset (CC-BY-4.0)",
             "embedding": "sentence-transformers/all-MiniLM-L6-v2, hidden_states[-2], mean "
                          "pooling, float16"}
-    checkpoint.write_atomic(out, {"embeddings": torch.from_numpy(emb)}, meta, kind="dataset")
+    files.write_atomic(out, {"embeddings": torch.from_numpy(emb)}, meta, kind="dataset")
 
 
 if __name__ == "__main__":

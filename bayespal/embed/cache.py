@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bayespal import checkpoint
+from bayespal import files
 
 
 def content_hash(data: bytes) -> bytes:
@@ -38,9 +38,9 @@ class EmbeddingCache:
                     warnings.warn(f"embedding cache: skipped {str(shard)!r}, which is not a "
                                   "regular file", RuntimeWarning, stacklevel=2)
                     continue
-                tensors, meta = checkpoint.read(shard, kind="embedding-cache")
+                tensors, meta = files.read(shard, kind="embedding-cache")
                 if meta.get("key") != self.key:
-                    raise checkpoint.FileFormatError(
+                    raise files.FileFormatError(
                         f"{shard}: got cache key {meta.get('key')!r}; expected {self.key!r}")
                 hashes = tensors["hashes"].numpy()
                 vectors = tensors["vectors"].numpy()
@@ -62,7 +62,7 @@ class EmbeddingCache:
                                        .reshape(len(hashes), 32).copy()),
             "vectors": torch.from_numpy(np.ascontiguousarray(vectors)),
         }
-        checkpoint.write_atomic(self.folder / name, tensors, {"key": self.key},
+        files.write_atomic(self.folder / name, tensors, {"key": self.key},
                                 kind="embedding-cache")
         index = self._load()
         for h, v in zip(hashes, vectors, strict=True):

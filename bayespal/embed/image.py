@@ -26,7 +26,7 @@ class ImageEmbedder:
                  cache_dir: str | Path | None = None, progress: bool = True) -> None:
         from transformers import CLIPImageProcessor, CLIPVisionModel
 
-        from bayespal.inference import resolve_device
+        from bayespal.device import resolve_device
 
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling: got {pooling!r}; expected 'cls' or 'mean'")

@@ -71,7 +71,7 @@ class TextEmbedder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from bayespal.inference import resolve_device
+        from bayespal.device import resolve_device
 
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: got {pooling!r}; expected one of {POOLINGS}")

@@ -1,0 +1,309 @@
+"""Diagnostics with ArviZ: DataTree export, PSIS-LOO and model comparison, posterior
+predictive checks for pairwise preferences, and label alignment between fits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import arviz_base
+import arviz_stats
+import numpy as np
+import pandas as pd
+import pyro.distributions as dist
+import torch
+import xarray as xr
+from scipy import sparse
+
+from bayespal._version import __version__
+from bayespal.checks import check_table
+from bayespal.data import PreferenceData
+from bayespal.model import PopulationDraws
+from bayespal.model.draws import sample_dirichlet
+from bayespal.model.matching import match_prototypes
+from bayespal.rng import keeps_global_rng
+
+CHUNK = 4096
+
+
+def _data(posterior, data: PreferenceData | None, what: str) -> PreferenceData:
+    """``data``, or the fit's training comparisons, or a clear error after ``load``."""
+    if data is None:
+        data = posterior.training_data
+        if data is None:
+            raise ValueError(f"data: got None; expected PreferenceData ({what} needs "
+                             "comparisons, and this fit holds none: it was loaded from a file)")
+    if not isinstance(data, PreferenceData):
+        raise ValueError(f"data: got {type(data).__name__}; expected PreferenceData")
+    return data
+
+
+def _comparison_logits(draws: PopulationDraws, weights: torch.Tensor, users: np.ndarray,
+                       data: PreferenceData) -> torch.Tensor:
+    """Per-draw logits ``(P, N)`` of ``data``'s comparisons (users at ``users``)."""
+    out = []
+    for s in range(0, len(users), CHUNK):
+        sl = slice(s, s + CHUNK)
+        fa = draws.features(data.items[data.item_a[sl]])
+        fb = draws.features(data.items[data.item_b[sl]])
+        pc = None if data.prompt is None else draws.prompt_features(
+            data.prompts[data.prompt[sl]])
+        w = weights[:, torch.as_tensor(users[sl], device=weights.device)]
+        out.append(draws.logits(w, fa, fb, pc))
+    return torch.cat(out, 1)
+
+
+@keeps_global_rng
+@torch.no_grad()
+def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int = 500,
+                seed: int | None = None) -> xr.DataTree:
+    """The fit as an ArviZ ``DataTree``.
+
+    Groups: ``posterior`` (prototypes, sharpness, PAL-B loadings, weights; real user ids as
+    coordinates), ``posterior_predictive`` and ``log_likelihood`` of every comparison's
+    label, ``observed_data``, ``constant_data`` (user and item indices, the population
+    concentration), and attrs (bayespal version, both configurations and their hashes, K).
+    Draws are from the (variational) posterior, one chain per ensemble member (chains of
+    different mappings are not comparable by R-hat).
+
+    Parameters
+    ----------
+    posterior:
+        A fitted posterior.
+    data:
+        Comparisons of the fit's users (default: the training data, which a loaded fit does
+        not hold).
+    num_samples:
+        Draws (per member).
+    seed:
+        Seeds the draws (default: the fit's seed).
+    """
+    data = _data(posterior, data, "to_datatree")
+    users = posterior.user_index(data.user_ids[data.user])
+    if (users < 0).any():
+        bad = data.user_ids[data.user][np.flatnonzero(users < 0)[0]]
+        raise ValueError(f"data: got user {bad!r}, not in the fit; expected the fit's users "
+                         "(diagnostics condition on each user's posterior)")
+    draws, weights = posterior.posterior_draws(num_samples * posterior.n_members, seed)
+    logits = _comparison_logits(draws, weights, users, data)
+    chains = draws.n_members
+    label = torch.as_tensor(data.label, device=logits.device, dtype=torch.float64)
+    bern = dist.Bernoulli(logits=logits.double())  # float64: no log-likelihood saturates to 0
+    torch.manual_seed(posterior.seed if seed is None else seed)
+
+    def chained(x: torch.Tensor) -> np.ndarray:
+        return x.reshape(chains, -1, *x.shape[1:]).cpu().numpy()
+
+    site = {"prototypes": draws.prototypes, "sharpness": draws.sharpness}
+    if draws.loadings is not None:
+        site["loadings"] = draws.loadings
+    if posterior.k > 1:
+        site["weights"] = weights
+    cfg = posterior.model_config
+    tree = arviz_base.from_dict(
+        {
+            "posterior": {name: chained(v) for name, v in site.items()},
+            "posterior_predictive": {"label": chained(bern.sample())},
+            "log_likelihood": {"label": chained(bern.log_prob(label))},
+            "observed_data": {"label": data.label.astype(np.int64)},
+            "constant_data": {
+                "user": users.astype(np.int64),
+                "item_a": data.item_a.astype(np.int64),
+                "item_b": data.item_b.astype(np.int64),
+                "concentration": posterior.concentration,
+                **({"prompt": data.prompt.astype(np.int64)} if data.prompt is not None else {}),
+            },
+        },
+        dims={
+            "prototypes": ["prototype", "pref_dim"],
+            "loadings": ["prototype", "pref_dim", "prompt_dim"],
+            "prompt": ["comparison"],
+            "weights": ["user", "prototype"],
+            "label": ["comparison"],
+            "user": ["comparison"],
+            "item_a": ["comparison"],
+            "item_b": ["comparison"],
+            "concentration": ["prototype"],
+        },
+        coords={
+            "user": np.asarray(posterior.user_ids),
+            "prototype": np.arange(posterior.k),
+            "pref_dim": np.arange(cfg.pref_dim),
+            "comparison": np.arange(len(data)),
+            **({"prompt_dim": np.arange(draws.loadings.shape[-1])}
+               if draws.loadings is not None else {}),
+        },
+    )
+    tree.attrs.update({
+        "bayespal_version": __version__,
+        "model": cfg.name,
+        "k": posterior.k,
+        "inference": posterior.train_config.inference,
+        "members": chains,
+        "model_config": json.dumps(cfg.to_dict(), sort_keys=True),
+        "model_config_hash": cfg.hash(),
+        "train_config": json.dumps(posterior.train_config.to_dict(), sort_keys=True),
+        "train_config_hash": posterior.train_config.hash(),
+    })
+    return tree
+
+
+def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.ELPDData:
+    """PSIS-LOO of a fit (or of a DataTree from :func:`to_datatree`) with ``arviz_stats.loo``.
+
+    Comparisons whose log-likelihood is the same in every draw (to 1e-9 nats: a MAP
+    fit, or probabilities saturated near 0 or 1) make PSIS fail; for them leaving one out changes
+    nothing, so their importance weights are uniform and their Pareto k is 0 (exact), and
+    ArviZ gets these with the PSIS weights of the others."""
+    tree = source if isinstance(source, xr.DataTree) else to_datatree(source, None, num_samples,
+                                                                         seed)
+    ll = tree["log_likelihood"]["label"]
+    sample_dims = ["chain", "draw"]
+    # "constant" to 1e-9 nats: saturated probabilities vary by ~1e-12, which breaks PSIS's
+    # Pareto fit and changes no elpd visibly
+    const = (ll.max(sample_dims) - ll.min(sample_dims)) <= 1e-9
+    n_draws = ll.sizes["chain"] * ll.sizes["draw"]
+    log_weights = xr.full_like(ll, -np.log(n_draws))
+    pareto_k = xr.zeros_like(ll.isel(chain=0, draw=0, drop=True))
+    varying = ~const.values
+    if varying.any():
+        sub = ll.isel(comparison=varying)
+        lw, k = sub.azstats.psislw(r_eff=1.0, dim=sample_dims)
+        log_weights[{"comparison": varying}] = lw.transpose(*ll.dims).values
+        pareto_k[{"comparison": varying}] = k.values
+    result = arviz_stats.loo(tree, pointwise=True, log_weights=log_weights, pareto_k=pareto_k,
+                             reff=1.0)
+    result.n_constant = int(const.sum())  # type: ignore[attr-defined]
+    return result
+
+
+def compare(fits: Mapping, num_samples: int = 500, seed: int | None = None) -> pd.DataFrame:
+    """Rank fits (e.g. different K) by PSIS-LOO with ``arviz_stats.compare``; adds the
+    share of comparisons with Pareto k > 0.7 per model (``bad_k``)."""
+    if len(fits) < 2:
+        raise ValueError(f"fits: got {len(fits)} model(s); expected at least two to compare")
+    elpds = {name: loo(f, num_samples, seed) for name, f in fits.items()}
+    table = arviz_stats.compare(elpds)
+    table["bad_k"] = [float((elpds[n].pareto_k > 0.7).mean()) for n in table.index]
+    table["k"] = [getattr(fits[n], "k", None) for n in table.index]
+    return table
+
+
+# ---------------------------------------------------------------------- label alignment
+@keeps_global_rng
+@torch.no_grad()
+def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = 32
+                            ) -> np.ndarray:
+    """``sharpness * r_k(x)`` at the posterior mean (one draw per member, averaged), centred
+    over items: ``(K, M)``, comparable across fits (logit units, additive constant removed).
+
+    Parameters
+    ----------
+    posterior:
+        A fitted posterior.
+    items:
+        ``(M, D)`` item embeddings.
+    prompts:
+        PAL-B: prompt embeddings (default: the training prompts); the items' rewards under
+        up to ``max_prompts`` of them side by side: ``(K, C * M)``.
+    max_prompts:
+        The most prompts used.
+    """
+    draws = posterior.population_draws(1, "mean")
+    feats = draws.features(check_table("items", items, posterior.embed_dim, "items"))
+    prompt_rows = [None]
+    if draws.takes_prompts:
+        table = posterior._table(posterior.prompts, "prompts") if prompts is None else prompts
+        prompt_rows = list(np.asarray(table)[:max_prompts])
+    parts = []
+    for row in prompt_rows:
+        pc = None if row is None else draws.prompt_features(np.asarray(row).reshape(1, -1))
+        r = draws.rewards(feats, pc) * draws.sharpness[:, None, None]  # (P, K, M)
+        r = r.mean(0)
+        parts.append(r - r.mean(-1, keepdim=True))
+    return torch.cat(parts, -1).cpu().numpy()
+
+
+def align_prototypes(reference, other, items=None) -> np.ndarray:
+    """The permutation ``perm`` with ``other``'s prototype ``perm[j]`` matching
+    ``reference``'s prototype ``j``, by the prototypes' rewards of ``items`` (default: the
+    reference's training items; :func:`~bayespal.model.matching.match_prototypes`). When
+    ``other`` has more prototypes the extra ones are left out; with fewer, unmatched
+    reference prototypes get -1.
+
+    Parameters
+    ----------
+    reference, other:
+        Fitted posteriors.
+    items:
+        ``(M, D)`` item embeddings.
+    """
+    if items is None:
+        items = reference._table(reference.items, "items")
+    return match_prototypes(prototype_reward_matrix(reference, items),
+                            prototype_reward_matrix(other, items))
+
+
+# ---------------------------------------------------------------------- predictive checks
+@keeps_global_rng
+def heterogeneity_check(posterior, data: PreferenceData | None = None,
+                        num_samples: int = 300, seed: int | None = None) -> xr.Dataset:
+    """Do users differ as much as the model says they do?
+
+    Each comparison's *population majority* is the answer the population-average user
+    more likely gives. Per user, the agreement rate with it is computed on the observed
+    labels and on replicated labels; the statistic is the spread (sd) of agreement over
+    users. Replication is *mixed* (Marshall & Spiegelhalter 2003): for each posterior draw
+    of the population, every user is replaced by a fresh user drawn from the population
+    ``Dirichlet(alpha)`` answering the same questions. Replicating from each user's own
+    posterior would reuse their labels and always look fine; this way the check asks
+    whether the *population* model produces the heterogeneity seen in the data.
+
+    Returns the observed statistic, its replicated draws and the posterior predictive
+    p-value ``P(T_rep >= T_obs)``. A K = 1 model fitted to users who really differ
+    replicates too little spread (p near 0).
+
+    Parameters
+    ----------
+    posterior:
+        A fitted posterior.
+    data:
+        Comparisons (default: the training data, which a loaded fit does not hold).
+    num_samples, seed:
+        Population draws and their seed (default: the fit's).
+    """
+    data = _data(posterior, data, "heterogeneity_check")
+    seed = posterior.seed if seed is None else seed
+    draws = posterior.population_draws(num_samples, seed=seed)
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        new_users = sample_dirichlet(draws.concentration, (data.n_users,))  # (S, U, K)
+        probs = torch.sigmoid(_comparison_logits(draws, new_users, data.user, data))
+    probs = probs.cpu().numpy()
+    majority = posterior.predict_population_proba(data.item_a, data.item_b, items=data.items,
+                                                  prompt=data.prompt, prompts=data.prompts,
+                                                  seed=seed) > 0.5
+    rng = np.random.default_rng(seed)
+    y_rep = rng.random(probs.shape) < probs
+    counts = np.bincount(data.user, minlength=data.n_users)
+    member = sparse.csr_matrix((1 / counts[data.user], (np.arange(len(data)), data.user)),
+                               shape=(len(data), data.n_users))  # per-user mean as a matmul
+
+    def spread(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        agree = (labels == majority).astype(np.float64)  # (..., N)
+        per_user = np.asarray((member.T @ agree.T).T)  # (..., U)
+        return per_user.std(-1), per_user
+
+    t_obs, agree_obs = spread(data.label == 1)
+    t_rep, _ = spread(y_rep)
+    return xr.Dataset(
+        {
+            "observed": t_obs,
+            "replicated": (("draw",), t_rep),
+            "p_value": float((t_rep >= t_obs).mean()),
+            "user_agreement": (("user",), agree_obs),
+        },
+        coords={"user": data.user_ids},
+        attrs={"statistic": "sd over users of agreement with the population majority",
+               "replication": "mixed: new users from the population, population draws"},
+    )

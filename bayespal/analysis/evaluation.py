@@ -1,0 +1,80 @@
+"""PAL's evaluation protocol: seen-user accuracy, and unseen-user accuracy after n
+few-shot answers, each with log-loss and expected calibration error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayespal.data import PreferenceData
+from bayespal.metrics import accuracy, expected_calibration_error, log_loss
+from bayespal.users import place_users
+
+SHOTS = (1, 2, 5, 10, 20, 50)
+
+
+def _metrics(prob: np.ndarray, label: np.ndarray) -> dict:
+    return {
+        "comparisons": len(label),
+        "accuracy": accuracy(prob, label),
+        "log_loss": log_loss(prob, label),
+        "ece": expected_calibration_error(prob, label),
+    }
+
+
+def fewshot_split(data: PreferenceData, n_test: int, seed: int = 0
+                  ) -> tuple[PreferenceData, np.ndarray, PreferenceData]:
+    """Per user: ``n_test`` random comparisons for testing, the rest a shot pool in random
+    order. Returns ``(pool, rank_in_pool, test)``; shots ``n`` are ``pool.subset(rank < n)``."""
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(data)), data.user))
+    counts = data.comparisons_per_user()
+    if (counts <= n_test).any():
+        i = int(np.flatnonzero(counts <= n_test)[0])
+        raise ValueError(f"user {data.user_ids[i]!r}: got {counts[i]} comparisons; expected more "
+                         f"than n_test={n_test}")
+    rank = np.empty(len(data), np.int64)
+    rank[order] = np.arange(len(data)) - np.repeat(np.cumsum(counts) - counts, counts)
+    is_test = rank < n_test[()] if np.ndim(n_test) else rank < n_test
+    return data.subset(~is_test), (rank - n_test)[~is_test], data.subset(is_test)
+
+
+def evaluate_fewshot(
+    fit,
+    unseen: PreferenceData,
+    *,
+    seen_test: PreferenceData | None = None,
+    shots: Sequence[int] = SHOTS,
+    n_test: int = 10,
+    method: str = "bayes",
+    seed: int = 0,
+    **placement,
+) -> pd.DataFrame:
+    """The PAL protocol as one table: a ``seen`` row (held-out comparisons of training
+    users, if given) and an ``unseen`` row per ``n`` in ``shots``. All unseen users are
+    placed at once per ``n`` (``method``: ``"bayes"`` posterior or ``"point"``, the
+    reference's estimate); users with fewer than ``n`` pool comparisons sit that row out,
+    and ``users`` says how many took part."""
+    rows = []
+    if seen_test is not None:
+        p = fit.predict_proba(seen_test)
+        rows.append({"group": "seen", "n_shots": np.nan, "users": seen_test.n_users,
+                     **_metrics(p, seen_test.label)})
+    pool, rank, test = fewshot_split(unseen, n_test, seed)
+    pool_counts = pd.Series(pool.comparisons_per_user(), index=pool.user_ids)
+    for n in shots:
+        eligible = pool_counts.index[pool_counts.to_numpy() >= n]
+        if len(eligible) == 0:
+            continue
+        shot = pool.subset((rank < n) & np.isin(pool.user_ids[pool.user], eligible))
+        held = test.subset(np.isin(test.user_ids[test.user], eligible))
+        placed = place_users(fit, shot, method=method, seed=seed, **placement)
+        p = placed.predict_proba(held.user_ids[held.user], held.item_a, held.item_b,
+                                 held.prompt)
+        rows.append({"group": "unseen", "n_shots": n, "users": len(eligible),
+                     **_metrics(p, held.label)})
+    table = pd.DataFrame(rows)
+    table.attrs["method"] = method
+    return table

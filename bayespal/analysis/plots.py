@@ -1,0 +1,134 @@
+"""Matplotlib figures of a fit. Every function returns the figure and never shows it;
+tests read the data each one draws."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from scipy import stats
+
+from bayespal.analysis.diagnostics import prototype_reward_matrix
+
+
+def plot_loss(fit, ax=None) -> Figure:
+    """The loss (negative ELBO per comparison) by epoch."""
+    fig, ax = _axes(ax)
+    for i, history in enumerate(_losses(fit)):
+        ax.plot(np.arange(1, len(history) + 1), history, marker=".",
+                label=f"member {i}" if i or len(_losses(fit)) > 1 else None)
+    if len(_losses(fit)) > 1:
+        ax.legend()
+    ax.set(xlabel="epoch", ylabel="-ELBO per comparison", title="SVI convergence")
+    return fig
+
+
+def _ternary_xy(w: np.ndarray) -> np.ndarray:
+    """Barycentric (K = 3) to 2-d: corners (0, 0), (1, 0), (1/2, sqrt(3)/2)."""
+    return np.stack([w[:, 1] + 0.5 * w[:, 2], np.sqrt(3) / 2 * w[:, 2]], -1)
+
+
+def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
+    """Users' posterior mean weights with their uncertainty: a ternary plot for K = 3
+    (marker size shrinks with the posterior sd), otherwise a heatmap of the means."""
+    w = fit.user_weights()
+    if users is not None:
+        w = w.sel(user=list(users))
+    mean, sd = w["mean"].values, w["sd"].values.mean(1)
+    fig, ax = _axes(ax)
+    if fit.k == 3:
+        xy = _ternary_xy(mean)
+        corners = _ternary_xy(np.eye(3))
+        ax.add_patch(plt.Polygon(corners, fill=False, color="k", lw=1))
+        for j, (x, y) in enumerate(corners):
+            ax.annotate(f"prototype {j}", (x, y), ha="center", va="bottom" if j == 2 else "top")
+        size = 400 * (0.02 + sd)
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.4, c=mean, edgecolors="none")
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title("users' mixture weights (size = posterior sd)")
+    else:
+        im = ax.imshow(mean, aspect="auto", interpolation="nearest", vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, label="posterior mean weight")
+        ax.set(xlabel="prototype", ylabel="user", title="users' mixture weights")
+    return fig
+
+
+def plot_prototype_items(fit, items: np.ndarray, labels: Sequence[str] | None = None,
+                         top: int = 5) -> Figure:
+    """For each prototype, the ``top`` items it rewards most (centred reward in logits)."""
+    r = prototype_reward_matrix(fit, items)
+    labels = [str(i) for i in range(len(items))] if labels is None else list(labels)
+    fig, axes = plt.subplots(1, fit.k, figsize=(3.2 * fit.k, 2.8), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        best = np.argsort(-r[k])[:top]
+        ax.barh(np.arange(len(best))[::-1], r[k, best])
+        ax.set_yticks(np.arange(len(best))[::-1], [labels[i] for i in best])
+        ax.set(title=f"prototype {k}", xlabel="centred reward (logits)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(prob: np.ndarray, label: np.ndarray, n_bins: int = 10, ax=None) -> Figure:
+    """Reliability diagram: observed share of ``a`` preferred vs predicted probability in
+    equal-width bins, marker size by count. (``arviz_plots.plot_ppc_pava`` draws the
+    PAVA-based version from a DataTree; see the diagnostics notebook.)"""
+    p, y = np.asarray(prob), np.asarray(label)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    keep = count > 0
+    pred = np.bincount(bins, p, n_bins)[keep] / count[keep]
+    obs = np.bincount(bins, y, n_bins)[keep] / count[keep]
+    fig, ax = _axes(ax)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.plot(pred, obs, "-")
+    ax.scatter(pred, obs, s=20 + 200 * count[keep] / count.max())
+    ax.set(xlabel="predicted P(a preferred)", ylabel="observed share a preferred",
+           title="calibration", xlim=(0, 1), ylim=(0, 1))
+    return fig
+
+
+def plot_user_posterior(fit, user, ax=None) -> Figure:
+    """One user's marginal posterior of each mixture weight (Beta marginals of q)."""
+    w = fit.user_weights().sel(user=user)
+    fig, ax = _axes(ax)
+    grid = np.linspace(0, 1, 401)
+    conc = fit.weight_concentration([user])
+    conc = None if conc is None else conc[0]
+    for k in range(fit.k):
+        if conc is not None:
+            ax.plot(grid, stats.beta.pdf(grid, conc[k], conc.sum() - conc[k]),
+                    label=f"prototype {k}")
+        else:
+            ax.axvline(float(w["mean"][k]), label=f"prototype {k} ("
+                       f"{'point estimate' if float(w['sd'][k]) == 0 else 'posterior mean'})")
+    ax.set(xlabel="mixture weight", ylabel="posterior density", title=f"user {user!r}")
+    ax.legend()
+    return fig
+
+
+def plot_heterogeneity(check: xr.Dataset, ax=None) -> Figure:
+    """The heterogeneity check: replicated statistic vs the observed one."""
+    fig, ax = _axes(ax)
+    ax.hist(check["replicated"].values, bins=30, alpha=0.7, label="replicated")
+    ax.axvline(float(check["observed"]), color="k", label="observed")
+    ax.set(xlabel=check.attrs["statistic"], ylabel="draws",
+           title=f"heterogeneity check (p = {float(check['p_value']):.3f})")
+    ax.legend()
+    return fig
+
+
+def _losses(fit) -> list[np.ndarray]:
+    """Each member's loss history (one for a single fit)."""
+    history = fit.loss_history
+    return [np.asarray(h) for h in history] if isinstance(history, list) else [np.asarray(history)]
+
+
+def _axes(ax):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        return fig, ax
+    return ax.figure, ax

@@ -1,0 +1,13 @@
+"""The inference layer: how a model is fitted.
+
+``config`` (:class:`TrainConfig`), ``guides`` (the variational families, which hand out
+population draws and user weights), ``trainer`` (the minibatched SVI loop and its
+checkpoint state), ``distributed`` (ranks of a ``torchrun`` launch) and ``train`` (one fit,
+from data and the two configurations to the trained state).
+"""
+
+from bayespal.inference.config import TrainConfig
+from bayespal.inference.guides import PALGuide
+from bayespal.inference.train import Trained, build, train
+
+__all__ = ["PALGuide", "TrainConfig", "Trained", "build", "train"]

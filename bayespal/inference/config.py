@@ -1,0 +1,110 @@
+"""How a model is fitted: :class:`TrainConfig` (validated once, hashable, JSON-serialisable)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from bayespal.checks import check_int, check_real, check_seed, fail
+
+INFERENCE_METHODS = ("svi", "map")
+LR_SCHEDULES = ("constant", "cosine", "exponential")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The fitting procedure: estimator, optimiser, schedule, stopping, device and seed.
+
+    Parameters
+    ----------
+    inference:
+        ``"svi"``: Bayesian, a mean-field variational posterior over prototypes, loadings,
+        sharpness and each user's weights; ``"map"``: point estimates everywhere (the
+        reference PAL's estimator).
+    batch_size:
+        Comparisons per optimiser step.
+    epochs:
+        The most passes over the data (the schedule's length).
+    lr, lr_schedule, lr_final_factor:
+        AdamW's learning rate and its schedule (``"constant"``, ``"cosine"`` or
+        ``"exponential"``) decaying to ``lr * lr_final_factor`` over ``epochs``.
+    num_particles:
+        ELBO particles per step.
+    weight_decay:
+        AdamW weight decay of the maps' weights (a Gaussian prior on them, MAP).
+    patience, tol:
+        Stop after ``patience`` epochs without a ``tol`` (nats per comparison) improvement
+        of the monitored loss (the training loss, or the validation log-loss).
+    standardize:
+        Centre the item (and prompt) embeddings and scale them to unit RMS norm before the
+        maps (from the training tables), so their offset and scale do not matter.
+    device:
+        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``. Not part of :meth:`hash`: where a fit runs
+        does not change what it fits (beyond rounding).
+    seed:
+        Seeds the initialisation, the batches and the ELBO's draws; same seed, same fit on
+        the CPU.
+    """
+
+    inference: str = "svi"
+    batch_size: int = 1024
+    epochs: int = 200
+    lr: float = 0.01
+    lr_schedule: str = "cosine"
+    lr_final_factor: float = 0.05
+    num_particles: int = 1
+    weight_decay: float = 0.0
+    patience: int = 10
+    tol: float = 1e-3
+    standardize: bool = True
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.inference not in INFERENCE_METHODS:
+            raise fail("inference", self.inference, f"one of {INFERENCE_METHODS}")
+        for name in ("batch_size", "epochs", "num_particles", "patience"):
+            put(name, check_int(name, getattr(self, name), 1))
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise fail("lr_schedule", self.lr_schedule, f"one of {LR_SCHEDULES}")
+        put("lr", check_real("lr", self.lr, low=0, low_open=True))
+        put("lr_final_factor", check_real("lr_final_factor", self.lr_final_factor, low=0,
+                                          high=1, low_open=True))
+        put("weight_decay", check_real("weight_decay", self.weight_decay, low=0))
+        put("tol", check_real("tol", self.tol, low=0))
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise fail("standardize", self.standardize, "True or False")
+        put("standardize", bool(self.standardize))
+        if not isinstance(self.device, str):
+            put("device", str(self.device))
+        put("seed", check_seed(self.seed))
+
+    @property
+    def bayesian(self) -> bool:
+        """Whether the fit is a posterior (SVI) rather than point estimates (MAP)."""
+        return self.inference == "svi"
+
+    def to_dict(self) -> dict:
+        """The fields as JSON types."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise fail("train config", unknown[0], f"one of {sorted(known)}")
+        return cls(**d)
+
+    def hash(self) -> str:
+        """16 hex digits of SHA-256 over the sorted JSON fields, without ``device``."""
+        d = self.to_dict()
+        d.pop("device")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

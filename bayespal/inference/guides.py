@@ -1,0 +1,192 @@
+"""The variational families (guides) and what they hand out: population draws and user
+weights.
+
+SVI: mean-field Normal prototypes (and PAL-B loadings), LogNormal sharpness and a
+Dirichlet per user. MAP (the reference PAL's estimator): point masses everywhere. The
+maps ``f`` and ``phi`` are point estimates in both (they live in the model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from scipy import stats
+from torch import nn
+
+from bayespal.model import Batch, ModelConfig, PALModel, PopulationDraws
+
+POPULATION_MODES = ("draws", "mean")
+
+
+def _inv_softplus(x: float) -> float:
+    return math.log(math.expm1(x))
+
+
+class PALGuide(nn.Module):
+    """The guide of :class:`~bayespal.model.PALModel`.
+
+    Parameters
+    ----------
+    config:
+        The model configuration.
+    n_users:
+        Users in the weight plate.
+    generator:
+        Seeds the initial values (prototypes, and a small tilt of every user's weights
+        off the simplex centre to break the prototypes' symmetry).
+    point:
+        Point masses (MAP) instead of the mean-field posterior (SVI).
+    """
+
+    def __init__(self, config: ModelConfig, n_users: int, generator: torch.Generator | None,
+                 point: bool = False) -> None:
+        super().__init__()
+        self.config, self.n_users, self.point = config, n_users, point
+        k, d = config.k, config.pref_dim
+        init = torch.randn(k, d, generator=generator) * config.prototype_scale
+        self.prototypes_loc = nn.Parameter(init)
+        self.prototypes_raw_scale = nn.Parameter(torch.full((k, d), _inv_softplus(0.05)))
+        self.sharpness_loc = nn.Parameter(torch.tensor(float(config.sharpness_loc)))
+        self.sharpness_raw_scale = nn.Parameter(torch.tensor(_inv_softplus(0.05)))
+        if config.prompted:
+            shape = (k, d, config.prompt_dim)
+            self.loadings_loc = nn.Parameter(0.01 * torch.randn(*shape, generator=generator))
+            self.loadings_raw_scale = nn.Parameter(torch.full(shape, _inv_softplus(0.05)))
+        tilt = 0.1 * torch.randn(n_users, k, generator=generator)
+        if point:
+            self.weights_logits = nn.Parameter(tilt)
+        else:
+            self.weights_raw_concentration = nn.Parameter(_inv_softplus(2.0) + tilt)
+
+    # -- variational distributions -----------------------------------------------------
+    def prototypes_dist(self) -> dist.Distribution:
+        if self.point:
+            return dist.Delta(self.prototypes_loc, event_dim=2)
+        return dist.Normal(self.prototypes_loc, F.softplus(self.prototypes_raw_scale)).to_event(2)
+
+    def loadings_dist(self) -> dist.Distribution:
+        if self.point:
+            return dist.Delta(self.loadings_loc, event_dim=3)
+        return dist.Normal(self.loadings_loc, F.softplus(self.loadings_raw_scale)).to_event(3)
+
+    def sharpness_dist(self) -> dist.Distribution:
+        if self.point:
+            return dist.Delta(self.sharpness_loc.exp())
+        return dist.LogNormal(self.sharpness_loc, F.softplus(self.sharpness_raw_scale))
+
+    def weights_dist(self, users: torch.Tensor | None = None) -> dist.Distribution:
+        """``q(w)`` of the given user positions (all users if None), batch shape ``(B,)``."""
+        if self.point:
+            logits = self.weights_logits if users is None else self.weights_logits[users]
+            return dist.Delta(logits.softmax(-1), event_dim=1)
+        raw = self.weights_raw_concentration
+        raw = raw if users is None else raw[users]
+        return dist.Dirichlet(F.softplus(raw) + 1e-3)
+
+    # -- the Pyro guide ----------------------------------------------------------------
+    def guide(self, batch: Batch) -> None:
+        """The Pyro guide (same sites and plates as the model)."""
+        if self.config.prompted:
+            pyro.sample("loadings", self.loadings_dist())
+        pyro.sample("prototypes", self.prototypes_dist())
+        pyro.sample("sharpness", self.sharpness_dist())
+        if self.config.k == 1:
+            return
+        if batch.user_scale is None:
+            with pyro.plate("user", self.n_users):
+                pyro.sample("weights", self.weights_dist())
+            return
+        with (
+            pyro.plate("user", self.n_users, subsample=batch.user),
+            poutine.scale(scale=batch.user_scale),
+        ):
+            pyro.sample("weights", self.weights_dist(batch.user))
+
+    # -- what the fit hands out ----------------------------------------------------------
+    @torch.no_grad()
+    def population_draws(self, model: PALModel, num_samples: int, mode: str = "draws"
+                         ) -> PopulationDraws:
+        """``num_samples`` independent draws of the population from ``q`` (torch's global
+        random stream), or (``mode="mean"``, and always for MAP) one draw at the posterior
+        mean / the point estimates."""
+        if mode not in POPULATION_MODES:
+            raise ValueError(f"population: got {mode!r}; expected one of {POPULATION_MODES}")
+        if self.point or mode == "mean":
+            protos = self.prototypes_loc[None]
+            sharp = (self.sharpness_dist().mean if not self.point
+                     else self.sharpness_loc.exp()).reshape(1)
+            loadings = self.loadings_loc[None] if self.config.prompted else None
+        else:
+            shape = torch.Size([num_samples])
+            protos = self.prototypes_dist().sample(shape)
+            sharp = self.sharpness_dist().sample(shape)
+            loadings = self.loadings_dist().sample(shape) if self.config.prompted else None
+        n = len(sharp)
+        return PopulationDraws(
+            prototypes=protos.detach(), sharpness=sharp.detach(),
+            concentration=model.concentration.detach().expand(n, -1).clone(),
+            position_bias=model.position_bias.detach().expand(n).clone(),
+            member=torch.zeros(n, dtype=torch.long, device=protos.device),
+            mappings=(model.mapping,),
+            prompt_maps=(model.prompt_map,) if self.config.prompted else None,
+            metric=self.config.metric, loadings=None if loadings is None else loadings.detach())
+
+    @torch.no_grad()
+    def weight_draws(self, num_samples: int, users: torch.Tensor | None = None) -> torch.Tensor:
+        """Draws of users' weights ``(S, B, K)`` for positions ``users`` (all if None);
+        ``S`` is 1 for MAP (use with :meth:`population_draws`)."""
+        b = self.n_users if users is None else len(users)
+        if self.config.k == 1:
+            return self.prototypes_loc.new_ones(1 if self.point else num_samples, b, 1)
+        d = self.weights_dist(users)
+        return d.v[None] if self.point else d.sample((num_samples,))
+
+    @torch.no_grad()
+    def weight_summary(self, ci: float) -> tuple[np.ndarray, ...]:
+        """Every user's posterior ``mean``, ``sd`` and equal-tailed ``ci`` interval
+        ``(lower, upper)`` of each weight, ``(U, K)`` each: the Beta marginals of the
+        Dirichlet ``q`` (exact quantiles); for MAP the estimate with sd 0."""
+        if self.config.k == 1 or self.point:
+            mean = self.weight_draws(1)[0].cpu().numpy().astype(np.float64)
+            return mean, np.zeros_like(mean), mean, mean
+        conc = self.weights_dist().concentration.cpu().numpy().astype(np.float64)
+        total = conc.sum(-1, keepdims=True)
+        mean = conc / total
+        sd = np.sqrt(mean * (1 - mean) / (total + 1))
+        lo = stats.beta.ppf((1 - ci) / 2, conc, total - conc)
+        hi = stats.beta.ppf((1 + ci) / 2, conc, total - conc)
+        return mean, sd, lo, hi
+
+    @torch.no_grad()
+    def weight_concentration(self) -> np.ndarray | None:
+        """The users' Dirichlet concentrations ``(U, K)``; None for MAP or K = 1."""
+        if self.point or self.config.k == 1:
+            return None
+        return self.weights_dist().concentration.cpu().numpy()
+
+    @torch.no_grad()
+    def sharpness_moments(self) -> tuple[float, float]:
+        """The posterior mean and sd of the sharpness (MAP: the estimate and 0)."""
+        d = self.sharpness_dist()
+        if self.point:
+            return float(d.v), 0.0
+        return float(d.mean), float(d.variance.sqrt())
+
+    @torch.no_grad()
+    def permute(self, model: PALModel, perm: torch.Tensor) -> None:
+        """Reorder the prototypes in place: new prototype ``j`` is old ``perm[j]`` (their
+        loadings, every user's weights and the population concentration with them)."""
+        for name in ("prototypes_loc", "prototypes_raw_scale", "loadings_loc",
+                     "loadings_raw_scale"):
+            if hasattr(self, name):
+                getattr(self, name).copy_(getattr(self, name)[perm])
+        for name in ("weights_logits", "weights_raw_concentration"):
+            if hasattr(self, name):
+                getattr(self, name).copy_(getattr(self, name)[:, perm])
+        model.log_concentration.copy_(model.log_concentration[perm])

@@ -1,0 +1,196 @@
+"""Fitting one model: :func:`train` builds the model and guide from the two
+configurations, runs the SVI loop (with validation, checkpoints or ranks) and returns the
+trained state. It knows nothing of result types: :func:`bayespal.fit` wraps the state."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyro
+import torch
+
+from bayespal.data import PreferenceData
+from bayespal.device import resolve_device
+from bayespal.inference import distributed as _distributed
+from bayespal.inference.config import TrainConfig
+from bayespal.inference.guides import PALGuide
+from bayespal.inference.trainer import DeviceData, Trainer, _json_safe, data_fingerprint
+from bayespal.metrics import log_loss
+from bayespal.model import ModelConfig, PALModel
+
+VALIDATION_DRAWS = 32  # posterior draws per validation of held-out comparisons
+
+
+@dataclass
+class Trained:
+    """What :func:`train` returns: the fitted model and guide and the fit's history.
+
+    Attributes
+    ----------
+    model, guide:
+        The trained :class:`~bayespal.model.PALModel` and :class:`PALGuide` (eval mode).
+    loss_history:
+        Per epoch: the negative ELBO per comparison (the training loss).
+    epoch_seconds:
+        Per epoch: wall time.
+    validation_history:
+        Per epoch: the held-out log-loss, when validation data were given (else empty).
+    """
+
+    model: PALModel
+    guide: PALGuide
+    loss_history: np.ndarray
+    epoch_seconds: np.ndarray
+    validation_history: np.ndarray
+
+
+def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: int,
+          n_comparisons: int, prompt_embed_dim: int | None = None,
+          generator: torch.Generator | None = None) -> tuple[PALModel, PALGuide]:
+    """The model and its guide (``inference`` ``"svi"`` or ``"map"``) for data of these sizes."""
+    model = PALModel(model_config, embed_dim, n_users, n_comparisons, prompt_embed_dim)
+    return model, PALGuide(model_config, n_users, generator, point=inference == "map")
+
+
+@torch.no_grad()
+def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
+                  data: PreferenceData, num_samples: int) -> np.ndarray:
+    """The posterior predictive ``P(a preferred)`` of ``data``'s comparisons under the
+    training state (users matched by id to ``user_ids``; unknown users get the population
+    average): what validation and the collapse check score."""
+    draws = guide.population_draws(model, num_samples)
+    users = pd.Index(user_ids).get_indexer(data.user_ids[data.user])
+    emb_c = None if data.prompt is None else data.prompts[data.prompt]
+    p = draws.predict(lambda pos: guide.weight_draws(draws.size, pos), users,
+                      data.items[data.item_a], data.items[data.item_b], emb_c)
+    return p.mean(0).cpu().numpy()
+
+
+def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainConfig, *,
+          validation: PreferenceData | None = None,
+          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
+          distributed: bool = False, progress: bool = True) -> Trained:
+    """Fit one model to ``data`` (arguments as :func:`bayespal.fit`)."""
+    cfg = train_config
+    if not isinstance(data, PreferenceData):
+        raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")
+    for name, flag in (("progress", progress), ("distributed", distributed)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}: got {flag!r}; expected True or False")
+    if validation is not None:
+        if not isinstance(validation, PreferenceData):
+            raise ValueError(f"validation: got {type(validation).__name__}; expected "
+                             "PreferenceData or None")
+        if validation.embed_dim != data.embed_dim:
+            raise ValueError(f"validation: got items of {validation.embed_dim} dims; expected "
+                             f"{data.embed_dim}, the training items' dimension")
+    if model_config.prompted and data.prompts is None:
+        raise ValueError(f"data: got comparisons without prompts and prompt_dim="
+                         f"{model_config.prompt_dim}; expected prompts (PreferenceData "
+                         "prompt/prompts) for PAL-B")
+    dev = resolve_device(cfg.device)
+    rank, world_size = 0, 1
+    if distributed:
+        if validation is not None or checkpoint is not None:
+            raise ValueError("distributed: got True with validation or checkpoint; expected "
+                             "neither (not supported across ranks yet)")
+        rank, world_size, dev = _distributed.setup(dev)
+    pyro.set_rng_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    prompt_embed_dim = data.prompts.shape[1] if model_config.prompted else None
+    model, guide = build(model_config, cfg.inference, data.embed_dim, data.n_users,
+                         data.n_comparisons, prompt_embed_dim, generator)
+    if cfg.standardize:  # the maps see centred, unit-RMS inputs: the embeddings' scale is moot
+        model.mapping.standardize_from(torch.as_tensor(data.items))
+        if model_config.prompted:
+            model.prompt_map.standardize_from(torch.as_tensor(data.prompts))
+    warn_about_data(data, model_config)
+    if model_config.position_bias:  # start from the labels' log-odds: the term's empirical value
+        share = float(np.clip(data.label.mean(), 1e-3, 1 - 1e-3))
+        with torch.no_grad():
+            model.position_bias.fill_(math.log(share / (1 - share)))
+    model, guide = model.to(dev), guide.to(dev)
+    device_data = DeviceData.from_data(data, dev)
+    if world_size > 1:
+        _distributed.broadcast_parameters([model, guide])
+        device_data = device_data.shard(rank, world_size)
+        generator.manual_seed(cfg.seed + 7919 * rank)  # each rank its own batches and draws
+        torch.manual_seed(cfg.seed + 7919 * rank)
+    validate = None
+    if validation is not None:
+        def validate() -> float:
+            with torch.random.fork_rng(devices=[]):  # keep the SVI random stream intact
+                torch.manual_seed(cfg.seed)
+                p = heldout_probs(model, guide, data.user_ids, validation, VALIDATION_DRAWS)
+            return log_loss(p, validation.label)
+
+    trainer = Trainer(model, guide, device_data, cfg, generator, validate=validate,
+                      world_size=world_size, n_total=data.n_comparisons)
+    path, fingerprint = None, {}
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: got {checkpoint_every!r}; expected an integer "
+                             ">= 1")
+        fingerprint = {
+            "model_config": model_config.hash(), "train_config": cfg.hash(),
+            "data": data_fingerprint(data),
+            "validation": None if validation is None else data_fingerprint(validation),
+        }
+        if path.exists():
+            trainer.load(path, _json_safe(fingerprint))
+    trainer.run(progress, path, checkpoint_every, fingerprint)
+    state = Trained(model.eval(), guide.eval(), np.asarray(trainer.history),
+                    np.asarray(trainer.seconds), np.asarray(trainer.val_history))
+    warn_if_collapsed(state, data, model_config, cfg.lr)
+    return state
+
+
+def warn_about_data(data: PreferenceData, config: ModelConfig) -> None:
+    """Warn when the labels depend on the position of the items (item_a vs item_b): PAL
+    scores items, not positions, unless ``position_bias=True``."""
+    n = data.n_comparisons
+    share = float(data.label.mean())
+    z = abs(share - 0.5) * 2 * math.sqrt(n)  # binomial test against 1/2
+    if not config.position_bias and z > 5 and abs(share - 0.5) > 0.05:
+        warnings.warn(
+            f"label: {share:.1%} of {n} comparisons prefer item_a (z = {z:.1f} against 50%); "
+            "PAL has no term for an item's position, so if the order of presentation carries "
+            "information, fit with position_bias=True (or randomise which item is item_a)",
+            UserWarning, stacklevel=4)
+
+
+def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig, lr: float,
+                      n_check: int = 2048) -> None:
+    """Warn when a fit learned nothing: on its own training comparisons its predictions all
+    lie within 0.02 of 1/2, or their log-loss is no better than a coin's (log 2); or when the
+    sharpness left its prior by more than 4 sds (under a too large ``lr`` it falls to ~0 while
+    the mapping grows to compensate)."""
+    rows = np.linspace(0, data.n_comparisons - 1, min(n_check, data.n_comparisons)).astype(int)
+    sub = data.subset(rows)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        p = heldout_probs(state.model, state.guide, data.user_ids, sub, 16)
+    spread = float(np.abs(p - 0.5).mean())
+    loss = log_loss(p, sub.label)
+    beta = state.guide.sharpness_moments()[0]
+    z = (math.log(max(beta, 1e-300)) - config.sharpness_loc) / config.sharpness_scale
+    if abs(z) > 4:
+        warnings.warn(
+            f"fit: the sharpness went to {beta:.3g}, {abs(z):.1f} prior sds from its prior "
+            f"median {math.exp(config.sharpness_loc):.3g}: the optimiser diverged and the "
+            f"mapping absorbed the scale; the fit collapsed: try a smaller lr (got {lr:g})",
+            RuntimeWarning, stacklevel=4)
+    elif spread < 0.02 or loss > math.log(2) - 0.005:
+        warnings.warn(
+            f"fit: predictions on training comparisons are no better than a coin (mean "
+            f"|p - 1/2| {spread:.3f}, log-loss {loss:.4f} vs log 2 = {math.log(2):.4f}; "
+            f"sharpness {beta:.3g}, final loss {state.loss_history[-1]:.4f} per comparison): "
+            "the fit collapsed or found no signal; try a smaller "
+            f"lr (got {lr:g}) or check the data", RuntimeWarning, stacklevel=4)

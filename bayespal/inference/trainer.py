@@ -1,0 +1,328 @@
+"""The SVI loop: minibatches on the device, the ELBO, optimiser and schedule, plateau
+stopping, checkpoint state."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.poutine.subsample_messenger import _Subsample
+from tqdm.auto import tqdm
+
+from bayespal import files
+from bayespal.data import PreferenceData
+from bayespal.inference import distributed as _distributed
+from bayespal.inference.config import TrainConfig
+from bayespal.inference.guides import PALGuide
+from bayespal.model import Batch, PALModel
+from bayespal.model.nets import Mapping
+
+
+@dataclass
+class DeviceData:
+    """The training comparisons as index tensors on the device (moved once)."""
+
+    items: torch.Tensor
+    user: torch.Tensor
+    item_a: torch.Tensor
+    item_b: torch.Tensor
+    label: torch.Tensor
+    user_scale: torch.Tensor  # N / (U * n_user) per comparison
+    prompts: torch.Tensor | None = None  # (P, Dc) prompt embeddings (PAL-B)
+    prompt: torch.Tensor | None = None  # (N,) rows of prompts
+
+    @classmethod
+    def from_data(cls, data: PreferenceData, device: torch.device) -> DeviceData:
+        counts = data.comparisons_per_user()
+        scale = data.n_comparisons / (data.n_users * counts[data.user])
+
+        def t(x: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+            return torch.as_tensor(x, dtype=dtype).to(device)
+
+        return cls(
+            t(data.items),
+            t(data.user, torch.long),
+            t(data.item_a, torch.long),
+            t(data.item_b, torch.long),
+            t(data.label, torch.float32),
+            t(scale, torch.float32),
+            None if data.prompts is None else t(data.prompts),
+            None if data.prompt is None else t(data.prompt, torch.long),
+        )
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def shard(self, rank: int, world_size: int) -> DeviceData:
+        """This rank's comparisons (``rank::world_size``); user scales stay global."""
+        sel = slice(rank, None, world_size)
+        return DeviceData(self.items, self.user[sel], self.item_a[sel], self.item_b[sel],
+                          self.label[sel], self.user_scale[sel], self.prompts,
+                          None if self.prompt is None else self.prompt[sel])
+
+    def batch(self, index: torch.Tensor | None = None, minibatch: bool = True) -> Batch:
+        """A minibatch (per-comparison user terms) or, with ``index=None``, all comparisons
+        under the plain generative model."""
+        if index is None:
+            return Batch(self.items, self.user, self.item_a, self.item_b, self.label,
+                         prompts=self.prompts, prompt=self.prompt)
+        return Batch(
+            self.items,
+            self.user[index],
+            self.item_a[index],
+            self.item_b[index],
+            self.label[index],
+            index=index,
+            user_scale=self.user_scale[index] if minibatch else None,
+            prompts=self.prompts,
+            prompt=None if self.prompt is None else self.prompt[index],
+        )
+
+
+def elbo_loss(model, guide, batch: Batch, num_particles: int = 1) -> torch.Tensor:
+    """Negative ELBO estimate (differentiable) for a fully reparameterised guide.
+
+    The same quantity as ``pyro.infer.Trace_ELBO().differentiable_loss`` (checked in
+    ``tests/test_elbo.py``), built from Pyro's own ``poutine.trace``/``replay`` and
+    ``Trace.log_prob_sum``, but without its per-step ``.item()`` and NaN check, which
+    force a host round trip every step on a GPU. Every guide site here (Normal,
+    LogNormal, Dirichlet, Delta) is reparameterised, so no score-function term is needed.
+    """
+    total = 0.0
+    for _ in range(num_particles):
+        guide_tr = poutine.trace(guide).get_trace(batch)
+        model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(batch)
+        total = total + (guide_tr.log_prob_sum(_scored) - model_tr.log_prob_sum(_scored))
+    return total / num_particles
+
+
+def _scored(name: str, site: dict) -> bool:
+    """Skip the plates' subsample sites: their log-probability is a constant 0 that Pyro
+    builds with ``torch.tensor(0.0, device=...)``, a host-to-device copy every step."""
+    return not isinstance(site["fn"], _Subsample)
+
+
+def _lr_lambda(schedule: str, total_steps: int, final_factor: float):
+    if schedule == "constant":
+        return lambda step: 1.0
+    if schedule == "cosine":
+        return lambda step: final_factor + (1 - final_factor) * 0.5 * (
+            1 + math.cos(math.pi * min(step, total_steps) / total_steps)
+        )
+    return lambda step: final_factor ** (min(step, total_steps) / total_steps)
+
+
+class Trainer:
+    """The minibatched SVI loop and all of its state, so it can be checkpointed.
+
+    Stops early when the monitored loss has not improved by ``tol`` (nats per comparison)
+    for ``patience`` epochs. The monitored loss is the training loss (-ELBO per
+    comparison) or, with ``validate`` (a held-out log-loss), the validation loss; then
+    the parameters of the best validation epoch are restored at the end. The training
+    loss is accumulated on the device and read once an epoch.
+    """
+
+    def __init__(
+        self,
+        model: PALModel,
+        guide: PALGuide,
+        data: DeviceData,
+        config: TrainConfig,
+        generator: torch.Generator,
+        validate: Callable[[], float] | None = None,
+        world_size: int = 1,
+        n_total: int | None = None,
+    ) -> None:
+        batch_size, epochs, patience, tol = (config.batch_size, config.epochs, config.patience,
+                                             config.tol)
+        lr, weight_decay = config.lr, config.weight_decay
+        self.model, self.guide, self.data = model, guide, data
+        self.world_size = world_size
+        self.n_total = len(data) if n_total is None else n_total  # all ranks together
+        self.epochs, self.patience, self.tol = epochs, patience, tol
+        self.generator, self.validate = generator, validate
+        self.batch_size = min(batch_size, len(data))
+        # the same number of steps on every rank (shards differ in size by at most one)
+        self.steps_per_epoch = math.ceil(math.ceil(self.n_total / world_size) / self.batch_size)
+        nets = [p for m in model.modules() if isinstance(m, Mapping) for p in m.parameters()]
+        rest = [p for p in model.parameters() if p.requires_grad and not any(p is q for q in nets)]
+        groups = [
+            # weight decay on the networks only: a Gaussian prior on their weights (MAP)
+            {"params": nets, "weight_decay": weight_decay},
+            {"params": rest + list(guide.parameters()), "weight_decay": 0.0},
+        ]
+        self.optim = torch.optim.AdamW(groups, lr=lr)
+        self._params = [p for g in groups for p in g["params"]]
+        self._arange = torch.arange(self.batch_size, device=data.user.device)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.optim, _lr_lambda(config.lr_schedule, epochs * self.steps_per_epoch,
+                                   config.lr_final_factor)
+        )
+        # Particles are drawn in a loop: the model's shapes assume no extra particle dim.
+        self.num_particles = config.num_particles
+        self.history: list[float] = []
+        self.seconds: list[float] = []
+        self.val_history: list[float] = []
+        self.best, self.stale, self.finished = math.inf, 0, False
+        self.best_state: tuple[dict, dict] | None = None
+
+    # -- one epoch ---------------------------------------------------------------------
+    def _epoch(self) -> float:
+        n, device = len(self.data), self.data.user.device
+        perm = torch.randperm(n, generator=self.generator, device="cpu")
+        perm = perm.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else perm
+        total = self._steps(perm)
+        if self.world_size > 1:
+            total = _distributed.all_sum(total) / self.world_size
+        epoch_loss = float(total) / (self.steps_per_epoch * self.n_total)  # one sync an epoch
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(
+                f"loss: got {epoch_loss} at epoch {len(self.history) + 1}; expected a finite "
+                "ELBO (lower lr, or check the embeddings' scale)"
+            )
+        return epoch_loss
+
+    def _steps(self, perm: torch.Tensor) -> torch.Tensor:
+        """One pass of optimiser steps over the permutation ``perm`` (on the device); returns
+        the summed loss as a device tensor. Nothing here reads a value back to the host."""
+        n, device = len(self.data), self.data.user.device
+        total = torch.zeros((), device=device)
+        # Distribution argument checks read values back (a sync per site on a GPU); the
+        # data were validated once, up front, by PreferenceData.
+        with pyro.validation_enabled(False):
+            for s in range(self.steps_per_epoch):
+                total += self._step(perm, s, n)
+        return total
+
+    def _step(self, perm: torch.Tensor, s: int, n: int) -> torch.Tensor:
+        """One optimiser step on the ``s``-th batch of ``perm``; the loss as a device tensor."""
+        if self.world_size > 1:  # full batches on every rank (a slice that wraps around)
+            idx = perm[(s * self.batch_size + self._arange) % n]
+        else:
+            idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
+        loss = elbo_loss(self.model.model, self.guide.guide, self.data.batch(idx),
+                         self.num_particles)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.world_size > 1:
+            _distributed.average_gradients(self._params, self.world_size)
+        self.optim.step()
+        self.sched.step()
+        return loss.detach()
+
+    def run(self, progress: bool = False, checkpoint: Path | None = None,
+            checkpoint_every: int = 1, fingerprint: dict | None = None) -> None:
+        start_epoch = len(self.history)
+        bar = tqdm(range(start_epoch, self.epochs), desc="bayespal fit", disable=not progress,
+                   leave=False, initial=start_epoch, total=self.epochs)
+        with pyro.validation_enabled(False):
+            for epoch in bar:
+                if self.finished:
+                    break
+                start = time.perf_counter()
+                epoch_loss = self._epoch()
+                self.history.append(epoch_loss)
+                monitored = epoch_loss
+                if self.validate is not None:
+                    monitored = self.validate()
+                    self.val_history.append(monitored)
+                self.seconds.append(time.perf_counter() - start)
+                bar.set_postfix(loss=f"{epoch_loss:.4f}")
+                if monitored < self.best - self.tol:
+                    self.best, self.stale = monitored, 0
+                    if self.validate is not None:
+                        self.best_state = copy.deepcopy((self.model.state_dict(),
+                                                         self.guide.state_dict()))
+                else:
+                    self.stale += 1
+                    self.finished = self.stale >= self.patience
+                last = self.finished or epoch + 1 == self.epochs
+                if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
+                    self.save(checkpoint, fingerprint or {})
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state[0])
+            self.guide.load_state_dict(self.best_state[1])
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _state(self) -> dict:
+        state = {
+            "model": self.model.state_dict(),
+            "guide": self.guide.state_dict(),
+            "optim": self.optim.state_dict(),
+            "sched": self.sched.state_dict(),  # lr_lambdas are plain functions: saved as None
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
+            "progress": {"history": self.history, "seconds": self.seconds,
+                         "val_history": self.val_history,
+                         "best": None if math.isinf(self.best) else self.best,
+                         "stale": self.stale, "finished": self.finished},
+        }
+        if torch.cuda.is_available() and self.data.user.is_cuda:
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.data.user.device)
+        if self.best_state is not None:
+            state["best_state"] = {"model": self.best_state[0], "guide": self.best_state[1]}
+        return state
+
+    def save(self, path: Path, fingerprint: dict) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = files.flatten_state("s", self._state(), tensors)
+        meta = {"fingerprint": fingerprint, "state": skeleton, "epochs_done": len(self.history),
+                "finished": self.finished}
+        files.write_atomic(path, tensors, _json_safe(meta), kind="checkpoint")
+
+    def load(self, path: Path, fingerprint: dict) -> None:
+        tensors, meta = files.read(path, kind="checkpoint")
+        saved = meta["fingerprint"]
+        for key in sorted(set(saved) | set(fingerprint)):
+            if saved.get(key) != _json_safe(fingerprint).get(key):
+                raise files.FileFormatError(
+                    f"checkpoint {str(path)!r}: got {key}={saved.get(key)!r}; expected "
+                    f"{key}={fingerprint.get(key)!r} (the checkpoint is from another fit; "
+                    "delete it or use another path)"
+                )
+        state = files.unflatten_state(meta["state"], tensors)
+        device = self.data.user.device
+        self.model.load_state_dict(state["model"])
+        self.guide.load_state_dict(state["guide"])
+        optim = state["optim"]
+        optim["state"] = {int(k): v for k, v in optim["state"].items()}
+        self.optim.load_state_dict(optim)
+        self.sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        if "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        progress = state["progress"]
+        self.history, self.seconds = list(progress["history"]), list(progress["seconds"])
+        self.val_history = list(progress["val_history"])
+        self.best = math.inf if progress["best"] is None else float(progress["best"])
+        self.stale = int(progress["stale"])
+        self.finished = bool(progress["finished"])
+        if "best_state" in state:
+            self.best_state = (state["best_state"]["model"], state["best_state"]["guide"])
+
+
+def _json_safe(value):
+    """Round-trip through JSON (tuples become lists) so comparisons see what the file holds."""
+    return json.loads(json.dumps(value))
+
+
+def data_fingerprint(data: PreferenceData) -> str:
+    """SHA-256 of the comparisons and the item table's shape (a resumed fit must see the
+    same data)."""
+    h = hashlib.sha256()
+    for arr in (data.user, data.item_a, data.item_b, data.label):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(str(data.items.shape).encode())
+    return h.hexdigest()[:32]
+
+

@@ -1,0 +1,137 @@
+"""What is modelled: :class:`ModelConfig` (validated once, hashable, JSON-serialisable)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from bayespal.checks import check_int, check_real, fail
+
+METRICS = ("distance", "cosine")
+
+
+def _widths(name: str, widths: object) -> tuple[int, ...]:
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise fail(name, widths, "a sequence of positive layer widths")
+    return tuple(check_int(f"{name}[{i}]", h) for i, h in enumerate(widths))
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise fail(name, value, "True or False")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The PAL model: its sizes and priors (how it is *fitted* is :class:`TrainConfig`).
+
+    Parameters
+    ----------
+    k:
+        Number of prototypes ``K`` (kinds of preference). ``k=1`` is one reward model
+        (Bradley-Terry on the mapped items).
+    pref_dim:
+        Width ``d`` of the preference space the mapping ``f`` maps items into.
+    hidden:
+        Hidden layer widths of the mapping (an MLP; ``()`` is linear).
+    prototype_scale:
+        Prior sd ``s_P`` of every prototype coordinate.
+    sharpness_loc, sharpness_scale:
+        The sharpness prior ``beta ~ LogNormal(sharpness_loc, sharpness_scale)``.
+    concentration:
+        The population prior of the user weights, ``Dirichlet(concentration * 1_K)``;
+        ``None`` (default) learns a concentration vector by empirical Bayes.
+    prompt_dim:
+        PAL-B: width ``q`` of the prompt features ``phi(c)``; ``None`` is PAL-A (prompts, if
+        any, are ignored).
+    prompt_hidden:
+        PAL-B: hidden widths of the prompt map ``phi``.
+    loading_scale:
+        PAL-B: prior sd of the prototypes' prompt loadings (divided by ``sqrt(q)``).
+    metric:
+        How an item is compared with an ideal point: ``"distance"`` (squared distance, a
+        mixture of rewards) or, PAL-B only, the reference implementation's ``"cosine"``.
+    position_bias:
+        A learned offset of every logit: how much more often the item shown first is
+        chosen whatever it is (off by default).
+    """
+
+    k: int = 3
+    pref_dim: int = 16
+    hidden: tuple[int, ...] = (64,)
+    prototype_scale: float = 1.0
+    sharpness_loc: float = 0.0
+    sharpness_scale: float = 1.0
+    concentration: float | None = None
+    prompt_dim: int | None = None
+    prompt_hidden: tuple[int, ...] = ()
+    loading_scale: float = 1.0
+    metric: str = "distance"
+    position_bias: bool = False
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        put("k", check_int("k", self.k))
+        put("pref_dim", check_int("pref_dim", self.pref_dim))
+        put("hidden", _widths("hidden", self.hidden))
+        put("prompt_hidden", _widths("prompt_hidden", self.prompt_hidden))
+        for name in ("prototype_scale", "sharpness_scale", "loading_scale"):
+            put(name, check_real(name, getattr(self, name), low=0, low_open=True))
+        put("sharpness_loc", check_real("sharpness_loc", self.sharpness_loc))
+        if self.concentration is not None:
+            put("concentration", check_real("concentration", self.concentration, low=0,
+                                            low_open=True))
+        if self.prompt_dim is not None:
+            put("prompt_dim", check_int("prompt_dim", self.prompt_dim))
+        if self.metric not in METRICS:
+            raise fail("metric", self.metric, f"one of {METRICS}")
+        if self.metric == "cosine" and self.prompt_dim is None:
+            raise fail("metric", self.metric, "'distance' for PAL-A (cosine is a PAL-B option; "
+                       "set prompt_dim)")
+        put("position_bias", _flag("position_bias", self.position_bias))
+        if self.position_bias and self.metric == "cosine":
+            raise fail("position_bias", True, "False with metric='cosine' (a position term is "
+                       "added to the logit, which the cosine score normalises)")
+
+    @property
+    def prompted(self) -> bool:
+        """PAL-B: the prototypes are functions of the prompt."""
+        return self.prompt_dim is not None
+
+    @property
+    def name(self) -> str:
+        """``"PAL-A"`` or ``"PAL-B (<metric>)"``."""
+        return f"PAL-B ({self.metric})" if self.prompted else "PAL-A"
+
+    def to_dict(self) -> dict:
+        """The fields as JSON types (tuples become lists)."""
+        d = asdict(self)
+        d["hidden"], d["prompt_hidden"] = list(self.hidden), list(self.prompt_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise fail("model config", unknown[0], f"one of {sorted(known)}")
+        d = dict(d)
+        for key in ("hidden", "prompt_hidden"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def hash(self) -> str:
+        """16 hex digits of SHA-256 over the sorted JSON fields (checkpoints, files)."""
+        return _hash(self.to_dict())
+
+
+def _hash(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

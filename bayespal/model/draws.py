@@ -1,0 +1,360 @@
+"""The seam between a fitted population and everything that uses it.
+
+:class:`PopulationDraws` is one immutable value: per-draw prototypes (and PAL-B loadings),
+sharpness, position term and population prior, and the point-estimated maps that give
+items (and prompts) their features. A MAP fit hands out one draw, a Bayesian fit ``S``
+draws of its posterior, an ensemble its members' draws pooled (each draw with its own
+member's maps). Predictions, new users, queries, rewards and diagnostics all consume it
+and never look inside a fit's model or guide; its methods call
+:mod:`bayespal.model.likelihood` for every logit and reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from bayespal.model.likelihood import (
+    mixture_logits,
+    mixture_rewards,
+    pair_terms,
+    point_rewards,
+    reward_gap,
+)
+
+UNKNOWN_USER_DRAWS = 16  # population draws of w per draw for a user the fit does not know
+
+
+def _apply(maps: Sequence[nn.Module], x, device: torch.device) -> torch.Tensor:
+    """Each map of embeddings ``x`` (on the maps' own device) -> ``(E, n, .)`` on ``device``."""
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    out = []
+    for m in maps:
+        param = next(m.parameters())
+        out.append(m(x.to(param.device)).to(device))
+    return torch.stack(out)
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationDraws:
+    """Draws of a fitted population (see the module docstring).
+
+    Attributes
+    ----------
+    prototypes:
+        ``(P, K, d)``.
+    sharpness, position_bias:
+        ``(P,)``.
+    concentration:
+        ``(P, K)``: each draw's population prior ``Dirichlet(alpha)``.
+    member:
+        ``(P,)``: which maps (ensemble member) each draw belongs to.
+    mappings, prompt_maps:
+        The members' item maps ``f`` (and PAL-B's prompt maps ``phi``; None for PAL-A).
+    metric:
+        ``"distance"`` or ``"cosine"``.
+    loadings:
+        PAL-B's prompt loadings ``(P, K, d, q)``; None for PAL-A.
+    """
+
+    prototypes: torch.Tensor
+    sharpness: torch.Tensor
+    concentration: torch.Tensor
+    position_bias: torch.Tensor
+    member: torch.Tensor
+    mappings: tuple[nn.Module, ...]
+    prompt_maps: tuple[nn.Module, ...] | None = None
+    metric: str = "distance"
+    loadings: torch.Tensor | None = None
+
+    @classmethod
+    def pool(cls, parts: Sequence[PopulationDraws]) -> PopulationDraws:
+        """The draws of several populations (ensemble members) as one set."""
+        parts = list(parts)
+        first = parts[0]
+        member, maps, pmaps = [], [], []
+        for p in parts:
+            member.append(p.member + len(maps))
+            maps += p.mappings
+            pmaps += p.prompt_maps or ()
+
+        def cat(name: str) -> torch.Tensor | None:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        return cls(cat("prototypes"), cat("sharpness"), cat("concentration"),
+                   cat("position_bias"), torch.cat(member), tuple(maps),
+                   tuple(pmaps) if first.prompt_maps is not None else None, first.metric,
+                   cat("loadings"))
+
+    # -- sizes ---------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """The number of draws ``P``."""
+        return len(self.sharpness)
+
+    @property
+    def k(self) -> int:
+        return self.prototypes.shape[-2]
+
+    @property
+    def n_members(self) -> int:
+        return len(self.mappings)
+
+    @property
+    def takes_prompts(self) -> bool:
+        """Whether comparisons need their prompts (PAL-B)."""
+        return self.loadings is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self.prototypes.device
+
+    def _map(self, fn) -> PopulationDraws:
+        """The draws with ``fn`` applied to every per-draw tensor (the maps are kept)."""
+        return replace(self, prototypes=fn(self.prototypes), sharpness=fn(self.sharpness),
+                       concentration=fn(self.concentration),
+                       position_bias=fn(self.position_bias), member=fn(self.member),
+                       loadings=None if self.loadings is None else fn(self.loadings))
+
+    def subset(self, rows: torch.Tensor | slice) -> PopulationDraws:
+        """Some of the draws (the maps are kept whole)."""
+        return self._map(lambda t: t[rows])
+
+    # -- features ------------------------------------------------------------------------
+    @torch.no_grad()
+    def features(self, embeddings) -> torch.Tensor:
+        """Each member's ``f(x)`` of item embeddings ``(M, D)`` -> ``(E, M, d)``."""
+        return _apply(self.mappings, embeddings, self.device)
+
+    @torch.no_grad()
+    def prompt_features(self, embeddings) -> torch.Tensor | None:
+        """Each member's ``phi(c)`` of prompt embeddings ``(C, Dc)`` -> ``(E, C, q)``; None
+        for PAL-A (whose comparisons' prompts are ignored)."""
+        if self.prompt_maps is None or embeddings is None:
+            return None
+        return _apply(self.prompt_maps, embeddings, self.device)
+
+    def _per_draw(self, member_rows: torch.Tensor | None) -> torch.Tensor | None:
+        """Member features ``(E, n, .)`` as each draw's ``(P, n, .)``, or shared ``(n, .)``
+        when there is one member (no copy)."""
+        if member_rows is None:
+            return None
+        return member_rows[0] if self.n_members == 1 else member_rows[self.member]
+
+    # -- the logit -----------------------------------------------------------------------
+    def terms(self, fa: torch.Tensor, fb: torch.Tensor, pc: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:func:`~bayespal.model.likelihood.pair_terms` of comparisons for every draw.
+
+        Parameters
+        ----------
+        fa, fb:
+            ``(E, n, d)`` the comparisons' item features under each member's map.
+        pc:
+            ``(E, n, q)`` their prompt features (PAL-B; ignored for PAL-A).
+
+        Returns
+        -------
+        ``diff (P, n, K)`` and ``gram`` ``(P, n or 1, K, K)`` (cosine) or None.
+        """
+        if not self.takes_prompts:
+            pc = None
+        elif pc is None:
+            raise ValueError("prompt: got None; expected the comparisons' prompts (this is a "
+                             "PAL-B population)")
+        return pair_terms(self.prototypes, self.sharpness, self._per_draw(fa), self._per_draw(fb),
+                          loadings=self.loadings, pc=self._per_draw(pc), metric=self.metric,
+                          position_bias=self.position_bias)
+
+    def logits(self, weights: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
+               pc: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-draw logits ``(P, n)`` of comparisons for weights ``(P, n, K)`` (arguments as
+        :meth:`terms`)."""
+        diff, gram = self.terms(fa, fb, pc)
+        return mixture_logits(weights.expand(diff.shape[0], -1, -1), diff, gram)
+
+    def probs(self, weights: torch.Tensor | None, fa: torch.Tensor, fb: torch.Tensor,
+              pc: torch.Tensor | None = None, known: torch.Tensor | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-draw ``P(a preferred over b)`` of comparisons, ``(P, n)``.
+
+        Parameters
+        ----------
+        weights:
+            ``(P, n, K)``: each comparison's user's weights, drawn with the population draw
+            (None: every user is unknown).
+        fa, fb, pc:
+            As for :meth:`terms`.
+        known:
+            ``(n,)`` bool: comparisons whose user has ``weights``; the others integrate
+            ``w`` over each draw's population ``Dirichlet(alpha)`` (``UNKNOWN_USER_DRAWS``
+            draws), what a user not seen in training is predicted from.
+        generator:
+            For those population draws of ``w``.
+        """
+        diff, gram = self.terms(fa, fb, pc)
+        n = diff.shape[-2]
+        if weights is not None:
+            weights = weights.expand(diff.shape[0], -1, -1)  # MAP: one draw of everything
+        probs = None if weights is None else torch.sigmoid(mixture_logits(weights, diff, gram))
+        if known is None:
+            known = torch.full((n,), weights is not None, device=diff.device)
+        if bool(known.all()):
+            return probs
+        w0 = sample_dirichlet(self.concentration, (UNKNOWN_USER_DRAWS, n), generator)
+        pop = torch.sigmoid(mixture_logits(w0, diff.unsqueeze(1),
+                                           None if gram is None else gram.unsqueeze(1))).mean(1)
+        return pop if probs is None else torch.where(known, probs, pop)
+
+    @torch.no_grad()
+    def predict(self, weight_draws, users: np.ndarray, emb_a, emb_b, emb_c=None,
+                chunk: int = 4096) -> torch.Tensor:
+        """Per-draw ``P(a preferred over b)`` ``(P, n)`` of comparisons given by embeddings,
+        in chunks of ``chunk`` comparisons.
+
+        Parameters
+        ----------
+        weight_draws:
+            ``positions (B,) -> (P, B, K)``: the users' weight draws, paired with these
+            population draws (None: no user is known).
+        users:
+            ``(n,)`` user positions; -1 for users the fit does not know (integrated over
+            the population prior, see :meth:`probs`).
+        emb_a, emb_b, emb_c:
+            ``(n, D)`` item embeddings of each comparison; ``(n, Dc)`` prompt embeddings
+            (PAL-B; ignored for PAL-A).
+        """
+        out = []
+        for s in range(0, len(users), chunk):
+            sl = slice(s, s + chunk)
+            pos = torch.as_tensor(np.asarray(users[sl]), dtype=torch.long, device=self.device)
+            known = pos >= 0
+            w = None
+            if weight_draws is not None and bool(known.any()):
+                w = weight_draws(pos.clamp(min=0))
+            fa, fb = self.features(emb_a[sl]), self.features(emb_b[sl])
+            pc = None if emb_c is None else self.prompt_features(emb_c[sl])
+            out.append(self.probs(w, fa, fb, pc, known))
+        if not out:
+            return torch.zeros(self.size, 0, device=self.device)
+        return torch.cat(out, -1)
+
+    def rewards(self, features: torch.Tensor, pc: torch.Tensor | None = None) -> torch.Tensor:
+        """Each prototype's reward ``(P, K, M)`` of items with member features ``(E, M, d)``;
+        PAL-B: for one prompt with member features ``(E, 1, q)``."""
+        loadings = self.loadings if self.takes_prompts else None
+        if loadings is not None and pc is None:
+            raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
+                             "the rewards are for (this is a PAL-B population)")
+        feats = self._per_draw(features)
+        return point_rewards(self.prototypes, feats, loadings=loadings,
+                             pc=None if loadings is None else self._per_draw(pc),
+                             metric=self.metric)
+
+    def user_rewards(self, weights: torch.Tensor, features: torch.Tensor,
+                     pc: torch.Tensor | None = None) -> torch.Tensor:
+        """A user's reward (sharpness times :func:`~bayespal.model.likelihood.mixture_rewards`,
+        logit units) of items for weight draws ``(P, K)`` paired with these draws, with member
+        features ``(E, M, d)`` (PAL-B: one prompt's ``(E, 1, q)``) -> ``(P, M)``."""
+        loadings = self.loadings if self.takes_prompts else None
+        if loadings is not None and pc is None:
+            raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
+                             "the rewards are for (this is a PAL-B population)")
+        r = mixture_rewards(weights.expand(self.size, -1), self.prototypes,
+                            self._per_draw(features), loadings=loadings,
+                            pc=None if loadings is None else self._per_draw(pc),
+                            metric=self.metric)
+        return self.sharpness[:, None] * r
+
+    def bind(self, items, prompts=None, device: str | torch.device = "cpu") -> BoundPopulation:
+        """These draws with the features of an item (and prompt) table, on ``device``, for
+        work that indexes comparisons by rows (new users, queries)."""
+        if self.takes_prompts and prompts is None:
+            raise ValueError("prompts: got None; expected a prompt-embedding table (this is a "
+                             "PAL-B population)")
+        feats = self.features(items).to(device)
+        pfeats = self.prompt_features(prompts)
+        return BoundPopulation(self.to(device), feats,
+                               None if pfeats is None else pfeats.to(device))
+
+    def to(self, device: str | torch.device) -> PopulationDraws:
+        """The draws' tensors on ``device`` (the maps stay where they are)."""
+        return self._map(lambda t: t.to(device))
+
+
+def sample_dirichlet(concentration: torch.Tensor, shape: tuple[int, ...],
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """``Dirichlet(concentration[p])`` draws ``(P, *shape, K)`` for ``concentration (P, K)``,
+    from ``generator`` (torch's global stream if None)."""
+    c = concentration.reshape(concentration.shape[0], *([1] * len(shape)), -1)
+    c = c.expand(concentration.shape[0], *shape, concentration.shape[-1])
+    g = torch._standard_gamma(c, generator=generator)
+    return g / g.sum(-1, keepdim=True).clamp_min(1e-30)
+
+
+class BoundPopulation:
+    """:class:`PopulationDraws` with the features of one item (and prompt) table, for
+    comparisons given by rows of those tables.
+
+    Parameters
+    ----------
+    draws:
+        The population draws.
+    item_features:
+        ``(E, M, d)``.
+    prompt_features:
+        ``(E, C, q)`` (PAL-B) or None.
+    """
+
+    def __init__(self, draws: PopulationDraws, item_features: torch.Tensor,
+                 prompt_features: torch.Tensor | None) -> None:
+        self.draws, self.item_features, self.prompt_features = draws, item_features, prompt_features
+        self.k, self.size, self.metric = draws.k, draws.size, draws.metric
+        self.concentration = draws.concentration
+        self.n_items = item_features.shape[-2]
+        self.n_prompts = 0 if prompt_features is None else prompt_features.shape[-2]
+
+    @property
+    def takes_prompts(self) -> bool:
+        return self.draws.takes_prompts
+
+    def terms(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logit terms for item rows ``a, b`` (and prompt rows ``c``) of any shape ``S``:
+        ``diff (P, *S, K)``, ``gram (P, *S, K, K)`` (cosine) or None."""
+        fa = self.item_features[:, a.reshape(-1)]
+        fb = self.item_features[:, b.reshape(-1)]
+        pc = None
+        if self.prompt_features is not None:
+            pc = self.prompt_features[:, c.reshape(-1)]
+        diff, gram = self.draws.terms(fa, fb, pc)
+        diff = diff.expand(self.size, *diff.shape[-2:]).reshape(self.size, *a.shape, self.k)
+        if gram is not None:
+            gram = gram.expand(self.size, -1, -1, -1).reshape(self.size, *a.shape, self.k, self.k)
+        return diff, gram
+
+    def logits(self, w: torch.Tensor, pop: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+               c: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of each user's comparisons (item rows ``a, b``, prompt rows ``c``, all
+        ``(U, n)``) for that user's weight draws ``w (U, S, K)``, each paired with the
+        population draw ``pop (U, S)`` -> ``(U, S, n)``.
+
+        With one member, PAL-A and the distance metric the logit is computed from the ideal
+        points ``z = w P`` (a batched matrix product, memory ``(U, S, n)``); otherwise the
+        terms of :meth:`terms` are gathered per draw (memory ``(U, S, n, K)``)."""
+        d = self.draws
+        if d.takes_prompts or d.n_members > 1 or d.metric != "distance":
+            diff, gram = self.terms(a, b, c)
+            rows = torch.arange(w.shape[0])[:, None]
+            return mixture_logits(w.unsqueeze(-2), diff[pop, rows],
+                                  None if gram is None else gram[pop, rows])
+        z = torch.einsum("usk,uskd->usd", w, d.prototypes[pop])
+        f = self.item_features[0]
+        gap = reward_gap(z, f[a], f[b])  # (U, n, S): every draw's ideal point, every answer
+        return d.sharpness[pop].unsqueeze(-1) * gap.transpose(1, 2) + \
+            d.position_bias[pop].unsqueeze(-1)

@@ -1,0 +1,212 @@
+"""The PAL logit and the prototypes' rewards: the only place either formula is written.
+
+An item ``x`` mapped to ``f = f(x)`` has, for a point ``p`` of the preference space (a
+prototype or a user's ideal point), the reward ``r_p(x) = 2 p . f - ||f||^2``, i.e.
+``-||f - p||^2`` up to a constant of ``p``. A comparison of ``a`` with ``b`` has the logit
+``beta * (r_z(a) - r_z(b))`` for the user's ideal point ``z = sum_k w_k p_k``; because the
+reward is linear in ``p`` and ``sum_k w_k = 1``, that is ``w . diff`` with the per-prototype
+terms ``diff_k = beta * (r_k(a) - r_k(b))`` (:func:`pair_terms`), so every consumer
+(training, predictions, new users, queries, rewards, diagnostics) contracts the same
+terms with the weights (:func:`mixture_logits`).
+
+PAL-B's prototypes depend on the prompt, ``g_k(c) = P_k + L_k phi(c)``
+(:func:`prompt_prototypes`). With its optional cosine metric the logit is
+``beta * (cos(f_a, z) - cos(f_b, z))`` = ``w . diff / sqrt(w^T G w)`` with ``G = g g^T``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def rewards(points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """``r_p(x) = 2 p . f(x) - ||f(x)||^2`` of items for points of the preference space.
+
+    Parameters
+    ----------
+    points:
+        ``(..., J, d)``: prototypes (``J = K``) or ideal points.
+    features:
+        ``(M, d)`` mapped items, shared by all points, or ``(..., M, d)``.
+
+    Returns
+    -------
+    ``(..., J, M)``.
+    """
+    return 2 * points @ features.transpose(-1, -2) - features.pow(2).sum(-1).unsqueeze(-2)
+
+
+def reward_gap(points: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
+               per_comparison: bool = False) -> torch.Tensor:
+    """``r_p(a) - r_p(b)`` for comparisons, without forming either reward.
+
+    Parameters
+    ----------
+    points:
+        ``(..., J, d)`` shared by all comparisons or, with ``per_comparison``,
+        ``(..., B, J, d)``: each comparison's own points (PAL-B's prompt prototypes).
+    fa, fb:
+        ``(B, d)`` or ``(..., B, d)`` mapped items of the comparisons.
+
+    Returns
+    -------
+    ``(..., B, J)``.
+    """
+    delta = fa - fb
+    if per_comparison:
+        inner = torch.einsum("...bjd,...bd->...bj", points, delta)
+    else:
+        inner = delta @ points.transpose(-1, -2)
+    return 2 * inner - (fa.pow(2).sum(-1) - fb.pow(2).sum(-1)).unsqueeze(-1)
+
+
+def prompt_prototypes(prototypes: torch.Tensor, loadings: torch.Tensor, pc: torch.Tensor
+                      ) -> torch.Tensor:
+    """PAL-B's prototypes for prompts, ``g_k(c) = P_k + L_k phi(c)``.
+
+    Parameters
+    ----------
+    prototypes:
+        ``(..., K, d)`` base prototypes ``P``.
+    loadings:
+        ``(..., K, d, q)`` prompt loadings ``L``.
+    pc:
+        ``(B, q)`` (or ``(..., B, q)``) prompt features ``phi(c)``.
+
+    Returns
+    -------
+    ``(..., B, K, d)``.
+    """
+    return prototypes.unsqueeze(-3) + torch.einsum("...kdq,...bq->...bkd", loadings, pc)
+
+
+def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tensor,
+               fb: torch.Tensor, *, loadings: torch.Tensor | None = None,
+               pc: torch.Tensor | None = None, metric: str = "distance",
+               position_bias: torch.Tensor | float = 0.0
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The per-prototype terms of comparisons' logits, from which the logit of any weights
+    follows (:func:`mixture_logits`).
+
+    Parameters
+    ----------
+    prototypes:
+        ``(..., K, d)``.
+    sharpness:
+        ``(...)``.
+    fa, fb:
+        ``(B, d)`` or ``(..., B, d)``: the comparisons' mapped items.
+    loadings, pc:
+        PAL-B: the loadings ``(..., K, d, q)`` and the comparisons' prompt features
+        ``(B, q)`` or ``(..., B, q)``; both None for PAL-A.
+    metric:
+        ``"distance"``: ``diff_k = beta * (r_k(a) - r_k(b))`` and ``gram = None`` (the logit
+        ``w . diff`` is linear in ``w``). ``"cosine"``: ``diff_k = beta * (a/|a| - b/|b|) .
+        g_k`` and ``gram = g g^T`` ``(..., B or 1, K, K)``.
+    position_bias:
+        ``(...)`` or a number, added to every ``diff_k`` (the weights sum to one, so it adds
+        to the logit).
+
+    Returns
+    -------
+    ``diff (..., B, K)`` and ``gram`` (None for the distance metric).
+    """
+    if (loadings is None) != (pc is None):
+        raise ValueError(f"prompt: got {'no ' if pc is None else ''}prompt features for a "
+                         f"{'PAL-B' if loadings is not None else 'PAL-A'} population; expected "
+                         "each comparison's prompt for PAL-B, none for PAL-A")
+    points, per_comparison = prototypes, False
+    if loadings is not None:
+        points, per_comparison = prompt_prototypes(prototypes, loadings, pc), True
+    beta = sharpness[..., None, None]
+    bias = position_bias[..., None, None] if torch.is_tensor(position_bias) else position_bias
+    if metric == "distance":
+        return beta * reward_gap(points, fa, fb, per_comparison) + bias, None
+    fa, fb = F.normalize(fa, dim=-1), F.normalize(fb, dim=-1)
+    delta = fa - fb
+    if per_comparison:
+        lin = torch.einsum("...bkd,...bd->...bk", points, delta)
+    else:
+        lin = delta @ points.transpose(-1, -2)
+    gram = points @ points.transpose(-1, -2)
+    return beta * lin, gram if per_comparison else gram.unsqueeze(-3)
+
+
+def mixture_logits(weights: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+    """Logits ``w . diff`` (cosine: ``/ sqrt(w^T gram w)``) from :func:`pair_terms`.
+
+    Parameters
+    ----------
+    weights:
+        Mixture weights broadcastable to ``diff (..., K)``.
+    diff, gram:
+        From :func:`pair_terms`.
+    """
+    num = (weights * diff).sum(-1)
+    if gram is None:
+        return num
+    quad = ((weights.unsqueeze(-1) * gram).sum(-2) * weights).sum(-1)
+    return num / quad.clamp_min(1e-12).sqrt()
+
+
+def point_rewards(prototypes: torch.Tensor, features: torch.Tensor, *,
+                  loadings: torch.Tensor | None = None, pc: torch.Tensor | None = None,
+                  metric: str = "distance") -> torch.Tensor:
+    """Each prototype's reward of items (what a user made of prototype ``k`` alone scores).
+
+    Parameters
+    ----------
+    prototypes:
+        ``(..., K, d)``.
+    features:
+        ``(M, d)`` mapped items.
+    loadings, pc:
+        PAL-B: loadings ``(..., K, d, q)`` and the features of one prompt ``(1, q)``.
+    metric:
+        ``"distance"``: :func:`rewards`; ``"cosine"``: ``cos(f(x), g_k)``.
+
+    Returns
+    -------
+    ``(..., K, M)``.
+    """
+    points = prototypes
+    if loadings is not None:
+        points = prompt_prototypes(prototypes, loadings, pc)[..., 0, :, :]
+    if metric == "cosine":
+        return F.normalize(points, dim=-1) @ F.normalize(features, dim=-1).T
+    return rewards(points, features)
+
+
+def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: torch.Tensor,
+                    *, loadings: torch.Tensor | None = None, pc: torch.Tensor | None = None,
+                    metric: str = "distance") -> torch.Tensor:
+    """A user's reward of items: the reward of their ideal point ``z = sum_k w_k g_k``.
+
+    With the distance metric this is ``sum_k w_k r_k(x)`` (the reward is linear in the
+    point); with the cosine metric ``cos(f(x), z)``. Times the sharpness, differences are
+    the logits of comparisons.
+
+    Parameters
+    ----------
+    weights:
+        ``(..., K)``.
+    prototypes:
+        ``(..., K, d)``.
+    features:
+        ``(M, d)`` or ``(..., M, d)`` mapped items.
+    loadings, pc, metric:
+        As for :func:`point_rewards`.
+
+    Returns
+    -------
+    ``(..., M)``.
+    """
+    points = prototypes
+    if loadings is not None:
+        points = prompt_prototypes(prototypes, loadings, pc)[..., 0, :, :]
+    z = (weights.unsqueeze(-1) * points).sum(-2, keepdim=True)  # (..., 1, d)
+    if metric == "cosine":
+        return (F.normalize(z, dim=-1) @ F.normalize(features, dim=-1).transpose(-1, -2))[..., 0, :]
+    return rewards(z, features)[..., 0, :]

@@ -1,0 +1,163 @@
+"""PAL as a Pyro generative model: PAL-A (prototypes shared by all prompts) and PAL-B
+(prototypes that are maps of the prompt), one class.
+
+::
+
+    f_theta : R^D -> R^d                 item mapping (MLP, point estimate)
+    P_k     ~ Normal(0, s_P^2 I_d)       k = 1..K   prototypes
+    w_i     ~ Dirichlet(alpha)           i = 1..U   user mixture weights
+    beta    ~ LogNormal(m_b, s_b)        sharpness
+    PAL-B:  phi : R^Dc -> R^q (MLP),  L_k ~ Normal(0, s_L^2 / q) (d x q),
+            g_k(c) = P_k + L_k phi(c)    prototype k for prompt c (PAL-A: g_k = P_k)
+    z_i     = sum_k w_ik g_k             ideal point
+    logit_n = beta * (||f(x_b) - z_u||^2 - ||f(x_a) - z_u||^2)   (+ position term)
+    y_n     ~ Bernoulli(logits=logit_n)  y = 1: item a preferred
+
+The logit is computed by :mod:`bayespal.model.likelihood` (the only place it is written).
+``alpha`` is fixed (``concentration``, a float) or learned by empirical Bayes (``None``): a
+point-estimated vector, so the population's mixture distribution, which is also a new
+user's prior, is fitted to the data instead of assumed uniform.
+
+Minibatching. A batch is a subsample of comparisons. The user terms ``log p(w_i) - log
+q(w_i)`` are attributed to comparisons: each of user i's ``n_i`` comparisons carries
+``1/n_i`` of them, and each comparison gets its own draw of ``w_{u_n}`` from ``q``. With
+the comparison subsample scaled by ``N/B`` the estimate is unbiased for the full ELBO
+(``tests/inference/test_elbo.py``), needs no ``unique`` (no host sync on a GPU) and touches
+only the users in the batch. With ``Batch.user_scale=None`` the model is the plain
+generative model: one ``w_i`` per user, all users, for Predictive, NUTS and the exact
+full-data ELBO. Sites: ``prototypes``, ``loadings`` (PAL-B), ``sharpness``, ``weights``
+(K > 1), ``label``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from torch import nn
+
+from bayespal.model.config import ModelConfig
+from bayespal.model.likelihood import mixture_logits, pair_terms
+from bayespal.model.nets import Mapping
+
+
+@dataclass
+class Batch:
+    """Tensors for one model call, all on the model's device.
+
+    ``user_scale`` (per comparison) switches on the per-comparison attribution of the user
+    terms described in the module docstring; ``None`` means the full user plate.
+    """
+
+    items: torch.Tensor  # (M, D) the whole item table, never copied
+    user: torch.Tensor  # (B,)
+    item_a: torch.Tensor
+    item_b: torch.Tensor
+    label: torch.Tensor | None = None
+    index: torch.Tensor | None = None  # (B,) comparison ids, for the subsample
+    user_scale: torch.Tensor | None = None  # (B,) = N / (U * n_user) for minibatches
+    prompts: torch.Tensor | None = None  # (P, Dc) the prompt table (PAL-B)
+    prompt: torch.Tensor | None = None  # (B,) rows of ``prompts``
+
+
+class PALModel(nn.Module):
+    """The generative model: holds the point-estimated parts (the mapping, PAL-B's prompt
+    map, a learned concentration and position term).
+
+    Parameters
+    ----------
+    config:
+        The model's sizes and priors.
+    embed_dim:
+        Width ``D`` of the item embeddings.
+    n_users, n_comparisons:
+        Sizes of the user and comparison plates.
+    prompt_embed_dim:
+        PAL-B: width of the prompt embeddings (required exactly when ``config.prompted``).
+    """
+
+    def __init__(self, config: ModelConfig, embed_dim: int, n_users: int, n_comparisons: int,
+                 prompt_embed_dim: int | None = None) -> None:
+        super().__init__()
+        if config.prompted != (prompt_embed_dim is not None):
+            raise ValueError(f"prompts: got prompt_embed_dim={prompt_embed_dim!r} with "
+                             f"prompt_dim={config.prompt_dim!r}; expected prompt embeddings "
+                             "exactly for PAL-B (PreferenceData with prompt/prompts)")
+        self.config = config
+        self.n_users, self.n_comparisons = n_users, n_comparisons
+        self.embed_dim, self.prompt_embed_dim = embed_dim, prompt_embed_dim
+        self.mapping = Mapping(embed_dim, config.pref_dim, config.hidden)
+        if config.prompted:
+            self.prompt_map = Mapping(prompt_embed_dim, config.prompt_dim, config.prompt_hidden)
+        if config.concentration is None:
+            self.log_concentration = nn.Parameter(torch.zeros(config.k))
+        else:
+            self.register_buffer(
+                "log_concentration", torch.full((config.k,), float(config.concentration)).log()
+            )
+        # constants as (non-persistent) buffers: a tensor made from a Python number in
+        # every step would be a host-to-device copy on a GPU
+        self.register_buffer("_prototype_scale", torch.tensor(float(config.prototype_scale)),
+                             persistent=False)
+        loading_scale = config.loading_scale / math.sqrt(config.prompt_dim or 1)
+        self.register_buffer("_loading_scale", torch.tensor(loading_scale), persistent=False)
+        if config.position_bias:  # point-estimated, like the mapping
+            self.position_bias = nn.Parameter(torch.zeros(()))
+        else:
+            self.register_buffer("position_bias", torch.zeros(()), persistent=False)
+
+    @property
+    def concentration(self) -> torch.Tensor:
+        """The population prior's Dirichlet concentration ``alpha`` ``(K,)``."""
+        return self.log_concentration.exp()
+
+    def prompt_features(self, prompt_embeddings: torch.Tensor) -> torch.Tensor | None:
+        """PAL-B's ``phi(c)``; None for PAL-A."""
+        return self.prompt_map(prompt_embeddings) if self.config.prompted else None
+
+    def model(self, batch: Batch) -> torch.Tensor:
+        """The Pyro model of ``batch``'s labels; returns the logits."""
+        cfg = self.config
+        z = self.log_concentration.new_zeros(())
+        prototypes = pyro.sample(
+            "prototypes",
+            dist.Normal(z, self._prototype_scale).expand([cfg.k, cfg.pref_dim]).to_event(2),
+        )
+        loadings = pc = None
+        if cfg.prompted:
+            if batch.prompt is None:
+                raise ValueError("prompt: got None; expected the comparisons' prompts (PAL-B)")
+            shape = [cfg.k, cfg.pref_dim, cfg.prompt_dim]
+            loadings = pyro.sample("loadings",
+                                   dist.Normal(z, self._loading_scale).expand(shape).to_event(3))
+            pc = self.prompt_map(batch.prompts[batch.prompt])
+        sharpness = pyro.sample(
+            "sharpness", dist.LogNormal(z + cfg.sharpness_loc, z + cfg.sharpness_scale)
+        )
+        weights = self._weights(batch)
+        diff, gram = pair_terms(prototypes, sharpness, self.mapping(batch.items[batch.item_a]),
+                                self.mapping(batch.items[batch.item_b]), loadings=loadings,
+                                pc=pc, metric=cfg.metric, position_bias=self.position_bias)
+        logits = mixture_logits(weights, diff, gram)
+        with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
+            pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
+        return logits
+
+    def _weights(self, batch: Batch) -> torch.Tensor:
+        """User weights aligned with the batch's comparisons, shape ``(..., B, K)``."""
+        if self.config.k == 1:  # one prototype: nothing to infer per user
+            return batch.user.new_ones((len(batch.user), 1), dtype=torch.float32)
+        prior = dist.Dirichlet(self.concentration)
+        if batch.user_scale is None:
+            with pyro.plate("user", self.n_users):
+                w = pyro.sample("weights", prior)
+            return w.index_select(-2, batch.user)
+        with (
+            pyro.plate("user", self.n_users, subsample=batch.user),
+            poutine.scale(scale=batch.user_scale),
+        ):
+            return pyro.sample("weights", prior)

@@ -1,0 +1,278 @@
+"""What every fitted posterior offers, written once over :class:`PopulationDraws`.
+
+A fitted result (one fit, a MAP fit, an ensemble; PAL-A or PAL-B) implements four
+things: population draws, the users' weight draws paired with them, the weights'
+summary and the sharpness' moments. Predictions, rewards and draws for diagnostics
+follow here from those, the same way for every kind of result.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from bayespal.checks import check_int, check_seed, check_table
+from bayespal.data import EmbeddingTable, PreferenceData
+from bayespal.model import ModelConfig, PopulationDraws
+from bayespal.rng import keeps_global_rng
+
+_NOBODY = object()  # a user id no fit can contain
+
+
+def _rows(name: str, rows, n: int) -> np.ndarray:
+    arr = np.asarray(rows)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: got {arr.dtype} array of shape {arr.shape}; "
+                         "expected 1-d integer rows of the table")
+    if len(arr) and (arr.min() < 0 or arr.max() >= n):
+        bad = arr[(arr < 0) | (arr >= n)][0]
+        raise ValueError(f"{name}: got row {bad}; expected rows in [0, {n})")
+    return arr
+
+
+class Posterior(ABC):
+    """The interface of a fitted PAL posterior (see the module docstring).
+
+    Users seen in training are predicted from their own weight posterior; a user *not*
+    seen in training from the **population average**: their weights integrated over the
+    fitted population ``Dirichlet(alpha)`` (the prior a new user starts from). To *place*
+    a new user from their answers use :mod:`bayespal.users`.
+    """
+
+    model_config: ModelConfig
+    user_ids: np.ndarray
+    items: EmbeddingTable | None  # the training item table (None if saved without it)
+    prompts: EmbeddingTable | None  # PAL-B: the training prompt table
+    training_data: PreferenceData | None  # the training comparisons (None after load)
+    seed: int
+
+    # -- what each kind of result implements ------------------------------------------
+    @abstractmethod
+    def _population(self, num_samples: int, mode: str) -> PopulationDraws:
+        """Population draws from torch's global random stream (callers seed and fork it)."""
+
+    @abstractmethod
+    def _weight_draws(self, draws: PopulationDraws, users: torch.Tensor) -> torch.Tensor:
+        """Weight draws ``(P, B, K)`` of user positions ``users``, paired with ``draws``."""
+
+    @abstractmethod
+    def user_weights(self, ci: float = 0.9) -> xr.Dataset:
+        """Per-user mixture weights: ``mean``, ``sd``, ``lower``, ``upper``."""
+
+    def weight_concentration(self, users) -> np.ndarray | None:
+        """The Dirichlet posterior of users' weights ``(n, K)``, where the posterior is one;
+        None otherwise (MAP, K = 1, an ensemble's mixture)."""
+        return None
+
+    @abstractmethod
+    def sharpness(self) -> tuple[float, float]:
+        """Posterior mean and sd of the sharpness ``beta``."""
+
+    @property
+    @abstractmethod
+    def concentration(self) -> np.ndarray:
+        """The population's Dirichlet concentration ``alpha`` ``(K,)``."""
+
+    @property
+    @abstractmethod
+    def embed_dim(self) -> int:
+        """The width of the item embeddings the model was fitted on."""
+
+    @property
+    @abstractmethod
+    def prompt_embed_dim(self) -> int | None:
+        """PAL-B: the width of the prompt embeddings; None for PAL-A."""
+
+    # -- shared ------------------------------------------------------------------------
+    @property
+    def n_members(self) -> int:
+        """How many fits (each with its own maps) the posterior pools: 1, or an ensemble's
+        members."""
+        return 1
+
+    @property
+    def k(self) -> int:
+        """The number of prototypes."""
+        return self.model_config.k
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """The training items' ids."""
+        return self.items.ids if self.items is not None else np.zeros(0, np.int64)
+
+    def user_index(self, ids) -> np.ndarray:
+        """Positions of user ids in this fit's user table; -1 for users not seen."""
+        return pd.Index(self.user_ids).get_indexer(np.asarray(ids).reshape(-1))
+
+    def _seed(self, seed: int | None) -> None:
+        torch.manual_seed(self.seed if seed is None else check_seed(seed))
+
+    @keeps_global_rng
+    def population_draws(self, num_samples: int = 64, mode: str = "draws",
+                         seed: int | None = None) -> PopulationDraws:
+        """Draws of the fitted population: the value new users, queries, rewards and
+        diagnostics work from.
+
+        Parameters
+        ----------
+        num_samples:
+            Posterior draws (an ensemble: split evenly over its members). A MAP fit has one.
+        mode:
+            ``"draws"`` (posterior draws) or ``"mean"`` (one draw at the posterior mean,
+            per member).
+        seed:
+            Seeds the draws (default: the fit's seed); torch's global state is kept.
+        """
+        num_samples = check_int("num_samples", num_samples)
+        self._seed(seed)
+        return self._population(num_samples, mode)
+
+    @keeps_global_rng
+    @torch.no_grad()
+    def posterior_draws(self, num_samples: int = 500, seed: int | None = None
+                        ) -> tuple[PopulationDraws, torch.Tensor]:
+        """Joint draws of the population and of every training user's weights: the draws
+        and ``weights (P, U, K)`` (draw ``p`` of the weights goes with population draw
+        ``p``). Arguments as :meth:`population_draws`."""
+        num_samples = check_int("num_samples", num_samples)
+        self._seed(seed)
+        draws = self._population(num_samples, "draws")
+        every = torch.arange(len(self.user_ids), device=draws.device)
+        return draws, self._weight_draws(draws, every).expand(draws.size, -1, -1)
+
+    def sample_posterior(self, num_samples: int = 500, seed: int | None = None) -> dict:
+        """Draws of every site as numpy arrays: ``prototypes (S, K, d)``, ``sharpness (S,)``,
+        ``weights (S, U, K)``, PAL-B ``loadings (S, K, d, q)``, and ``member (S,)`` (the
+        ensemble member, i.e. chain, of each draw). Arguments as :meth:`population_draws`."""
+        draws, weights = self.posterior_draws(num_samples, seed)
+        out = {"prototypes": draws.prototypes, "sharpness": draws.sharpness,
+               "weights": weights, "member": draws.member}
+        if draws.loadings is not None:
+            out["loadings"] = draws.loadings
+        return {k: v.cpu().numpy() for k, v in out.items()}
+
+    def _comparisons(self, data: PreferenceData | None, user, item_a, item_b, items,
+                     prompt=None, prompts=None):
+        """``(user positions, emb_a, emb_b, emb_c)`` of comparisons given either way;
+        ``emb_c`` is None when no prompts are given."""
+        if data is not None:
+            if not isinstance(data, PreferenceData):
+                raise ValueError(f"data: got {type(data).__name__}; expected PreferenceData")
+            check_table("data.items", data.items[:1], self.embed_dim, "items")
+            emb_c = None if data.prompt is None else data.prompts[data.prompt]
+            return (self.user_index(data.user_ids[data.user]), data.items[data.item_a],
+                    data.items[data.item_b], emb_c)
+        # a table given here is checked; the training tables were checked when built
+        items = (self._table(self.items, "items") if items is None
+                 else check_table("items", items, self.embed_dim, "items"))
+        ia = _rows("item_a", item_a, len(items))
+        ib = _rows("item_b", item_b, len(items))
+        if len(ia) != len(ib):
+            raise ValueError(f"item_b: got length {len(ib)}; expected {len(ia)}, the length "
+                             "of item_a")
+        users = np.asarray(user, dtype=object).reshape(-1) if user is not None else None
+        if users is None or len(users) != len(ia):
+            raise ValueError(f"user: got {0 if users is None else len(users)} ids; expected "
+                             f"{len(ia)}, one per comparison")
+        emb_c = None
+        if prompt is not None:
+            prompts = (self._table(self.prompts, "prompts") if prompts is None
+                       else check_table("prompts", prompts, self.prompt_embed_dim, "prompts"))
+            emb_c = prompts[_rows("prompt", prompt, len(prompts))]
+            if len(emb_c) != len(ia):
+                raise ValueError(f"prompt: got length {len(emb_c)}; expected {len(ia)}, one "
+                                 "per comparison")
+        return self.user_index(users), items[ia], items[ib], emb_c
+
+    @staticmethod
+    def _table(table: EmbeddingTable | None, name: str) -> np.ndarray:
+        if table is None:
+            raise ValueError(f"{name}: got None; expected an embedding table (this fit holds "
+                             f"no {name} table: it was saved without it)")
+        return table.embeddings
+
+    @keeps_global_rng
+    @torch.no_grad()
+    def predict_proba(self, data: PreferenceData | None = None, *, user=None, item_a=None,
+                      item_b=None, items=None, prompt=None, prompts=None,
+                      num_samples: int = 200, seed: int | None = None,
+                      return_draws: bool = False) -> np.ndarray:
+        """Posterior predictive ``P(a preferred over b)`` of each comparison.
+
+        Parameters
+        ----------
+        data:
+            Comparisons as :class:`PreferenceData` (users matched by id); or give the next
+            arguments instead.
+        user, item_a, item_b:
+            User ids and rows of ``items`` (default: the training item table).
+        items:
+            An item-embedding table ``(M, D)``.
+        prompt, prompts:
+            PAL-B: each comparison's prompt row of ``prompts`` (default: the training
+            prompt table).
+        num_samples:
+            Posterior draws averaged (``sigmoid`` of the logit per draw, not a plug-in).
+        seed:
+            Seeds the draws (default: the fit's seed); torch's global state is kept.
+        return_draws:
+            Return the per-draw probabilities ``(S, N)`` instead of their mean.
+        """
+        num_samples = check_int("num_samples", num_samples)
+        users, emb_a, emb_b, emb_c = self._comparisons(data, user, item_a, item_b, items,
+                                                       prompt, prompts)
+        self._seed(seed)
+        draws = self._population(num_samples, "draws")
+        p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c)
+        return (p if return_draws else p.mean(0)).cpu().numpy()
+
+    def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,
+                                 prompts=None, num_samples: int = 200,
+                                 seed: int | None = None) -> np.ndarray:
+        """``P(a preferred over b)`` for the population-average user: ``w`` integrated over
+        the fitted population ``Dirichlet(alpha)`` (what a user not seen in training gets).
+        Arguments as :meth:`predict_proba`."""
+        n = len(np.asarray(item_a))
+        return self.predict_proba(user=np.full(n, _NOBODY, dtype=object), item_a=item_a,
+                                  item_b=item_b, items=items, prompt=prompt, prompts=prompts,
+                                  num_samples=num_samples, seed=seed)
+
+    @keeps_global_rng
+    @torch.no_grad()
+    def prototype_rewards(self, embeddings, num_samples: int = 200, seed: int | None = None,
+                          prompt_embedding=None) -> xr.Dataset:
+        """Each prototype's reward of items, posterior mean and sd, dims ``(prototype, item)``.
+
+        ``r_k(x) = 2 P_k . f(x) - ||f(x)||^2`` (PAL-B: with the prompt's prototypes
+        ``g_k(c)``; metric ``"cosine"``: ``cos(f(x), g_k(c))``). Rewards are defined up to
+        an additive constant per prototype; only differences between items are identifiable
+        (and, times the sharpness, are logits).
+
+        Parameters
+        ----------
+        embeddings:
+            ``(M, D)`` item embeddings.
+        num_samples, seed:
+            Posterior draws and their seed (default: the fit's).
+        prompt_embedding:
+            PAL-B: the embedding ``(Dc,)`` of the prompt the rewards are for.
+        """
+        num_samples = check_int("num_samples", num_samples)
+        embeddings = check_table("embeddings", embeddings, self.embed_dim, "items")
+        self._seed(seed)
+        draws = self._population(num_samples, "draws")
+        pc = None
+        if prompt_embedding is not None and self.prompt_embed_dim is not None:
+            table = check_table("prompt_embedding", np.asarray(prompt_embedding).reshape(1, -1),
+                                self.prompt_embed_dim, "prompts")
+            pc = draws.prompt_features(table)
+        r = draws.rewards(draws.features(embeddings), pc).cpu().numpy()
+        dims = ("prototype", "item")
+        return xr.Dataset(
+            {"mean": (dims, r.mean(0)), "sd": (dims, r.std(0))},
+            coords={"prototype": np.arange(self.k), "item": np.arange(len(embeddings))},
+        )

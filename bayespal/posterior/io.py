@@ -1,0 +1,283 @@
+"""The model file: one safetensors file (tensors) with JSON metadata (both configurations
+and their hashes, library and format versions, id maps, histories), written atomically and
+checksummed (:mod:`bayespal.files`). Reading never unpickles and never runs code from the
+file; every key and size in the metadata is checked before it is trusted.
+
+Format 2 (bayespal 0.2) stores ``model_config`` and ``train_config``. Format 1 (0.1) files
+load too: their single configuration is split (its ``inference`` into the train
+configuration, its ``score`` renamed ``metric``) and checked against its old hash; format 1
+recorded no other training settings, so a loaded one reports the defaults for them.
+Other versions are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import torch
+
+from bayespal import files
+from bayespal._version import __version__
+from bayespal.data import EmbeddingTable
+from bayespal.device import resolve_device
+from bayespal.files import FileFormatError
+from bayespal.inference import TrainConfig, build
+from bayespal.model import ModelConfig
+
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+KIND = "model"
+MAX_DIM = 2**20  # the widest embedding (or layer) a file may declare
+
+
+def _encode_ids(name: str, ids: np.ndarray) -> dict:
+    values = ids.tolist()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return {"type": "int", "values": values}
+    if all(isinstance(v, str) for v in values):
+        return {"type": "str", "values": values}
+    bad = next((v for v in values if not isinstance(v, (int, str)) or isinstance(v, bool)),
+               values[0] if values else None)
+    raise ValueError(f"{name}: got ids of mixed or unsupported types (e.g. "
+                     f"{type(bad).__name__} {bad!r}); expected all int or all str ids to save "
+                     "a model")
+
+
+def _decode_ids(path, name: str, spec, count: int | None = None) -> np.ndarray:
+    """Ids stored by :func:`_encode_ids`, checked: one declared type, unique, and ``count``
+    of them when the tensors fix how many there must be."""
+    if not (isinstance(spec, dict) and set(spec) == {"type", "values"}
+            and spec["type"] in ("int", "str") and isinstance(spec["values"], list)):
+        raise FileFormatError(f"{path}: got {name} {str(spec)[:60]!r}; expected "
+                              "{'type': 'int' or 'str', 'values': [...]}")
+    values = spec["values"]
+    want = int if spec["type"] == "int" else str
+    if not all(type(v) is want for v in values):
+        raise FileFormatError(f"{path}: got {name} values that are not all {spec['type']}; "
+                              "expected ids of the declared type")
+    if count is not None and len(values) != count:
+        raise FileFormatError(f"{path}: got {len(values)} {name}; expected {count}, one per "
+                              "row of the stored tensors")
+    if len(set(values)) != len(values):
+        raise FileFormatError(f"{path}: got repeated {name}; expected unique ids")
+    if spec["type"] == "int":
+        return np.asarray(values, dtype=np.int64)
+    return np.asarray(values, dtype=object)
+
+
+def _is_int(v) -> bool:
+    return type(v) is int
+
+
+def _is_float_list(v) -> bool:
+    return isinstance(v, list) and all(type(x) in (int, float) for x in v)
+
+
+def _dim(v) -> bool:
+    return _is_int(v) and 0 < v <= MAX_DIM
+
+
+def _dims_or_none(v) -> bool:
+    return v is None or _dim(v)
+
+
+# every key a model file's metadata holds, with its check (unknown keys are refused);
+# keys that may be absent are listed in _OPTIONAL
+_COMMON = {
+    "format_version": _is_int,
+    "bayespal_version": lambda v: isinstance(v, str),
+    "user_ids": lambda v: isinstance(v, dict),
+    "item_ids": lambda v: isinstance(v, dict),
+    "embed_dim": _dim,
+    "n_comparisons": lambda v: _is_int(v) and v >= 0,
+    "prompt_embed_dim": _dims_or_none,
+    "prompt_ids": lambda v: v is None or isinstance(v, dict),
+    "epoch_seconds": _is_float_list,
+    "validation_history": _is_float_list,
+    "embedding": lambda v: v is None or isinstance(v, dict),
+}
+_META = {
+    1: {**_COMMON, "config": lambda v: isinstance(v, dict),
+        "config_hash": lambda v: isinstance(v, str), "elbo_history": _is_float_list,
+        "seed": lambda v: _is_int(v) and 0 <= v < 2**64},
+    2: {**_COMMON, "model_config": lambda v: isinstance(v, dict),
+        "model_config_hash": lambda v: isinstance(v, str),
+        "train_config": lambda v: isinstance(v, dict),
+        "train_config_hash": lambda v: isinstance(v, str), "loss_history": _is_float_list},
+}
+_OPTIONAL = {"prompt_embed_dim", "prompt_ids", "embedding"}
+
+
+def _check_meta(path, meta: dict) -> int:
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise FileFormatError(f"{path}: got format_version {version!r}; expected one of "
+                              f"{READABLE_VERSIONS} (written by an incompatible bayespal)")
+    schema = _META[version]
+    unknown = sorted(set(meta) - set(schema))
+    missing = sorted(set(schema) - set(meta) - _OPTIONAL)
+    if unknown or missing:
+        raise FileFormatError(f"{path}: got metadata keys unknown={unknown}, missing={missing}; "
+                              "expected a bayespal model file")
+    for key, ok in schema.items():
+        if key in meta and not ok(meta[key]):
+            raise FileFormatError(f"{path}: got {key}={str(meta[key])[:60]!r}; expected a "
+                                  "valid value for a model file")
+    return version
+
+
+def _configs(path, meta: dict, version: int) -> tuple[ModelConfig, TrainConfig]:
+    """Both configurations, checked against their stored hashes."""
+    try:
+        if version == 1:
+            d = dict(meta["config"])
+            legacy = _legacy_hash(d)
+            if legacy != meta["config_hash"]:
+                raise FileFormatError(f"{path}: got config_hash {meta['config_hash']!r}; "
+                                      f"expected {legacy!r} for the stored configuration")
+            inference = d.pop("inference", "svi")
+            if "score" in d:
+                d["metric"] = d.pop("score")
+            return (ModelConfig.from_dict(d),
+                    TrainConfig(inference=inference, seed=int(meta["seed"]) % 2**32))
+        model_config = ModelConfig.from_dict(meta["model_config"])
+        train_config = TrainConfig.from_dict(meta["train_config"])
+    except (TypeError, ValueError, KeyError) as err:
+        if isinstance(err, FileFormatError):
+            raise
+        raise FileFormatError(f"{path}: got an invalid configuration ({err}); expected the "
+                              "configuration of a bayespal model") from err
+    for name, cfg in (("model_config", model_config), ("train_config", train_config)):
+        if cfg.hash() != meta[f"{name}_hash"]:
+            raise FileFormatError(f"{path}: got {name}_hash {meta[f'{name}_hash']!r}; "
+                                  f"expected {cfg.hash()!r} for the stored configuration")
+    return model_config, train_config
+
+
+def _legacy_hash(d: dict) -> str:
+    """Format 1's configuration hash (the fields PAL-A files had before PAL-B and the
+    position term existed are the ones it covered)."""
+    d = dict(d)
+    if d.get("prompt_dim") is None:
+        for key in ("prompt_dim", "prompt_hidden", "loading_scale", "score"):
+            d.pop(key, None)
+    if not d.get("position_bias", False):
+        d.pop("position_bias", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _user_count(path, guide_state: dict, config: ModelConfig) -> int | None:
+    """The number of users the guide's tensors hold (K = 1 stores no per-user tensor)."""
+    for key in ("weights_raw_concentration", "weights_logits"):
+        if key in guide_state:
+            t = guide_state[key]
+            if t.dim() != 2 or t.shape[1] != config.k:
+                raise FileFormatError(f"{path}: got {key} of shape {tuple(t.shape)}; expected "
+                                      f"(users, {config.k})")
+            return t.shape[0]
+    return None
+
+
+def _as_tensor(table: EmbeddingTable) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(table.embeddings))
+
+
+def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
+                train_config: TrainConfig, model, guide, user_ids: np.ndarray,
+                items: EmbeddingTable | None, prompts: EmbeddingTable | None,
+                item_ids: np.ndarray, histories: dict, embedding: dict | None) -> None:
+    """Write a fitted model's parts to ``path`` atomically (format 2)."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
+    if items is not None:
+        tensors["items"] = _as_tensor(items)
+    if prompts is not None:
+        tensors["prompts"] = _as_tensor(prompts)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "bayespal_version": __version__,
+        "model_config": model_config.to_dict(),
+        "model_config_hash": model_config.hash(),
+        "train_config": train_config.to_dict(),
+        "train_config_hash": train_config.hash(),
+        "user_ids": _encode_ids("user_ids", np.asarray(user_ids)),
+        "item_ids": _encode_ids("item_ids", np.asarray(item_ids)),
+        "embed_dim": model.embed_dim,
+        "n_comparisons": model.n_comparisons,
+        "prompt_embed_dim": model.prompt_embed_dim,
+        "prompt_ids": None if prompts is None else _encode_ids("prompt_ids", prompts.ids),
+        "embedding": embedding,
+        **{name: [float(x) for x in values] for name, values in histories.items()},
+    }
+    files.write_atomic(path, tensors, meta, kind=KIND)
+
+
+def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
+    """The parts of a model file, checked, as keyword arguments of ``FittedPAL``."""
+    tensors, meta = files.read(path, kind=KIND)
+    version = _check_meta(path, meta)
+    model_config, train_config = _configs(path, meta, version)
+    if any(not 0 < h <= MAX_DIM for h in (model_config.k, model_config.pref_dim,
+                                           *model_config.hidden, model_config.prompt_dim or 1,
+                                           *model_config.prompt_hidden)):
+        raise FileFormatError(f"{path}: got a configuration with a size above {MAX_DIM}; "
+                              "expected a model that fits in memory")
+    prompt_dim = meta.get("prompt_embed_dim")
+    if model_config.prompted != (prompt_dim is not None):
+        raise FileFormatError(f"{path}: got prompt_embed_dim={prompt_dim!r} for a "
+                              f"{model_config.name} configuration; expected a consistent "
+                              "model file")
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    guide_state = {k[6:]: v for k, v in tensors.items() if k.startswith("guide.")}
+    n_users = _user_count(path, guide_state, model_config)
+    user_ids = _decode_ids(path, "user_ids", meta["user_ids"], n_users)
+    items = tensors.get("items")
+    if items is not None and (items.dim() != 2 or items.shape[1] != meta["embed_dim"]):
+        raise FileFormatError(f"{path}: got an item table of shape {tuple(items.shape)}; "
+                              f"expected (items, {meta['embed_dim']})")
+    item_ids = _decode_ids(path, "item_ids", meta["item_ids"],
+                           None if items is None else items.shape[0])
+    # Build on the meta device first: no memory is allocated for the sizes the metadata
+    # claims until they are known to match the tensors actually in the file.
+    with torch.device("meta"):
+        shape_model, shape_guide = build(model_config, train_config.inference,
+                                         meta["embed_dim"], len(user_ids),
+                                         meta["n_comparisons"], prompt_dim)
+    for part, state, module in (("model", model_state, shape_model),
+                                ("guide", guide_state, shape_guide)):
+        want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        have = {k: tuple(v.shape) for k, v in state.items()}
+        if want != have:
+            bad = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
+            raise FileFormatError(f"{path}: got {part} tensors that do not fit the stored "
+                                  f"configuration (first mismatch: {bad[0]!r}); expected a "
+                                  "consistent model file")
+    model, guide = build(model_config, train_config.inference, meta["embed_dim"],
+                         len(user_ids), meta["n_comparisons"], prompt_dim, torch.Generator())
+    model.load_state_dict(model_state)
+    guide.load_state_dict(guide_state)
+    dev = resolve_device(device)
+    item_table = prompt_table = None
+    if items is not None:
+        item_table = EmbeddingTable(item_ids, items.numpy())
+        if "prompts" in tensors:
+            prompts = tensors["prompts"].numpy()
+            if prompts.ndim != 2 or prompts.shape[1] != prompt_dim:
+                raise FileFormatError(f"{path}: got a prompt table of shape {prompts.shape}; "
+                                      f"expected (prompts, {prompt_dim})")
+            prompt_table = EmbeddingTable(
+                _decode_ids(path, "prompt_ids", meta.get("prompt_ids"), len(prompts)), prompts)
+    losses = meta["loss_history"] if version == 2 else meta["elbo_history"]
+    return dict(
+        model_config=model_config, train_config=train_config, model=model.to(dev).eval(),
+        guide=guide.to(dev).eval(), user_ids=user_ids, items=item_table, prompts=prompt_table,
+        loss_history=np.asarray(losses), epoch_seconds=np.asarray(meta["epoch_seconds"]),
+        validation_history=np.asarray(meta["validation_history"]),
+        embedding=meta.get("embedding"),
+    )
+
+
+__all__ = ["FileFormatError", "read_model", "write_model"]

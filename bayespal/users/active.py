@@ -1,0 +1,165 @@
+"""Active query selection: which comparison to ask a new user next.
+
+Acquisition functions value candidate pairs ``(a, b)`` for one user's posterior
+(:class:`~bayespal.users.NewUserPosteriors`), using equally weighted posterior draws ``j``
+and ``p_j = P(a > b | draw j)`` (:meth:`~bayespal.users.NewUserPosteriors.draw_probs`):
+
+- ``"information_gain"`` (BALD): the mutual information between the answer and ``w``,
+  ``H[mean_j p_j] - mean_j H[p_j]``. Near zero when the posterior already knows the
+  answer (every draw agrees), and also when the answer is a coin flip for every draw.
+- ``"uncertainty"``: the predictive entropy ``H[mean_j p_j]``: asks where the user's answer
+  is least predictable, even if the noise is irreducible.
+- ``"random"``: uniform values (the baseline).
+
+``suggest(..., n > 1)`` picks a batch greedily and skips candidates whose answers are
+nearly the same function of ``w`` as an already chosen one (correlation of ``p_j``
+across draws above ``max_correlation``), so a batch does not ask one question twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bayespal.users.newuser import NewUserPosteriors
+
+STRATEGIES = ("information_gain", "uncertainty", "random")
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+def _single_user(posterior: NewUserPosteriors, user):
+    if user is None:
+        if len(posterior.ids) != 1:
+            raise ValueError(f"user: got None; expected one of {list(posterior.ids[:5])}... "
+                             "(this posterior holds several users)")
+        return posterior.ids[0]
+    return user
+
+
+@torch.no_grad()
+def acquisition(posterior: NewUserPosteriors, item_a, item_b,
+                strategy: str = "information_gain", *, user=None, prompt=None,
+                num_draws: int = 512, seed: int = 0) -> np.ndarray:
+    """The acquisition value of candidate pairs: higher is more worth asking.
+
+    Parameters
+    ----------
+    posterior:
+        New users' posteriors.
+    item_a, item_b:
+        The candidates as item rows (two different items each).
+    strategy:
+        One of ``STRATEGIES`` (see the module docstring).
+    user:
+        Whose next question (default: the posterior's only user).
+    prompt:
+        PAL-B: each candidate's prompt row (a candidate is a prompt and two answers).
+    num_draws:
+        Posterior draws the values are computed from.
+    seed:
+        Seeds the ``"random"`` strategy.
+    """
+    _check_strategy(strategy)
+    user = _single_user(posterior, user)
+    p = posterior.draw_probs(user, np.atleast_1d(item_a), np.atleast_1d(item_b),
+                             None if prompt is None else np.atleast_1d(prompt), num_draws)
+    return _values(p, strategy, seed)
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: got {strategy!r}; expected one of {STRATEGIES}")
+
+
+def _values(p: torch.Tensor, strategy: str, seed: int) -> np.ndarray:
+    """Acquisition values of candidates from their per-draw probabilities ``p (J, C)``."""
+    if strategy == "random":
+        return np.random.default_rng(seed).random(p.shape[1])
+    predictive = _entropy(p.mean(0))
+    if strategy == "uncertainty":
+        return predictive.numpy()
+    return (predictive - _entropy(p).mean(0)).clamp_min(0).numpy()
+
+
+def _candidates(candidates) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(pairs (C, 2), prompts (C,) or None)`` from an array or a DataFrame."""
+    if isinstance(candidates, pd.DataFrame):
+        for col in ("item_a", "item_b"):
+            if col not in candidates.columns:
+                raise ValueError(f"candidates: got columns {list(candidates.columns)}; "
+                                 f"expected a column named {col!r}")
+        pairs = candidates[["item_a", "item_b"]].to_numpy()
+        prompt = candidates["prompt"].to_numpy() if "prompt" in candidates.columns else None
+    else:
+        arr = np.asarray(candidates)
+        if arr.ndim != 2 or arr.shape[1] not in (2, 3):
+            raise ValueError(f"candidates: got shape {arr.shape}; expected (C, 2) item rows or "
+                             "(C, 3) (item_a, item_b, prompt) rows, C >= 1")
+        pairs, prompt = arr[:, :2], (arr[:, 2] if arr.shape[1] == 3 else None)
+    if len(pairs) == 0:
+        raise ValueError("candidates: got none; expected at least one candidate pair")
+    return pairs, prompt
+
+
+@torch.no_grad()
+def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
+            strategy: str = "information_gain", *, user=None, max_correlation: float = 0.95,
+            num_draws: int = 512, seed: int = 0) -> pd.DataFrame:
+    """The ``n`` best next questions among ``candidates``, best first, with their values.
+
+    Parameters
+    ----------
+    posterior:
+        New users' posteriors.
+    candidates:
+        An ``(C, 2)`` array of item rows, or ``(C, 3)`` with each candidate's prompt row
+        (PAL-B), or a DataFrame with ``item_a``, ``item_b`` (and ``prompt``) columns.
+    n:
+        How many questions.
+    strategy:
+        One of ``STRATEGIES``.
+    user:
+        Whose next questions (default: the posterior's only user).
+    max_correlation:
+        For ``n > 1``, candidates whose per-draw answer probabilities correlate above it (in
+        absolute value) with an already chosen one are skipped.
+    num_draws, seed:
+        As for :func:`acquisition`.
+
+    Returns
+    -------
+    A DataFrame with ``item_a``, ``item_b`` (``prompt``) and ``acquisition``, indexed by rank.
+    """
+    pairs, prompt = _candidates(candidates)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: got {n!r}; expected a positive integer")
+    _check_strategy(strategy)
+    user = _single_user(posterior, user)
+    p = posterior.draw_probs(user, pairs[:, 0], pairs[:, 1], prompt, num_draws)
+    value = _values(p, strategy, seed)
+    order = np.argsort(-value, kind="stable")
+    chosen = [int(order[0])]
+    if n > 1 and strategy != "random":
+        z = p - p.mean(0)
+        z = z / z.norm(dim=0).clamp_min(1e-9)  # unit columns: z_c . z_c' is a correlation
+        too_close = (z.T @ z[:, chosen[0]]).abs() > max_correlation
+        too_close[chosen[0]] = True
+        for c in order[1:]:
+            if len(chosen) == n:
+                break
+            if too_close[c]:
+                continue
+            chosen.append(int(c))
+            too_close |= (z.T @ z[:, int(c)]).abs() > max_correlation
+    elif n > 1:
+        chosen = [int(c) for c in order[:n]]
+    out = {"item_a": pairs[chosen, 0], "item_b": pairs[chosen, 1]}
+    if prompt is not None:
+        out["prompt"] = prompt[chosen]
+    return pd.DataFrame({**out, "acquisition": value[chosen]},
+                        index=pd.RangeIndex(len(chosen), name="rank"))

@@ -1,0 +1,854 @@
+"""Few-shot posteriors for new, unseen users, without refitting the population.
+
+The population (mapping ``f``, prototypes ``P``, sharpness ``beta``, concentration
+``alpha``) stays fixed; only a new user's mixture weights ``w`` are inferred. Because the
+PAL-A logit is linear in ``w`` (``logit = beta * w . (r(a) - r(b))``), this is a
+K-dimensional Bayesian logistic regression on the simplex with prior ``Dirichlet(alpha)``.
+PAL-B is the same with each answer's prompt-dependent rewards (pass its ``prompt``); with
+the cosine score the logit is ``w . d / sqrt(w^T G w)`` and the sampler is unchanged.
+
+We compute it by **adaptive importance sampling**, vectorised over users: draws from the
+prior (shared by all users), then up to three rounds of a *defensive* proposal (``10%``
+prior + ``90%`` a logistic-normal fitted to the current weighted draws, full
+covariance, 1.5x wider) until the effective sample size (ESS) is at least ``min_ess``
+of the draws (or stops growing). After new answers the last proposal is the first one tried, so an update
+usually takes one round. Work is lazy: answers are recorded at once, the posterior is
+computed when first asked for. The weights are exact up to Monte Carlo error, which
+ESS reports; the posterior agrees with NUTS (``tests/test_newuser.py``).
+
+``population="draws"`` (the default) integrates over ``num_population_draws`` posterior
+draws of the population (each importance draw is paired with one population draw);
+``"mean"`` plugs in the population's posterior mean. ``benchmarks/newuser_calibration.py``
+measures both; see ``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import xarray as xr
+
+from bayespal.checks import check_int, check_seed, check_table
+from bayespal.data import PreferenceData
+from bayespal.model import BoundPopulation
+from bayespal.model.likelihood import mixture_logits
+from bayespal.posterior import Posterior
+
+DEFENSIVE = 0.1  # share of the prior in the proposal mixture
+POP_DEFENSIVE = 0.25  # share of draws spread evenly over population draws (rest: by evidence)
+T_DF = 5.0  # degrees of freedom of the Student-t proposal at the Laplace mode
+POPULATION_ESS_FLOOR = 4  # warn when fewer population draws carry a user's posterior
+ESS_FLOOR = 200  # warn when a user's ESS falls below min(ESS_FLOOR, num_samples / 4)
+CHUNK_ELEMENTS = 2**24  # numbers per intermediate when work is chunked over users
+
+
+def _log_dirichlet(log_w: torch.Tensor, conc: torch.Tensor) -> torch.Tensor:
+    """Dirichlet log density from ``log w`` (stable for tiny components)."""
+    norm = torch.lgamma(conc.sum(-1)) - torch.lgamma(conc).sum(-1)
+    return norm + ((conc - 1) * log_w).sum(-1)
+
+
+def _sample_log_dirichlet(conc: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` draws of ``log w`` for each row of ``conc (..., K)`` -> ``(..., n, K)``.
+
+    Uses ``G = Gamma(a + 1) * U^(1/a)`` in log space so small concentrations never
+    underflow to exact zeros."""
+    shape = conc.shape[:-1] + (n, conc.shape[-1])
+    c = conc.unsqueeze(-2).expand(shape)
+    log_g = torch._standard_gamma(c + 1).log() + torch.rand(shape).clamp_min(1e-38).log() / c
+    return log_g - torch.logsumexp(log_g, -1, keepdim=True)
+
+
+def _alr_inverse(y: torch.Tensor) -> torch.Tensor:
+    """``log w`` from additive log-ratio coordinates ``y = log(w_k / w_K)``, ``(..., K-1)``."""
+    full = torch.cat([y, torch.zeros_like(y[..., :1])], -1)
+    return full - torch.logsumexp(full, -1, keepdim=True)
+
+
+def _chunks(n: int, per_item: int):
+    """Slices of ``range(n)`` holding at most ``CHUNK_ELEMENTS`` numbers of ``per_item`` each."""
+    step = max(1, CHUNK_ELEMENTS // max(1, per_item))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def _chol_pd(a: torch.Tensor, floor: float) -> torch.Tensor:
+    """Cholesky factors of symmetric matrices ``(..., J, J)``; the few that are not positive
+    definite get their eigenvalues floored at ``floor`` first (eigh only for those)."""
+    chol, info = torch.linalg.cholesky_ex(a)
+    bad = info != 0
+    if bool(bad.any()):
+        lam, vec = torch.linalg.eigh(a[bad])
+        fixed = (vec * lam.clamp_min(floor).unsqueeze(-2)) @ vec.transpose(-1, -2)
+        chol[bad] = torch.linalg.cholesky(fixed + floor * torch.eye(a.shape[-1]))
+    return chol
+
+
+class _StudentT:
+    """Multivariate Student-t proposals in log-ratio coordinates ``y = log(w_k / w_K)``, one
+    per user and group (a population draw, or one per user): location ``(U, G, J)``, a
+    square root ``root`` of the scale matrix (``root root^T``) and its inverse ``whiten``."""
+
+    def __init__(self, loc: torch.Tensor, root: torch.Tensor, whiten: torch.Tensor,
+                 log_det: torch.Tensor) -> None:
+        self.loc, self.root, self.whiten, self.log_det = loc, root, whiten, log_det
+
+    @classmethod
+    def from_precision(cls, loc: torch.Tensor, precision: torch.Tensor) -> _StudentT:
+        """From a precision matrix (e.g. ``-H`` at a mode; flat directions floored): with
+        ``precision = L L^T`` the scale root is ``L^-T`` and the whitening map ``L^T``."""
+        chol = _chol_pd(precision, 1e-6)
+        eye = torch.eye(loc.shape[-1]).expand_as(chol)
+        root = torch.linalg.solve_triangular(chol, eye, upper=False).transpose(-1, -2)
+        log_det = -torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)
+        return cls(loc, root, chol.transpose(-1, -2), log_det)
+
+    @classmethod
+    def from_covariance(cls, loc: torch.Tensor, cov: torch.Tensor) -> _StudentT:
+        """From a scale (covariance) matrix ``C C^T``: root ``C``, whitening map ``C^-1``."""
+        chol = _chol_pd(cov, 1e-6)
+        eye = torch.eye(loc.shape[-1]).expand_as(chol)
+        whiten = torch.linalg.solve_triangular(chol, eye, upper=False)
+        return cls(loc, chol, whiten, torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1))
+
+    def subset(self, rows: torch.Tensor) -> _StudentT:
+        return _StudentT(self.loc[rows], self.root[rows], self.whiten[rows], self.log_det[rows])
+
+    def _at(self, group: torch.Tensor, what: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(group.shape[0])[:, None]
+        return what[rows, group.clamp(max=self.loc.shape[1] - 1)]  # one group: all use it
+
+    def sample(self, group: torch.Tensor) -> torch.Tensor:
+        """One draw ``y (U, S, J)`` for each group index in ``group (U, S)``. Neighbouring
+        draws are antithetic (``eps`` and ``-eps``): each is still a draw of the t, and the
+        pairs cancel much of the Monte Carlo error of symmetric posteriors."""
+        u, s = group.shape
+        j = self.loc.shape[-1]
+        half = (s + 1) // 2
+        eps = torch.randn(u, half, j)
+        eps = torch.stack([eps, -eps], 2).reshape(u, 2 * half, j)[:, :s]
+        chi = torch.distributions.Chi2(torch.tensor(T_DF)).sample((u, half))
+        chi = chi.repeat_interleave(2, 1)[:, :s] / T_DF
+        step = torch.einsum("usij,usj->usi", self._at(group, self.root), eps)
+        return self._at(group, self.loc) + step / chi.sqrt().unsqueeze(-1)
+
+    def log_prob(self, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """Log density of ``y (U, S, J)`` under each draw's group's proposal."""
+        z = torch.einsum("usij,usj->usi", self._at(group, self.whiten),
+                         y - self._at(group, self.loc))
+        j, nu = y.shape[-1], T_DF
+        return (math.lgamma((nu + j) / 2) - math.lgamma(nu / 2) - 0.5 * j * math.log(nu * math.pi)
+                - self._at(group, self.log_det) - 0.5 * (nu + j) * torch.log1p(z.pow(2).sum(-1) / nu))
+
+    @classmethod
+    def moments(cls, y: torch.Tensor, weight: torch.Tensor, widen: float = 1.5) -> _StudentT:
+        """Fitted to weighted draws ``y (U, S, J)``, one per user, ``widen`` times wider."""
+        mean = (weight.unsqueeze(-1) * y).sum(1)
+        dev = y - mean.unsqueeze(1)
+        cov = torch.einsum("us,usi,usj->uij", weight, dev, dev) * widen**2
+        cov = cov + 1e-4 * torch.eye(y.shape[-1])
+        return cls.from_covariance(mean.unsqueeze(1), cov.unsqueeze(1))
+
+
+def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None,
+             sign: torch.Tensor, max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Laplace approximations of the posterior in log-ratio coordinates, one per user and
+    population draw: ``(mode, curvature, log evidence)``, shapes ``(U, P, J)``,
+    ``(U, P, J, J)`` and ``(U, P)``; ``alpha (P, K)``, ``diff (P, U, n, K)`` (``gram (P, U,
+    n, K, K)``), ``sign (U, n)``.
+
+    The log target in ``y`` is ``sum_k alpha_k log w_k + log Gamma(A) - sum_k log Gamma(alpha_k)
+    + sum_n log sigmoid(s_n * logit_n(w))``: the Dirichlet prior pushed to ``y`` (its Jacobian
+    is ``prod_k w_k``) times the likelihood. Damped Newton ascent from ``y0`` (curvature
+    floored where the target is not concave, steps capped and line-searched), each of the
+    ``U * P`` problems until its gradient is below ``1e-3``; the importance weights correct
+    what an approximate mode leaves."""
+    u, p, j = y0.shape
+    k = j + 1
+    # one flat batch of U * P problems, (user, population draw) in row-major order
+    d = diff.permute(1, 0, 2, 3).reshape(u * p, -1, k)
+    gm = None if gram is None else gram.permute(1, 0, 2, 3, 4).reshape(u * p, -1, k, k)
+    a = alpha.expand(u, p, k).reshape(u * p, k)
+    sg = sign.repeat_interleave(p, 0)
+    y = y0.reshape(u * p, j).clone()
+    active = torch.arange(u * p)
+    for _ in range(max_iter):
+        args = (a[active], d[active], None if gm is None else gm[active], sg[active])
+        ya = y[active]
+        f, g, h = _derivatives(ya, *args)
+        step = torch.cholesky_solve(g.unsqueeze(-1), _chol_pd(-h, 1e-3)).squeeze(-1)
+        norm = step.norm(dim=-1, keepdim=True)
+        step = step * (4.0 / norm.clamp_min(1e-12)).clamp(max=1.0)  # a trust region
+        best_f, best_t = f, torch.zeros_like(f)
+        for t in (1.0, 0.5, 0.25, 0.1, 0.02):  # backtracking, while any point fails
+            ft = _log_target(ya + t * step, *args)
+            better = (ft > best_f) & (best_t == 0)
+            best_f, best_t = torch.where(better, ft, best_f), torch.where(better, t, best_t)
+            if bool((best_t > 0).all()):
+                break
+        moved = best_t.unsqueeze(-1) * step
+        y[active] = ya + moved
+        going = (g.abs().amax(-1) >= 1e-3) & (moved.abs().amax(-1) >= 1e-5)
+        active = active[going]
+        if len(active) == 0:
+            break
+    f, _, h = _derivatives(y, a, d, gm, sg)
+    half_log_det = torch.diagonal(_chol_pd(-h, 1e-6), dim1=-2, dim2=-1).log().sum(-1)
+    log_evidence = f + 0.5 * j * math.log(2 * math.pi) - half_log_det
+    return y.reshape(u, p, j), (-h).reshape(u, p, j, j), log_evidence.reshape(u, p)
+
+
+def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
+    """The log posterior density of ``y (B, J)`` (see :func:`_laplace`); ``alpha (B, K)``,
+    ``sign (B, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(B,)``."""
+    log_w = _alr_inverse(y)
+    ll = F.logsigmoid(sign * mixture_logits(log_w.exp().unsqueeze(-2), diff, gram)) * (sign != 0)
+    norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
+    return (alpha * log_w).sum(-1) + norm + ll.sum(-1)
+
+
+def _derivatives(y, alpha, diff, gram, sign):
+    """``(f, grad, hessian)`` of :func:`_log_target` at ``y (B, J)``."""
+    if gram is not None:  # the cosine score: autograd (one backward pass per coordinate)
+        with torch.enable_grad():
+            yy = y.detach().requires_grad_(True)
+            f = _log_target(yy, alpha, diff, gram, sign)
+            (g,) = torch.autograd.grad(f.sum(), yy, create_graph=True)
+            rows = [torch.autograd.grad(g[..., i].sum(), yy, retain_graph=True)[0]
+                    for i in range(y.shape[-1])]
+        return f.detach(), g.detach(), torch.stack(rows, -2).detach()
+    # squared distance: logit = w . d is linear in w, and dw/dy = diag(w) - w w^T
+    j = y.shape[-1]
+    log_w = _alr_inverse(y)
+    w = log_w.exp()  # (B, K)
+    logit = mixture_logits(w.unsqueeze(-2), diff)
+    mask = (sign != 0).float()
+    t = sign * logit
+    g1 = sign * torch.sigmoid(-t) * mask  # d loglik / d logit
+    h1 = torch.sigmoid(t) * torch.sigmoid(-t) * mask  # -d2 loglik / d logit2
+    e = w.unsqueeze(-2) * (diff - logit.unsqueeze(-1))  # d logit / d y_full, (B, n, K)
+    gl = torch.einsum("bn,bnk->bk", g1, e)
+    a_sum = alpha.sum(-1, keepdim=True)  # (B, 1)
+    grad = gl + alpha - a_sum * w
+    outer_w = w.unsqueeze(-1) * w.unsqueeze(-2)
+    hess = (-torch.einsum("bn,bnk,bnl->bkl", h1, e, e) + torch.diag_embed(gl)
+            - w.unsqueeze(-1) * gl.unsqueeze(-2) - gl.unsqueeze(-1) * w.unsqueeze(-2)
+            - a_sum.unsqueeze(-1) * (torch.diag_embed(w) - outer_w))
+    ll = (F.logsigmoid(t) * mask).sum(-1)
+    norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
+    f = (alpha * log_w).sum(-1) + norm + ll
+    return f, grad[..., :j], hess[..., :j, :j]
+
+
+def _systematic(prob: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` indices per row of ``prob (U, P)`` by systematic sampling, ``(U, n)`` sorted."""
+    points = (torch.arange(n).float() + torch.rand(prob.shape[0], 1)) / n
+    cum = prob.cumsum(-1)
+    return torch.searchsorted(cum / cum[:, -1:], points.contiguous()).clamp(max=prob.shape[1] - 1)
+
+
+class NewUserPosteriors:
+    """Posteriors of the mixture weights of a set of new users, updated as answers arrive.
+
+    Users are named by ``ids``; comparisons are pairs of rows of ``items`` (default: the
+    fit's training item table). All computation is vectorised over users and chunked so
+    that no intermediate holds more than ``CHUNK_ELEMENTS`` numbers.
+
+    Parameters
+    ----------
+    posterior:
+        A fitted posterior (:class:`~bayespal.FittedPAL`, :class:`~bayespal.EnsemblePAL`):
+        its population draws (:meth:`~bayespal.posterior.Posterior.population_draws`) are
+        the fixed population.
+    ids:
+        The new users' ids (unique).
+    items, prompts:
+        Item (and, PAL-B, prompt) embedding tables; default: the fit's own.
+    population:
+        ``"draws"`` integrates over ``num_population_draws`` posterior draws of the
+        population; ``"mean"`` plugs in its posterior mean.
+    num_samples:
+        Importance draws per user (rounded up to a multiple of the population draws).
+    min_ess:
+        After new answers, the existing draws are reweighted by the new answers' likelihood
+        while each user's effective sample size stays above ``min_ess * num_samples``;
+        below it that user's sampler is rebuilt around the new posterior mode.
+    seed:
+        Seeds the importance sampler (predictions never touch torch's global random state).
+    population_seed:
+        Seeds the population draws (default: the fit's seed), so that two samplers of one
+        fit share one population. With many answers a user's evidence picks out a few of
+        the ``num_population_draws`` draws (``weights()["population_ess"]``); a warning
+        says when fewer than ``POPULATION_ESS_FLOOR`` carry the posterior.
+    """
+
+    _incremental = True  # reweight existing draws by new answers (see ``min_ess``)
+
+    def __init__(
+        self,
+        posterior: Posterior,
+        ids: Sequence = (0,),
+        *,
+        items: np.ndarray | None = None,
+        prompts: np.ndarray | None = None,
+        population: str = "draws",
+        num_population_draws: int = 64,
+        num_samples: int = 2048,
+        min_ess: float = 0.25,
+        seed: int = 0,
+        population_seed: int | None = None,
+    ) -> None:
+        if not isinstance(posterior, Posterior):
+            raise ValueError(f"posterior: got {type(posterior).__name__}; expected a fitted "
+                             "posterior (FittedPAL or EnsemblePAL)")
+        num_samples = check_int("num_samples", num_samples)
+        num_population_draws = check_int("num_population_draws", num_population_draws)
+        if not (isinstance(min_ess, (int, float, np.number)) and 0 < float(min_ess) <= 1):
+            raise ValueError(f"min_ess: got {min_ess!r}; expected a number in (0, 1]")
+        seed = check_seed(seed)
+        population_seed = check_seed(posterior.seed if population_seed is None
+                                     else population_seed)
+        if items is None:
+            items = posterior._table(posterior.items, "items")
+        items = check_table("items", items, posterior.embed_dim, "items")
+        if prompts is None and posterior.prompts is not None:
+            prompts = posterior.prompts.embeddings
+        if prompts is not None and posterior.prompt_embed_dim is not None:
+            prompts = check_table("prompts", prompts, posterior.prompt_embed_dim, "prompts")
+        self.ids = pd.Index(np.asarray(ids))
+        if self.ids.has_duplicates or len(self.ids) == 0:
+            raise ValueError(f"ids: got {list(ids)[:5]!r}; expected unique user ids (at least one)")
+        self.pop: BoundPopulation = posterior.population_draws(
+            num_population_draws, population, population_seed).bind(items, prompts)
+        p = self.pop.size
+        if num_samples < p or num_samples % p:
+            num_samples = p * max(1, -(-num_samples // p))  # a multiple of P
+        self.num_samples, self.min_ess, self.seed = num_samples, float(min_ess), seed
+        u = len(self.ids)
+        self._a = torch.zeros(u, 0, dtype=torch.long)
+        self._b = torch.zeros(u, 0, dtype=torch.long)
+        self._c = torch.zeros(u, 0, dtype=torch.long)  # prompt rows (PAL-B)
+        self._sign = torch.zeros(u, 0)  # +1: a preferred, -1: b preferred, 0: padding
+        self._count = torch.zeros(u, dtype=torch.long)
+        self._used = torch.zeros(u, dtype=torch.long)  # answers the draws already reflect
+        self._rounds = 0
+        self._log_w: torch.Tensor | None = None  # (U, S, K) draws of log w
+        self._stale = True
+    # ------------------------------------------------------------------ data
+    @property
+    def k(self) -> int:
+        return self.pop.k
+
+    def n_answers(self) -> np.ndarray:
+        return self._count.numpy().copy()
+
+    def _positions(self, user: Sequence) -> np.ndarray:
+        pos = self.ids.get_indexer(np.asarray(user).reshape(-1))
+        if (pos < 0).any():
+            bad = np.asarray(user).reshape(-1)[np.flatnonzero(pos < 0)[0]].item()
+            raise ValueError(f"user: got {bad!r}; expected one of this object's ids")
+        return pos
+
+    def _rows(self, name: str, rows, n: int | None = None) -> torch.Tensor:
+        n = self.pop.n_items if n is None else n
+        arr = np.asarray(rows).reshape(-1)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name}: got dtype {arr.dtype}; expected integer rows")
+        if len(arr) and (arr.min() < 0 or arr.max() >= n):
+            bad = arr[(arr < 0) | (arr >= n)][0]
+            raise ValueError(f"{name}: got row {bad}; expected rows in [0, {n})")
+        return torch.as_tensor(arr, dtype=torch.long)
+
+    def _prompt_rows(self, prompt, n: int) -> torch.Tensor:
+        """Prompt rows for ``n`` comparisons: required for PAL-B, zeros (unused) for PAL-A."""
+        if not self.pop.takes_prompts:  # PAL-A: prompts play no part
+            return torch.zeros(n, dtype=torch.long)
+        if prompt is None:
+            raise ValueError("prompt: got None; expected the comparisons' prompt rows "
+                             "(this is a PAL-B fit)")
+        c = self._rows("prompt", prompt, self.pop.n_prompts)
+        if len(c) != n:
+            raise ValueError(f"prompt: got length {len(c)}; expected {n}, one per comparison")
+        return c
+
+    def observe(self, user, item_a, item_b, label, prompt=None) -> NewUserPosteriors:
+        """Add answers (any number per user) and update the posteriors. PAL-B: ``prompt``
+        gives each answer's prompt (rows of the prompt table)."""
+        pos = self._positions(user)
+        a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
+        c = self._prompt_rows(prompt, len(a))
+        y = np.asarray(label).reshape(-1)
+        if not (len(pos) == len(a) == len(b) == len(y)):
+            raise ValueError(f"label: got lengths user={len(pos)}, item_a={len(a)}, "
+                             f"item_b={len(b)}, label={len(y)}; expected equal lengths")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"label: got {y[~np.isin(y, (0, 1))][0].item()!r}; expected 0 or 1")
+        if (a == b).any():
+            raise ValueError(f"item_b: got row {int(b[a == b][0])}; expected a row other than item_a")
+        # slot of each new answer: current count + rank among this call's answers of the user
+        order = np.argsort(pos, kind="stable")
+        ps = pos[order]
+        first = np.searchsorted(ps, ps, side="left")
+        rank = np.empty_like(pos)
+        rank[order] = np.arange(len(ps)) - first
+        slot = self._count.numpy()[pos] + rank
+        need = int(slot.max()) + 1 if len(slot) else 0
+        if need > self._a.shape[1]:
+            grow = max(need, 2 * self._a.shape[1]) - self._a.shape[1]
+            pad = torch.zeros(len(self.ids), grow, dtype=torch.long)
+            self._a, self._b = torch.cat([self._a, pad], 1), torch.cat([self._b, pad], 1)
+            self._c = torch.cat([self._c, pad], 1)
+            self._sign = torch.cat([self._sign, pad.float()], 1)
+        pos_t, slot_t = torch.as_tensor(pos), torch.as_tensor(slot)
+        self._a[pos_t, slot_t], self._b[pos_t, slot_t] = a, b
+        self._c[pos_t, slot_t] = c
+        self._sign[pos_t, slot_t] = torch.as_tensor(2 * y - 1, dtype=torch.float32)
+        self._count += torch.bincount(pos_t, minlength=len(self.ids))
+        self._stale = True
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _answers(self, pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+        """Users ``pos``' answers in slots ``[lo, hi)``, padded: ``((a, b, c), sign)``, item and
+        prompt rows ``(u, n)`` and ``sign (u, n)`` (+1: a preferred, -1: b, 0: padding)."""
+        width = int((hi - lo).max()) if len(pos) else 0
+        slot = lo[:, None] + torch.arange(width)
+        valid = slot < hi[:, None]
+        slot = slot.clamp(max=max(0, self._a.shape[1] - 1))
+        rows = pos[:, None]
+        if width == 0:
+            a = b = c = torch.zeros(len(pos), 0, dtype=torch.long)
+            sign = torch.zeros(len(pos), 0)
+        else:
+            a, b, c = self._a[rows, slot], self._b[rows, slot], self._c[rows, slot]
+            sign = self._sign[rows, slot] * valid
+        return (a, b, c), sign
+
+    def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, sign) -> torch.Tensor:
+        """``log p(answers | w)`` of draws ``log_w (u, S, K)`` of population draws ``pop``
+        for the answers ``rows = (a, b, c)`` with ``sign`` of :meth:`_answers`."""
+        if sign.shape[1] == 0:
+            return log_w.new_zeros(log_w.shape[:2])
+        logits = self.pop.logits(log_w.exp(), pop, *rows)
+        ll = F.logsigmoid(sign[:, None, :] * logits) * (sign != 0)[:, None, :]
+        return ll.sum(-1)
+
+    def _per_user(self, width: int) -> int:
+        """Numbers per user in the largest intermediate of a likelihood pass."""
+        k = self.k
+        return self.num_samples * max(1, width) * k * (k if self.pop.metric == "cosine" else 1)
+
+    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_w (U, S, K), weight (U, S), ess (U,))``, brought up to date with every
+        answer: new answers reweight the existing draws; a user whose ESS then falls below
+        ``min_ess`` gets new draws around the new posterior mode."""
+        if not self._stale:
+            return self._log_w, self._weight, self._ess
+        u = len(self.ids)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 100_003 + self._rounds)
+            self._rounds += 1
+            if self._log_w is None or not self._incremental:
+                self._refresh(torch.arange(u))
+            else:
+                changed = torch.nonzero(self._count > self._used).reshape(-1)
+                width = int((self._count - self._used)[changed].max()) if len(changed) else 0
+                for part in _chunks(len(changed), self._per_user(width)):
+                    pos = changed[part]
+                    rows, sign = self._answers(pos, self._used[pos], self._count[pos])
+                    self._log_weight[pos] += self._loglik(self._log_w[pos], self._pop[pos],
+                                                          rows, sign)
+                ess = _kish(torch.softmax(self._log_weight[changed], -1))
+                redo = changed[ess < self.min_ess * self.num_samples]
+                if len(redo):
+                    self._refresh(redo)
+            self._used = self._count.clone()
+            self._weight = torch.softmax(self._log_weight, -1)
+            self._ess = _kish(self._weight)
+            pop_w = torch.zeros(u, self.pop.size).scatter_add_(1, self._pop, self._weight)
+            self._population_ess = _kish(pop_w)
+        few = self._population_ess < min(POPULATION_ESS_FLOOR, self.pop.size / 2)
+        if bool(few.any()):
+            warnings.warn(
+                f"new-user posterior: the answers of {int(few.sum())} of {u} users single out "
+                f"fewer than {min(POPULATION_ESS_FLOOR, self.pop.size / 2):g} of the "
+                f"{self.pop.size} population draws (lowest "
+                f"{float(self._population_ess.min()):.1f}); raise num_population_draws for "
+                "an accurate account of the population's uncertainty", RuntimeWarning,
+                stacklevel=3)
+        floor = min(ESS_FLOOR, self.num_samples / 4)
+        low = self._ess < floor
+        if bool(low.any()) and self.k > 1:
+            warnings.warn(
+                f"new-user posterior: effective sample size below {floor:g} for "
+                f"{int(low.sum())} of {u} users (lowest {float(self._ess.min()):.1f} of "
+                f"{self.num_samples} draws); raise num_samples for accurate intervals",
+                RuntimeWarning, stacklevel=3)
+        self._stale = False
+        return self._log_w, self._weight, self._ess
+
+    def _refresh(self, users: torch.Tensor) -> None:
+        """New importance draws for ``users`` from all their answers: for each population draw
+        a Laplace approximation (mode and curvature in log-ratio coordinates, warm-started at
+        the last mode); draws allocated among population draws by their Laplace evidence
+        (``1 - POP_DEFENSIVE``) and uniformly (``POP_DEFENSIVE``); each draw from a Student-t
+        at its population draw's mode (``1 - DEFENSIVE``) or the prior (``DEFENSIVE``), and
+        weighted by target / proposal (the mixture densities, so the estimate is exact up to
+        Monte Carlo error)."""
+        u_all, s, k, p = len(self.ids), self.num_samples, self.k, self.pop.size
+        alpha = self.pop.concentration  # (P, K)
+        if self._log_w is None:
+            self._log_w = torch.zeros(u_all, s, k)
+            self._log_weight = torch.zeros(u_all, s)
+            self._pop = torch.zeros(u_all, s, dtype=torch.long)
+            y0 = (alpha[:, :-1].log() - alpha[:, -1:].log()).expand(u_all, p, k - 1)
+            self._mode = y0.clone()
+        width = int(self._count[users].max()) if len(users) else 0
+        per_user = max(self._per_user(width), p * max(1, width) * k * k)
+        for part in _chunks(len(users), per_user):
+            pos = users[part]
+            uu = len(pos)
+            rows, sign = self._answers(pos, torch.zeros_like(pos), self._count[pos])
+            if k == 1:
+                log_w = torch.zeros(uu, s, 1)
+                log_ev = self._loglik(log_w[:, :p], torch.arange(p).expand(uu, p), rows,
+                                      sign)  # (uu, P): the log evidence of each draw
+                q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
+                pop = _systematic(q_pop, s)
+                log_q = q_pop.gather(1, pop).log()
+                log_target = self._loglik(log_w, pop, rows, sign) - math.log(p)
+            else:
+                diff, gram = self.pop.terms(*rows)  # (P, uu, n, K)
+                start = self._mode[pos]
+                if p > 1:  # start every population draw at the averaged problem's mode
+                    start = _laplace(start[:, :1], alpha.mean(0, keepdim=True),
+                                     diff.mean(0, keepdim=True),
+                                     None if gram is None else gram.mean(0, keepdim=True),
+                                     sign)[0].expand_as(start)
+                mode, curvature, log_ev = _laplace(start, alpha, diff, gram, sign)
+                self._mode[pos] = mode
+                q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
+                laplace = _StudentT.from_precision(mode, curvature)
+                log_w, pop, log_target, log_q = self._importance(alpha, rows, sign, q_pop,
+                                                                 [laplace])
+                ess = _kish(torch.softmax(log_target - log_q, -1))
+                low = torch.nonzero(ess < self.min_ess * s).reshape(-1)
+                if len(low):  # adapt: add a t fitted to the weighted draws, sample again
+                    wt = torch.softmax((log_target - log_q)[low], -1)
+                    y = log_w[low, :, :-1] - log_w[low, :, -1:]
+                    pop_w = torch.zeros(len(low), p).scatter_add_(1, pop[low], wt)
+                    q_low = (1 - POP_DEFENSIVE) * pop_w + POP_DEFENSIVE / p
+                    sub = [laplace.subset(low), _StudentT.moments(y, wt)]
+                    sub_rows = tuple(r[low] for r in rows)
+                    redo = self._importance(alpha, sub_rows, sign[low], q_low, sub)
+                    better = _kish(torch.softmax(redo[2] - redo[3], -1)) > ess[low]
+                    keep = low[better]
+                    for old, new in zip((log_w, pop, log_target, log_q), redo, strict=True):
+                        old[keep] = new[better]
+            self._log_w[pos], self._pop[pos] = log_w, pop
+            self._log_weight[pos] = log_target - log_q
+
+    def _importance(self, alpha, rows, sign, q_pop, proposals):
+        """One importance-sampling pass for a chunk of users: population draws allocated by
+        ``q_pop (u, P)`` (systematic sampling), each weight draw from the prior
+        (``DEFENSIVE``) or one of the Student-t ``proposals`` (equal shares), and the
+        mixture's density. Returns ``(log_w, pop, log_target, log_q)``."""
+        uu, s, p = q_pop.shape[0], self.num_samples, self.pop.size
+        pop = _systematic(q_pop, s)
+        conc = alpha[pop]  # (uu, S, K)
+        which = torch.randint(len(proposals), (uu, s))
+        y = torch.zeros(uu, s, self.k - 1)
+        for i, prop in enumerate(proposals):
+            y = torch.where((which == i)[..., None], prop.sample(pop), y)
+        log_w = _alr_inverse(y)
+        prior = torch.rand(uu, s) < DEFENSIVE  # each draw's component, independently
+        log_w[prior] = _sample_log_dirichlet(conc[prior], 1)[:, 0]
+        log_prior = _log_dirichlet(log_w, conc)
+        y = log_w[..., :-1] - log_w[..., -1:]
+        log_t = torch.logsumexp(torch.stack([prop.log_prob(y, pop) for prop in proposals]), 0)
+        log_t = log_t - math.log(len(proposals)) - log_w.sum(-1)  # a density on the simplex
+        log_q = q_pop.gather(1, pop).log() + torch.logaddexp(
+            math.log(DEFENSIVE) + log_prior, math.log1p(-DEFENSIVE) + log_t)
+        log_target = log_prior + self._loglik(log_w, pop, rows, sign) - math.log(p)
+        return log_w, pop, log_target, log_q
+
+    def _log_lik(self, log_w: torch.Tensor) -> torch.Tensor:
+        """``log p(answers | w)`` of every user's answers for draws ``log_w (U, S, K)`` of
+        the first population draw (the point recipe's objective)."""
+        u = len(self.ids)
+        rows, sign = self._answers(torch.arange(u), torch.zeros(u, dtype=torch.long),
+                                   self._count)
+        return self._loglik(log_w, torch.zeros(log_w.shape[:2], dtype=torch.long), rows, sign)
+
+    # ------------------------------------------------------------------ results
+    @property
+    def ess(self) -> np.ndarray:
+        """Effective sample size of each user's importance-weighted draws."""
+        return self._state()[2].numpy().copy()
+
+    def weights(self, ci: float = 0.9) -> xr.Dataset:
+        """Posterior summaries of each user's mixture weights, dims ``(user, prototype)``.
+
+        Parameters
+        ----------
+        ci:
+            Mass of the equal-tailed credible interval (``lower``, ``upper``).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mean``, ``sd``, ``lower``, ``upper``, ``ess`` (the importance sampler's
+            effective sample size), ``population_ess`` (how many population draws carry
+            the posterior, effectively) and ``n_answers``.
+        """
+        if not (isinstance(ci, (float, int, np.number)) and 0 < ci < 1):
+            raise ValueError(f"ci: got {ci!r}; expected a number in (0, 1)")
+        log_w, wt, ess = self._state()
+        u = len(self.ids)
+        mean, sd = torch.empty(u, self.k), torch.empty(u, self.k)
+        lo, hi = torch.empty(u, self.k), torch.empty(u, self.k)
+        for part in _chunks(u, 4 * self.num_samples * self.k):
+            w = log_w[part].exp()
+            m = (wt[part].unsqueeze(-1) * w).sum(1)
+            mean[part] = m
+            sd[part] = (wt[part].unsqueeze(-1) * (w - m.unsqueeze(1)).pow(2)).sum(1).sqrt()
+            lo[part], hi[part] = _weighted_quantiles(w, wt[part], ((1 - ci) / 2, (1 + ci) / 2))
+        dims = ("user", "prototype")
+        return xr.Dataset(
+            {
+                "mean": (dims, mean.numpy()),
+                "sd": (dims, sd.numpy()),
+                "lower": (dims, lo.numpy()),
+                "upper": (dims, hi.numpy()),
+                "ess": (("user",), ess.numpy().copy()),
+                "population_ess": (("user",), self._population_ess.numpy().copy()),
+                "n_answers": (("user",), self.n_answers()),
+            },
+            coords={"user": np.asarray(self.ids), "prototype": np.arange(self.k)},
+            attrs={"ci": ci},
+        )
+
+    def draws(self, num: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Equally weighted posterior draws by systematic resampling.
+
+        Parameters
+        ----------
+        num:
+            Draws per user.
+        seed:
+            Seeds the resampling (a local generator).
+
+        Returns
+        -------
+        ``w (U, num, K)`` and the population draw each belongs to, ``(U, num)``.
+        """
+        num = check_int("num", num)
+        log_w, weight, _ = self._state()
+        u, s = weight.shape
+        gen = torch.Generator().manual_seed(check_seed(seed))
+        offset = torch.rand(u, 1, generator=gen)
+        points = (torch.arange(num).float() + offset) / num
+        idx = torch.searchsorted(weight.cumsum(-1), points.contiguous()).clamp(max=s - 1)
+        w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
+        return w, self._pop.gather(1, idx)
+
+    def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+               c: torch.Tensor) -> torch.Tensor:
+        """Posterior predictive ``P(a > b)`` for each user's own pairs: ``pos (U',)``,
+        ``a, b, c (U', C)`` -> ``(U', C)``."""
+        log_w, weight, _ = self._state()
+        out = torch.empty(a.shape)
+        for part in _chunks(len(pos), self._per_user(a.shape[1])):
+            pp = pos[part]
+            probs = torch.sigmoid(self.pop.logits(log_w[pp].exp(), self._pop[pp], a[part],
+                                                  b[part], c[part]))
+            out[part] = torch.einsum("usc,us->uc", probs, weight[pp])
+        return out
+
+    @torch.no_grad()
+    @torch.no_grad()
+    def draw_probs(self, user, item_a, item_b, prompt=None, num_draws: int = 512,
+                   seed: int | None = None) -> torch.Tensor:
+        """``P(a preferred over b)`` of candidate pairs under equally weighted draws of one
+        user's posterior, ``(num_draws, C)``: what query selection scores.
+
+        Parameters
+        ----------
+        user:
+            One of this object's user ids.
+        item_a, item_b:
+            ``(C,)`` item rows of the candidates (two different items each).
+        prompt:
+            PAL-B: each candidate's prompt row.
+        num_draws:
+            Posterior draws (resampled from the importance draws).
+        seed:
+            Seeds the resampling (default: the user's number of answers, so a new answer
+            gives new draws and the same state the same ones).
+        """
+        pos = self._positions([user])[0]
+        a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
+        if len(a) != len(b):
+            raise ValueError(f"item_b: got length {len(b)}; expected {len(a)}, the length of "
+                             "item_a")
+        if (a == b).any():
+            row = int(torch.nonzero(a == b)[0, 0])
+            raise ValueError(f"candidates: got the pair ({int(a[row])}, {int(b[row])}) at row "
+                             f"{row}; expected two different items (a user cannot compare an "
+                             "item with itself)")
+        c = self._prompt_rows(prompt, len(a))
+        w, pop = self.draws(num_draws, seed=int(self._count[pos]) if seed is None else seed)
+        w, pop = w[pos : pos + 1], pop[pos : pos + 1]  # (1, J, K), (1, J)
+        return torch.sigmoid(self.pop.logits(w, pop, a[None], b[None], c[None]))[0]
+
+    def predict_proba(self, user, item_a, item_b, prompt=None) -> np.ndarray:
+        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users.
+
+        Parameters
+        ----------
+        user:
+            Each comparison's user id (one per comparison).
+        item_a, item_b:
+            Rows of the item table.
+        prompt:
+            PAL-B: each comparison's prompt row.
+        """
+        pos = torch.as_tensor(self._positions(user))
+        a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
+        c = self._prompt_rows(prompt, len(a))
+        if not (len(pos) == len(a) == len(b)):
+            raise ValueError(f"item_a: got lengths user={len(pos)}, item_a={len(a)}, "
+                             f"item_b={len(b)}; expected equal lengths")
+        out = torch.empty(len(pos))
+        if len(pos) == 0:
+            return out.numpy()
+        uniq, inv = torch.unique(pos, return_inverse=True)
+        # pad each user's comparisons into rows so all users go through one einsum
+        order = torch.argsort(inv, stable=True)
+        counts = torch.bincount(inv, minlength=len(uniq))
+        starts = torch.cumsum(counts, 0) - counts
+        col = torch.arange(len(pos)) - starts[inv[order]]
+        width = int(counts.max())
+        pa = torch.zeros(len(uniq), width, dtype=torch.long)
+        pb = torch.ones(len(uniq), width, dtype=torch.long)
+        pc = torch.zeros(len(uniq), width, dtype=torch.long)
+        pa[inv[order], col], pb[inv[order], col] = a[order], b[order]
+        pc[inv[order], col] = c[order]
+        probs = self._probs(uniq, pa, pb, pc)
+        out[order] = probs[inv[order], col]
+        return out.numpy()
+
+
+def _kish(weight: torch.Tensor) -> torch.Tensor:
+    """Kish's effective sample size of normalised weights ``(..., S)``."""
+    return 1.0 / weight.pow(2).sum(-1)
+
+
+def _weighted_quantiles(w: torch.Tensor, weight: torch.Tensor, qs) -> list[torch.Tensor]:
+    """Quantiles ``qs`` of each component of weighted draws ``w (U, S, K)``, each ``(U, K)``."""
+    vals, order = torch.sort(w, dim=1)
+    cw = torch.cumsum(weight.unsqueeze(-1).expand_as(w).gather(1, order), dim=1)
+    out = []
+    for q in qs:
+        idx = (cw < q).sum(1, keepdim=True).clamp(max=w.shape[1] - 1)
+        out.append(vals.gather(1, idx).squeeze(1))
+    return out
+
+
+class NewUser(NewUserPosteriors):
+    """One new user's posterior: :meth:`observe` each answer, then :meth:`predict_proba`,
+    ``weights()`` or :func:`bayespal.users.suggest` for the next question.
+
+    Parameters
+    ----------
+    posterior:
+        The fitted population (as for :class:`NewUserPosteriors`).
+    user_id:
+        The user's id (used in ``weights()``).
+    **kwargs:
+        Sampler options of :class:`NewUserPosteriors`.
+    """
+
+    def __init__(self, posterior: Posterior, user_id="new user", **kwargs) -> None:
+        super().__init__(posterior, [user_id], **kwargs)
+
+    def observe(self, item_a, item_b, label, prompt=None) -> NewUser:  # type: ignore[override]
+        """Add one (or several) answers and update the posterior.
+
+        Parameters
+        ----------
+        item_a, item_b:
+            Rows of the item table (scalars or arrays).
+        label:
+            1 where ``item_a`` was preferred, else 0.
+        prompt:
+            PAL-B: each answer's prompt row.
+        """
+        a = np.atleast_1d(np.asarray(item_a))
+        NewUserPosteriors.observe(self, np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
+                                  np.atleast_1d(label),
+                                  None if prompt is None else np.atleast_1d(prompt))
+        return self
+
+    def predict_proba(self, item_a, item_b, prompt=None) -> np.ndarray:  # type: ignore[override]
+        """This user's posterior predictive ``P(a preferred over b)`` of item rows."""
+        a = np.atleast_1d(np.asarray(item_a))
+        return super().predict_proba(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
+                                     None if prompt is None else np.atleast_1d(prompt))
+
+
+class PointPlacement(NewUserPosteriors):
+    """The reference PAL's few-shot recipe, for comparison: each user's weights by maximum
+    likelihood (softmax-parametrised, gradient descent from the simplex centre), the
+    population plugged in at its point estimate. No uncertainty (``sd`` is 0)."""
+
+    def __init__(self, posterior: Posterior, ids: Sequence = (0,), *,
+                 items: np.ndarray | None = None, prompts: np.ndarray | None = None,
+                 steps: int = 200, lr: float = 0.1, seed: int = 0) -> None:
+        self.steps, self.lr = steps, lr
+        super().__init__(posterior, ids, items=items, prompts=prompts, population="mean",
+                         num_samples=1, seed=seed)
+        if self.pop.size != 1:
+            raise ValueError(f"posterior: got a population of {self.pop.size} point estimates "
+                             "(an ensemble); expected one (the reference's point estimate "
+                             "uses one population: use ens.members[i])")
+
+    _incremental = False  # every answer refits the point estimates
+
+    def _refresh(self, users: torch.Tensor) -> None:
+        u = len(self.ids)
+        logits = torch.zeros(u, self.k, requires_grad=True)
+        with torch.enable_grad():  # may be first asked for inside a no_grad prediction
+            self._fit_logits(logits)
+        self._log_w = logits.detach().log_softmax(-1).unsqueeze(1)
+        self._log_weight = torch.zeros(u, 1)
+        self._pop = torch.zeros(u, 1, dtype=torch.long)
+
+    def _fit_logits(self, logits: torch.Tensor) -> None:
+        if self._a.shape[1]:
+            opt = torch.optim.Adam([logits], lr=self.lr)
+            for _ in range(self.steps):
+                loss = -self._log_lik(logits.log_softmax(-1).unsqueeze(1)).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+
+def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes",
+                **kwargs) -> NewUserPosteriors:
+    """Posteriors for all users of ``data`` from their comparisons, in one vectorised call
+    (the population stays fixed). Items are rows of ``data.items``. ``method="point"``
+    gives the reference PAL's maximum-likelihood few-shot estimate instead."""
+    if method not in ("bayes", "point"):
+        raise ValueError(f"method: got {method!r}; expected 'bayes' or 'point'")
+    cls = NewUserPosteriors if method == "bayes" else PointPlacement
+    users = cls(posterior, data.user_ids, items=data.items, prompts=data.prompts, **kwargs)
+    users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label.astype(int),
+                  data.prompt)
+    return users

@@ -1,0 +1,19 @@
+"""Run by tests/test_distributed.py under torchrun: a 2-process gloo fit."""
+
+import sys
+
+import numpy as np
+import torch
+
+import bayespal
+from bayespal.datasets import synthetic
+
+torch.set_num_threads(1)
+syn = synthetic(n_users=200, k=3, n_train=40, n_test=20, seed=2)
+fit = bayespal.fit(syn.train, k=3, pref_dim=4, batch_size=256, seed=0, progress=False,
+                   distributed=True, device="cpu")
+rank = torch.distributed.get_rank()
+p = fit.predict_proba(syn.test, seed=0)
+np.savez(f"{sys.argv[1]}.rank{rank}.npz", prob=p, weights=fit.user_weights()["mean"].values,
+         epochs=len(fit.loss_history))
+torch.distributed.destroy_process_group()

@@ -1,0 +1,81 @@
+"""Save and load: exact round trip; truncated, tampered, foreign and mismatched files refused."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import bayespal
+from bayespal import files as checkpoint
+from bayespal.datasets import synthetic
+from bayespal.files import FileFormatError
+from bayespal.users.newuser import NewUser
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    syn = synthetic(n_users=40, n_train=15, n_test=5, n_items=100, seed=0)
+    data = syn.data
+    ids = np.array([f"user-{i}" for i in range(data.n_users)], dtype=object)
+    data = bayespal.PreferenceData(data.user, data.item_a, data.item_b, data.label, data.items,
+                                   ids, data.item_ids)
+    train, test = data.subset(~syn.is_test), data.subset(syn.is_test)
+    return bayespal.fit(train, k=3, pref_dim=4, epochs=20, seed=0, progress=False), test
+
+
+def test_round_trip_predicts_exactly_the_same(fitted, tmp_path):
+    fit, test = fitted
+    path = tmp_path / "model.bayespal"
+    fit.save(path)
+    back = bayespal.load(path)
+    np.testing.assert_array_equal(back.predict_proba(test, seed=3), fit.predict_proba(test, seed=3))
+    np.testing.assert_array_equal(back.user_ids, fit.user_ids)
+    xw, yw = back.user_weights(), fit.user_weights()
+    np.testing.assert_array_equal(xw["mean"].values, yw["mean"].values)
+    assert back.model_config == fit.model_config and back.train_config == fit.train_config
+    np.testing.assert_array_equal(back.loss_history, fit.loss_history)
+    # the stored item table is enough to place a new user
+    a = NewUser(back, seed=0).observe(0, 1, 1).weights()["mean"].values
+    b = NewUser(fit, seed=0).observe(0, 1, 1).weights()["mean"].values
+    np.testing.assert_allclose(a, b)
+
+
+def test_bad_files_are_refused_and_nothing_is_half_written(fitted, tmp_path):
+    fit, _ = fitted
+    path = tmp_path / "model.bayespal"
+    fit.save(path)
+    blob = bytearray(path.read_bytes())
+    (tmp_path / "t.bayespal").write_bytes(bytes(blob[:-100]))
+    with pytest.raises(FileFormatError, match="truncated"):
+        bayespal.load(tmp_path / "t.bayespal")
+    tampered = bytearray(blob)
+    tampered[-10] ^= 0x01
+    (tmp_path / "x.bayespal").write_bytes(bytes(tampered))
+    with pytest.raises(FileFormatError, match="checksum"):
+        bayespal.load(tmp_path / "x.bayespal")
+    checkpoint.write_atomic(tmp_path / "c.ckpt", {"a": torch.zeros(2)}, {}, kind="checkpoint")
+    with pytest.raises(FileFormatError, match="expected a bayespal model file"):
+        bayespal.load(tmp_path / "c.ckpt")
+    # a well-formed file from an incompatible format version
+    tensors, meta = checkpoint.read(path, "model")
+    meta["format_version"] = 99
+    checkpoint.write_atomic(tmp_path / "v.bayespal", tensors, meta, kind="model")
+    with pytest.raises(FileFormatError, match="format_version 99"):
+        bayespal.load(tmp_path / "v.bayespal")
+    # a configuration that does not match the tensors
+    meta["format_version"] = 2
+    meta["model_config"]["pref_dim"] = 7
+    meta["model_config_hash"] = bayespal.ModelConfig.from_dict(meta["model_config"]).hash()
+    checkpoint.write_atomic(tmp_path / "m.bayespal", tensors, meta, kind="model")
+    with pytest.raises(FileFormatError, match="do not fit the stored configuration"):
+        bayespal.load(tmp_path / "m.bayespal")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unsaveable_ids_are_refused_before_writing(fitted, tmp_path):
+    fit, _ = fitted
+    odd = dataclasses.replace(fit, user_ids=np.array([1.5] * len(fit.user_ids), dtype=object))
+    with pytest.raises(ValueError, match="user_ids: got ids of mixed or unsupported types .e.g. float 1.5"):
+        odd.save(tmp_path / "odd.bayespal")
+    assert not (tmp_path / "odd.bayespal").exists()
