@@ -18,16 +18,43 @@ def _show(value: Any) -> str:
 
 
 def fail(name: str, value: Any, expected: str) -> ValueError:
-    """The standard error for a bad argument."""
+    """The standard error for a bad argument.
+
+    Parameters
+    ----------
+    name:
+        The argument's name.
+    value:
+        The bad value.
+    expected:
+        What was expected.
+    """
     return ValueError(f"{name}: got {_show(value)}; expected {expected}")
 
 
 def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy; not a bool).
+
+    Parameters
+    ----------
+    value:
+        Any value.
+    """
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
-    """An integer in ``[minimum, maximum]`` (numpy integers accepted), as ``int``."""
+    """An integer in ``[minimum, maximum]`` (numpy integers accepted), as ``int``.
+
+    Parameters
+    ----------
+    name:
+        The argument's name.
+    value:
+        The value.
+    minimum, maximum:
+        Inclusive bounds (maximum None: none).
+    """
     ok = is_int(value) and value >= minimum and (maximum is None or value <= maximum)
     if not ok:
         bound = f"an integer >= {minimum}" if maximum is None else \
@@ -37,13 +64,31 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
 
 
 def check_seed(seed: Any) -> int:
-    """A random seed: an integer in ``[0, 2**32 - 1]``."""
+    """A random seed: an integer in ``[0, 2**32 - 1]``.
+
+    Parameters
+    ----------
+    seed:
+        The value.
+    """
     return check_int("seed", seed, 0, SEED_MAX)
 
 
 def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
                low_open: bool = False, high_open: bool = False) -> float:
-    """A finite real number (numpy floats accepted) within the given bounds, as ``float``."""
+    """A finite real number (numpy floats accepted) within the given bounds, as ``float``.
+
+    Parameters
+    ----------
+    name:
+        The argument's name.
+    value:
+        The value.
+    low, high:
+        Bounds (None: none).
+    low_open, high_open:
+        Exclude the bound itself.
+    """
     if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
             value, (bool, np.bool_)) or not math.isfinite(float(value)):
         raise fail(name, value, "a finite number" + _range(low, high, low_open, high_open))
@@ -67,7 +112,19 @@ def _range(low, high, low_open, high_open) -> str:
 
 def check_table(name: str, table: Any, dim: int | None = None, what: str = "rows") -> np.ndarray:
     """A 2-d table of finite real embeddings ``(rows, dim)`` as float32 (float16 kept), with
-    ``dim`` columns if given (the width the model was fitted on)."""
+    ``dim`` columns if given (the width the model was fitted on).
+
+    Parameters
+    ----------
+    name:
+        The argument's name.
+    table:
+        A 2-d array or tensor.
+    dim:
+        The required number of columns (None: any).
+    what:
+        What a row is, for messages.
+    """
     if hasattr(table, "detach"):  # a torch tensor
         table = table.detach().cpu().numpy()
     arr = np.asarray(table)

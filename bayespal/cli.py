@@ -233,6 +233,8 @@ def _suggest(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``bayespal`` command's argument parser (subcommands demo, fit, evaluate, embed,
+    suggest)."""
     parser = argparse.ArgumentParser(
         prog="bayespal", description="Bayesian pluralistic preference modeling (PAL)."
     )
@@ -307,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``bayespal`` command; bad input or an unwritable path prints a clear message
+    and returns 2 (no traceback).
+
+    Parameters
+    ----------
+    argv:
+        The arguments (default: ``sys.argv[1:]``).
+    """
     from bayespal.files import FileWriteError
 
     args = build_parser().parse_args(argv)

@@ -126,7 +126,15 @@ class EmbeddingTable:
         return int(self.embeddings.shape[1])
 
     def rows(self, ids: Any, field_name: str = "ids") -> np.ndarray:
-        """Row numbers of ``ids``; an unknown id is an error naming ``field_name``."""
+        """Row numbers of ``ids``; an unknown id is an error naming ``field_name``.
+
+        Parameters
+        ----------
+        ids:
+            Ids of the table's rows.
+        field_name:
+            The name an error reports.
+        """
         ids = np.asarray(ids).reshape(-1)
         rows = pd.Index(self.ids).get_indexer(ids)
         if (rows < 0).any():
@@ -321,6 +329,7 @@ class PreferenceData:
         return None if self.prompts is None else EmbeddingTable(self.prompt_ids, self.prompts)
 
     def comparisons_per_user(self) -> np.ndarray:
+        """How many comparisons each user (in ``user_ids`` order) has."""
         return np.bincount(self.user, minlength=self.n_users)
 
     def to_frame(self) -> pd.DataFrame:
@@ -352,6 +361,11 @@ class PreferenceData:
 
         The user table is compacted to the users that keep at least one comparison
         (ids are preserved, so results still match by id); the item table is kept whole.
+
+        Parameters
+        ----------
+        mask:
+            A boolean mask or an index array over the comparisons.
         """
         idx = np.arange(self.n_comparisons)[np.asarray(mask)]
         if len(idx) == 0:
@@ -378,6 +392,15 @@ class PreferenceData:
 
         Give either a number of test comparisons per user or a fraction. Every user
         keeps at least one training comparison; a user with too few comparisons raises.
+
+        Parameters
+        ----------
+        test_per_user:
+            Test comparisons per user.
+        test_fraction:
+            Or: a fraction of every user's comparisons.
+        seed:
+            Seeds the choice.
         """
         if (test_per_user is None) == (test_fraction is None):
             raise _fail("test_per_user/test_fraction", (test_per_user, test_fraction), "exactly one")
@@ -409,7 +432,15 @@ class PreferenceData:
     def split_users(
         self, unseen_fraction: float = 0.2, seed: int = 0
     ) -> tuple[PreferenceData, PreferenceData]:
-        """Split users into ``(seen, unseen)`` data sets, all comparisons of a user together."""
+        """Split users into ``(seen, unseen)`` data sets, all comparisons of a user together.
+
+        Parameters
+        ----------
+        unseen_fraction:
+            The share of users held out, in (0, 1).
+        seed:
+            Seeds the choice.
+        """
         if not 0 < unseen_fraction < 1:
             raise _fail("unseen_fraction", unseen_fraction, "a number in (0, 1)")
         n_unseen = int(round(self.n_users * unseen_fraction))
@@ -423,7 +454,13 @@ class PreferenceData:
         return self.subset(~mask), self.subset(mask)
 
     def require_users(self, user_ids: Sequence) -> None:
-        """Raise if any of ``user_ids`` has no comparison here."""
+        """Raise if any of ``user_ids`` has no comparison here.
+
+        Parameters
+        ----------
+        user_ids:
+            Ids that must have comparisons.
+        """
         have = set(self.user_ids[np.unique(self.user)].tolist())
         for uid in user_ids:
             if uid not in have:

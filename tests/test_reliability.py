@@ -54,6 +54,7 @@ def _fit_args(files, out):
 
 
 # 1 ------------------------------------------------------------------ lost work
+@pytest.mark.slow
 def test_cli_checks_out_before_fitting(cli_files, tmp_path, capsys, monkeypatch):
     def no_fit(*args, **kwargs):
         raise AssertionError("fit ran although --out was bad")
@@ -67,6 +68,7 @@ def test_cli_checks_out_before_fitting(cli_files, tmp_path, capsys, monkeypatch)
         assert says in err and str(out) in err
 
 
+@pytest.mark.slow
 def test_cli_keeps_the_fit_when_out_fails_after_fitting(cli_files, tmp_path, capsys,
                                                         monkeypatch):
     out_dir = tmp_path / "out"
@@ -87,6 +89,7 @@ def test_cli_keeps_the_fit_when_out_fails_after_fitting(cli_files, tmp_path, cap
     assert saved.exists() and bayespal.load(saved).k == 2
 
 
+@pytest.mark.slow
 def test_save_errors_name_the_users_path(small, tmp_path):
     with pytest.raises(FileWriteError, match=f"got '{tmp_path}', which is a folder"):
         small.save(tmp_path)
@@ -109,6 +112,7 @@ def test_mixed_id_kinds_are_refused_up_front(syn):
 
 
 # 3 ------------------------------------------------------------------ temporaries
+@pytest.mark.slow
 def test_stale_temporaries_are_removed_live_ones_kept(small, tmp_path):
     target = tmp_path / "m.bayespal"
     stale = tmp_path / ".m.bayespal.dead1234.tmp"
@@ -126,6 +130,7 @@ def test_stale_temporaries_are_removed_live_ones_kept(small, tmp_path):
     assert target.exists() and not stale.exists() and live.exists() and other.exists()
 
 
+@pytest.mark.slow
 def test_kill_9_during_saves_leaves_no_orphans_after_the_next_save(small, tmp_path):
     target = tmp_path / "m.bayespal"
     small.save(tmp_path / "src.bayespal")
@@ -165,6 +170,7 @@ CRAFTED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,change", CRAFTED, ids=[name for name, _ in CRAFTED])
 def test_crafted_metadata_is_refused_before_allocating(small, tmp_path, name, change):
     src = tmp_path / "m.bayespal"
@@ -186,6 +192,7 @@ def test_crafted_metadata_is_refused_before_allocating(small, tmp_path, name, ch
     assert time.perf_counter() - t0 < 5  # refused from the header, nothing 10**9 built
 
 
+@pytest.mark.slow
 def test_deeply_nested_metadata_is_a_format_error(small, tmp_path):
     tensors = {"x": torch.zeros(1)}
     meta_json = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
@@ -236,6 +243,7 @@ def test_fifo_in_the_embedding_cache_is_skipped(tmp_path):
 
 
 # 7 ------------------------------------------------------------------ embedding scale
+@pytest.mark.slow
 def test_accuracy_does_not_depend_on_the_embeddings_scale_or_offset():
     syn = synthetic(n_users=150, k=2, n_train=30, n_test=10, n_items=200, embed_dim=8, seed=3)
     accs = {}
@@ -267,6 +275,7 @@ def test_cli_refuses_a_non_numeric_embedding_cell(cli_files, tmp_path, capsys):
 
 
 # 9 and 11 ----------------------------------------------------------- bad arguments
+@pytest.mark.slow
 def test_prediction_arguments_are_validated(small, syn):
     items = syn.data.items
     with pytest.raises(ValueError, match="num_samples: got 0; expected an integer >= 1"):
@@ -294,6 +303,7 @@ def test_prediction_arguments_are_validated(small, syn):
         NewUser(small, items=nan_items)
 
 
+@pytest.mark.slow
 def test_fit_arguments_are_validated(syn):
     cases = [
         (dict(weight_decay=-1), "weight_decay: got -1; expected a number >= 0"),
@@ -316,6 +326,7 @@ def test_fit_arguments_are_validated(syn):
     assert fit.k == 2 and isinstance(fit.model_config.k, int)
 
 
+@pytest.mark.slow
 def test_suggest_refuses_a_self_pair(small):
     user = NewUser(small)
     with pytest.raises(ValueError, match=r"candidates: got the pair \(5, 5\) at row 1"):
@@ -324,6 +335,7 @@ def test_suggest_refuses_a_self_pair(small):
         suggest(user, np.array([[1, 2], [5, 5]]), strategy="random")
 
 
+@pytest.mark.slow
 def test_a_collapsed_fit_warns(syn):
     with pytest.warns(RuntimeWarning, match="the fit collapsed"):
         fit = bayespal.fit(syn.train, k=2, pref_dim=4, epochs=30, lr=1.0, seed=0,
@@ -335,6 +347,7 @@ def test_a_collapsed_fit_warns(syn):
 
 
 # 10 ----------------------------------------------------------------- position
+@pytest.mark.slow
 def test_position_dependent_labels_warn_and_position_bias_models_them(syn):
     rng = np.random.default_rng(0)
     frame = syn.data.to_frame()
@@ -355,6 +368,7 @@ def test_position_dependent_labels_warn_and_position_bias_models_them(syn):
 
 
 # 12 ----------------------------------------------------------------- load
+@pytest.mark.slow
 def test_chunking_and_incremental_updates_give_the_same_posterior(small, monkeypatch):
     import bayespal.users.newuser as nu_mod
 
@@ -383,6 +397,7 @@ def test_chunking_and_incremental_updates_give_the_same_posterior(small, monkeyp
     np.testing.assert_allclose(w["mean"].values, exact["mean"].values, atol=0.02)
 
 
+@pytest.mark.slow
 def test_predictions_leave_the_global_random_state_alone(small, syn):
     from bayespal.analysis.diagnostics import to_datatree
 

@@ -14,7 +14,17 @@ from bayespal.rng import keeps_global_rng
 
 
 class BradleyTerry:
-    """Bradley-Terry with a linear (``hidden=None``) or MLP reward; ``fit`` then ``predict_proba``."""
+    """Bradley-Terry with a linear (``hidden=None``) or MLP reward; ``fit`` then ``predict_proba``.
+
+    Parameters
+    ----------
+    hidden:
+        MLP widths of the reward (None: linear).
+    epochs, batch_size, lr, weight_decay:
+        Adam's schedule.
+    seed:
+        Seeds the initialisation and batches.
+    """
 
     def __init__(self, hidden: tuple[int, ...] | None = None, epochs: int = 100,
                  batch_size: int = 1024, lr: float = 0.01, weight_decay: float = 1e-4,
@@ -24,6 +34,13 @@ class BradleyTerry:
 
     @keeps_global_rng
     def fit(self, data: PreferenceData) -> BradleyTerry:
+        """Fit one reward model to every user's comparisons (maximum likelihood).
+
+        Parameters
+        ----------
+        data:
+            The training comparisons.
+        """
         torch.manual_seed(self.seed)
         d = data.embed_dim
         self.reward_: nn.Module = (
@@ -49,6 +66,13 @@ class BradleyTerry:
 
     @torch.no_grad()
     def predict_proba(self, data: PreferenceData) -> np.ndarray:
+        """``P(a preferred over b)`` of ``data``'s comparisons (the same for every user).
+
+        Parameters
+        ----------
+        data:
+            Comparisons over items of the same embedding width.
+        """
         items = torch.as_tensor(data.items).float()
         r = self.reward_(items).squeeze(-1)
         return torch.sigmoid(r[data.item_a] - r[data.item_b]).numpy()

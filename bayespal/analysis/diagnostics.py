@@ -154,7 +154,15 @@ def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.
     Comparisons whose log-likelihood is the same in every draw (to 1e-9 nats: a MAP
     fit, or probabilities saturated near 0 or 1) make PSIS fail; for them leaving one out changes
     nothing, so their importance weights are uniform and their Pareto k is 0 (exact), and
-    ArviZ gets these with the PSIS weights of the others."""
+    ArviZ gets these with the PSIS weights of the others.
+
+    Parameters
+    ----------
+    source:
+        A fitted posterior or a DataTree from to_datatree.
+    num_samples, seed:
+        Draws for to_datatree when a fit is given.
+    """
     tree = source if isinstance(source, xr.DataTree) else to_datatree(source, None, num_samples,
                                                                          seed)
     ll = tree["log_likelihood"]["label"]
@@ -179,7 +187,15 @@ def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.
 
 def compare(fits: Mapping, num_samples: int = 500, seed: int | None = None) -> pd.DataFrame:
     """Rank fits (e.g. different K) by PSIS-LOO with ``arviz_stats.compare``; adds the
-    share of comparisons with Pareto k > 0.7 per model (``bad_k``)."""
+    share of comparisons with Pareto k > 0.7 per model (``bad_k``).
+
+    Parameters
+    ----------
+    fits:
+        Named fitted posteriors (at least two) of the same comparisons.
+    num_samples, seed:
+        Draws per fit.
+    """
     if len(fits) < 2:
         raise ValueError(f"fits: got {len(fits)} model(s); expected at least two to compare")
     elpds = {name: loo(f, num_samples, seed) for name, f in fits.items()}

@@ -27,7 +27,17 @@ def _metrics(prob: np.ndarray, label: np.ndarray) -> dict:
 def fewshot_split(data: PreferenceData, n_test: int, seed: int = 0
                   ) -> tuple[PreferenceData, np.ndarray, PreferenceData]:
     """Per user: ``n_test`` random comparisons for testing, the rest a shot pool in random
-    order. Returns ``(pool, rank_in_pool, test)``; shots ``n`` are ``pool.subset(rank < n)``."""
+    order. Returns ``(pool, rank_in_pool, test)``; shots ``n`` are ``pool.subset(rank < n)``.
+
+    Parameters
+    ----------
+    data:
+        The unseen users' comparisons.
+    n_test:
+        Test comparisons per user.
+    seed:
+        Seeds the random order.
+    """
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(data)), data.user))
     counts = data.comparisons_per_user()
@@ -56,7 +66,27 @@ def evaluate_fewshot(
     users, if given) and an ``unseen`` row per ``n`` in ``shots``. All unseen users are
     placed at once per ``n`` (``method``: ``"bayes"`` posterior or ``"point"``, the
     reference's estimate); users with fewer than ``n`` pool comparisons sit that row out,
-    and ``users`` says how many took part."""
+    and ``users`` says how many took part.
+
+    Parameters
+    ----------
+    fit:
+        A fitted posterior.
+    unseen:
+        Comparisons of users not in training.
+    seen_test:
+        Held-out comparisons of training users (optional).
+    shots:
+        Numbers of answers n to place users from.
+    n_test:
+        Test comparisons per unseen user.
+    method:
+        'bayes' (posterior) or 'point' (the reference).
+    seed:
+        Seeds the split and the placement.
+    **placement:
+        Options of the placement class.
+    """
     rows = []
     if seen_test is not None:
         p = fit.predict_proba(seen_test)

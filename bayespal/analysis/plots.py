@@ -15,7 +15,15 @@ from bayespal.analysis.diagnostics import prototype_reward_matrix
 
 
 def plot_loss(fit, ax=None) -> Figure:
-    """The loss (negative ELBO per comparison) by epoch."""
+    """The loss (negative ELBO per comparison) by epoch.
+
+    Parameters
+    ----------
+    fit:
+        A fitted posterior (an ensemble: one curve per member).
+    ax:
+        Axes to draw on (default: a new figure).
+    """
     fig, ax = _axes(ax)
     for i, history in enumerate(_losses(fit)):
         ax.plot(np.arange(1, len(history) + 1), history, marker=".",
@@ -33,7 +41,17 @@ def _ternary_xy(w: np.ndarray) -> np.ndarray:
 
 def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
     """Users' posterior mean weights with their uncertainty: a ternary plot for K = 3
-    (marker size shrinks with the posterior sd), otherwise a heatmap of the means."""
+    (marker size shrinks with the posterior sd), otherwise a heatmap of the means.
+
+    Parameters
+    ----------
+    fit:
+        A fitted posterior.
+    users:
+        User ids to show (default: all).
+    ax:
+        Axes to draw on (default: a new figure).
+    """
     w = fit.user_weights()
     if users is not None:
         w = w.sel(user=list(users))
@@ -59,7 +77,19 @@ def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
 
 def plot_prototype_items(fit, items: np.ndarray, labels: Sequence[str] | None = None,
                          top: int = 5) -> Figure:
-    """For each prototype, the ``top`` items it rewards most (centred reward in logits)."""
+    """For each prototype, the ``top`` items it rewards most (centred reward in logits).
+
+    Parameters
+    ----------
+    fit:
+        A fitted posterior.
+    items:
+        (M, D) item embeddings.
+    labels:
+        A label per item (default: row numbers).
+    top:
+        Items shown per prototype.
+    """
     r = prototype_reward_matrix(fit, items)
     labels = [str(i) for i in range(len(items))] if labels is None else list(labels)
     fig, axes = plt.subplots(1, fit.k, figsize=(3.2 * fit.k, 2.8), squeeze=False)
@@ -75,7 +105,19 @@ def plot_prototype_items(fit, items: np.ndarray, labels: Sequence[str] | None = 
 def plot_calibration(prob: np.ndarray, label: np.ndarray, n_bins: int = 10, ax=None) -> Figure:
     """Reliability diagram: observed share of ``a`` preferred vs predicted probability in
     equal-width bins, marker size by count. (``arviz_plots.plot_ppc_pava`` draws the
-    PAVA-based version from a DataTree; see the diagnostics notebook.)"""
+    PAVA-based version from a DataTree; see the diagnostics notebook.)
+
+    Parameters
+    ----------
+    prob:
+        Predicted P(a preferred).
+    label:
+        Observed labels (1 = a).
+    n_bins:
+        Equal-width bins.
+    ax:
+        Axes to draw on (default: a new figure).
+    """
     p, y = np.asarray(prob), np.asarray(label)
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     count = np.bincount(bins, minlength=n_bins)
@@ -92,7 +134,17 @@ def plot_calibration(prob: np.ndarray, label: np.ndarray, n_bins: int = 10, ax=N
 
 
 def plot_user_posterior(fit, user, ax=None) -> Figure:
-    """One user's marginal posterior of each mixture weight (Beta marginals of q)."""
+    """One user's marginal posterior of each mixture weight (Beta marginals of q).
+
+    Parameters
+    ----------
+    fit:
+        A fitted posterior.
+    user:
+        A user seen in training.
+    ax:
+        Axes to draw on (default: a new figure).
+    """
     w = fit.user_weights().sel(user=user)
     fig, ax = _axes(ax)
     grid = np.linspace(0, 1, 401)
@@ -111,7 +163,15 @@ def plot_user_posterior(fit, user, ax=None) -> Figure:
 
 
 def plot_heterogeneity(check: xr.Dataset, ax=None) -> Figure:
-    """The heterogeneity check: replicated statistic vs the observed one."""
+    """The heterogeneity check: replicated statistic vs the observed one.
+
+    Parameters
+    ----------
+    check:
+        The result of heterogeneity_check.
+    ax:
+        Axes to draw on (default: a new figure).
+    """
     fig, ax = _axes(ax)
     ax.hist(check["replicated"].values, bins=30, alpha=0.7, label="replicated")
     ax.axvline(float(check["observed"]), color="k", label="observed")

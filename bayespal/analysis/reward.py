@@ -116,7 +116,13 @@ class RewardModel:
 
     @torch.no_grad()
     def reward(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and sd of the reward of each response embedding ``(n, D)``."""
+        """Posterior mean and sd of the reward of each response embedding ``(n, D)``.
+
+        Parameters
+        ----------
+        embeddings:
+            (n, D) response embeddings.
+        """
         emb = check_table("embeddings", embeddings, self.posterior.embed_dim, "responses")
         r = self._raw(emb)
         if self._offset is not None:
@@ -125,7 +131,15 @@ class RewardModel:
 
     def reward_texts(self, texts: Sequence[str], embedder=None) -> tuple[np.ndarray, np.ndarray]:
         """Embed raw texts with the embedding configuration the model was fitted with (or
-        ``embedder``) and return :meth:`reward` of them."""
+        ``embedder``) and return :meth:`reward` of them.
+
+        Parameters
+        ----------
+        texts:
+            Raw response texts.
+        embedder:
+            A TextEmbedder (default: the fit's recorded embedding configuration).
+        """
         if embedder is None:
             from bayespal.embed import TextEmbedder
 

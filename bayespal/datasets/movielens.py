@@ -21,12 +21,27 @@ from bayespal.data import PreferenceData
 
 @dataclass(frozen=True, eq=False)
 class MovieLensPreferences:
+    """MovieLens ratings as comparisons.
+
+    Attributes
+    ----------
+    data:
+        The comparisons (label 1: item_a rated higher).
+    texts:
+        Each movie's text (title and genres), in ``data.item_ids`` order.
+    """
     data: PreferenceData
     texts: list[str]  # by item id (movieId order of data.item_ids)
 
 
 def movie_texts(movies: pd.DataFrame) -> pd.Series:
-    """``"Toy Story (1995): Adventure, Animation, ..."`` by movieId."""
+    """``"Toy Story (1995): Adventure, Animation, ..."`` by movieId.
+
+    Parameters
+    ----------
+    movies:
+        movies.csv as a DataFrame (movieId, title, genres).
+    """
     genres = movies.genres.str.replace("|", ", ", regex=False).replace("(no genres listed)", "")
     text = movies.title.str.strip() + np.where(genres != "", ": " + genres, "")
     return pd.Series(text.to_numpy(), index=movies.movieId.to_numpy())
@@ -35,7 +50,21 @@ def movie_texts(movies: pd.DataFrame) -> pd.Series:
 def movielens(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
               per_user: int = 60, min_ratings: int = 20, seed: int = 0) -> MovieLensPreferences:
     """Comparisons from ``ratings.csv``; ``embed`` maps movie texts to ``(n, D)``. Users
-    with fewer than ``min_ratings`` ratings are skipped."""
+    with fewer than ``min_ratings`` ratings are skipped.
+
+    Parameters
+    ----------
+    folder:
+        A MovieLens folder with ratings.csv and movies.csv.
+    embed:
+        Texts -> (n, D) embeddings, e.g. a TextEmbedder.
+    per_user:
+        Comparisons drawn per user.
+    min_ratings:
+        Users with fewer ratings are skipped.
+    seed:
+        Seeds the pairs.
+    """
     folder = Path(folder)
     for name in ("ratings.csv", "movies.csv"):
         if not (folder / name).exists():

@@ -46,7 +46,19 @@ DEMO_FILE = "persona_demo.safetensors"
 def load_statements(folder: str | Path, personas=DEMO_PERSONAS, per_persona: int = 100,
                     seed: int = 0) -> pd.DataFrame:
     """``per_persona`` statements of each persona (half it would say, half not) from the
-    upstream ``statements/*.jsonl`` files: columns ``persona``, ``statement``, ``label``."""
+    upstream ``statements/*.jsonl`` files: columns ``persona``, ``statement``, ``label``.
+
+    Parameters
+    ----------
+    folder:
+        The upstream persona data (statements/*.jsonl).
+    personas:
+        Persona names to read.
+    per_persona:
+        Statements per persona.
+    seed:
+        Seeds the choice.
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for persona in personas:
@@ -67,7 +79,25 @@ def build(statements: pd.DataFrame, embeddings: np.ndarray, *, n_users: int = 20
           n_train: int = 40, n_test: int = 20, partition_fraction: float = 0.5,
           mixture_concentration: float = 1.0, sharpness: float = 3.0,
           seed: int = 0) -> SyntheticPreferences:
-    """Users, types and comparisons over given statements (see the module docstring)."""
+    """Users, types and comparisons over given statements (see the module docstring).
+
+    Parameters
+    ----------
+    statements:
+        Columns persona, statement, label (as from load_statements).
+    embeddings:
+        One embedding per statement.
+    n_users, k, n_train, n_test:
+        Users, preference types and comparisons per user (train, test).
+    partition_fraction:
+        Share of users of a single type (the rest are mixtures).
+    mixture_concentration:
+        Dirichlet concentration of the mixed users' weights.
+    sharpness:
+        The truth's logit scale.
+    seed:
+        Seeds users and comparisons.
+    """
     if len(statements) != len(embeddings):
         raise ValueError(f"embeddings: got {len(embeddings)} rows; expected {len(statements)}, "
                          "one per statement")
@@ -112,7 +142,13 @@ def build(statements: pd.DataFrame, embeddings: np.ndarray, *, n_users: int = 20
 
 def persona_demo(**kwargs) -> SyntheticPreferences:
     """The shipped demo subset (6 personas x 100 statements, MiniLM embeddings); keyword
-    arguments go to :func:`build` (``n_users``, ``k``, ``n_train``, ``sharpness``, ...)."""
+    arguments go to :func:`build` (``n_users``, ``k``, ``n_train``, ``sharpness``, ...).
+
+    Parameters
+    ----------
+    **kwargs:
+        Options of build (n_users, k, n_train, n_test, seed, ...).
+    """
     path = resources.files("bayespal.datasets") / "data" / DEMO_FILE
     with resources.as_file(path) as p:
         tensors, meta = files.read(p, kind="dataset")

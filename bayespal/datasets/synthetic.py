@@ -19,7 +19,16 @@ from bayespal.data import PreferenceData
 
 @dataclass(frozen=True, eq=False)
 class SyntheticPreferences:
-    """A synthetic data set with its truth."""
+    """A synthetic data set with its truth.
+
+    Attributes
+    ----------
+    data:
+        All comparisons (``train``/``test`` split them by ``is_test``).
+    true_weights, true_prob, group, true_prototypes:
+        The truth: users' weights, each comparison's probability, single-type users' type
+        (-1 for mixtures) and the prototypes.
+    """
 
     data: PreferenceData  # all comparisons
     true_weights: np.ndarray  # (U, K), rows in data.user_ids order
@@ -32,7 +41,15 @@ class SyntheticPreferences:
 
     def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray
                          ) -> np.ndarray:
-        """The truth's ``P(a > b)`` for users with ``weights (n, K)`` (or one ``(K,)``)."""
+        """The truth's ``P(a > b)`` for users with ``weights (n, K)`` (or one ``(K,)``).
+
+        Parameters
+        ----------
+        weights:
+            (n, K) users' true weights.
+        item_a, item_b:
+            (n,) item rows.
+        """
         dr = (self.true_rewards[:, item_a] - self.true_rewards[:, item_b]).T  # (n, K)
         return 1 / (1 + np.exp(-self.true_sharpness * (np.asarray(weights) * dr).sum(-1)))
 
@@ -45,7 +62,13 @@ class SyntheticPreferences:
         return self.data.subset(self.is_test)
 
     def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
-        """Expected accuracy of the Bayes-optimal predictor: ``mean(max(p, 1 - p))``."""
+        """Expected accuracy of the Bayes-optimal predictor: ``mean(max(p, 1 - p))``.
+
+        Parameters
+        ----------
+        mask:
+            Comparisons to score (default: all).
+        """
         p = self.true_prob if mask is None else self.true_prob[mask]
         return float(np.maximum(p, 1 - p).mean())
 
@@ -70,6 +93,23 @@ def synthetic(
     last ``n_test`` of each user are flagged ``is_test``. ``nonlinearity`` scales ``A``:
     near 0 the map is almost linear, at 1.5 ``tanh`` saturates for many items. ``partition_fraction`` of the
     users are partition users (assigned round-robin to the K prototypes).
+
+    Parameters
+    ----------
+    n_users, k, n_train, n_test:
+        Users, prototypes and comparisons per user (train, test).
+    n_items, embed_dim, pref_dim:
+        Items, embedding width and the truth's preference dimension.
+    partition_fraction:
+        Share of users of a single type.
+    mixture_concentration:
+        Dirichlet concentration of the mixed users' weights.
+    sharpness:
+        The truth's logit scale.
+    nonlinearity:
+        Strength of the truth's nonlinear mapping.
+    seed:
+        Seeds everything.
     """
     _check(n_users=n_users, k=k, n_train=n_train, n_items=n_items, embed_dim=embed_dim,
            pref_dim=pref_dim)
@@ -129,13 +169,29 @@ def _pairs(rng: np.random.Generator, n_users: int, n_train: int, n_test: int, n_
 @dataclass(frozen=True, eq=False)
 class PromptedSyntheticPreferences(SyntheticPreferences):
     """Prompt-dependent synthetic data (PAL-B truth). ``true_rewards`` is ``(C, K, M)``:
-    prototype k's reward of every item for every prompt; ``true_loadings (K, d, Dc)``."""
+    prototype k's reward of every item for every prompt; ``true_loadings (K, d, Dc)``.
+
+    Attributes
+    ----------
+    data, true_weights, true_prob, group, true_prototypes:
+        As for :class:`SyntheticPreferences`.
+    """
 
     true_loadings: np.ndarray = None  # type: ignore[assignment]
 
     def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray,
                          prompt: np.ndarray | None = None) -> np.ndarray:
-        """The truth's ``P(a > b | prompt)`` for users with ``weights (n, K)``."""
+        """The truth's ``P(a > b | prompt)`` for users with ``weights (n, K)``.
+
+        Parameters
+        ----------
+        weights:
+            (n, K) users' true weights.
+        item_a, item_b:
+            (n,) item rows.
+        prompt:
+            (n,) prompt rows.
+        """
         if prompt is None:
             raise ValueError("prompt: got None; expected the comparisons' prompt rows")
         r = self.true_rewards
@@ -164,7 +220,21 @@ def synthetic_prompted(
     ``g_k(c) = P_k + prompt_strength * L_k c`` (``L_k`` standard normal, ``c`` unit-norm
     random prompt embeddings), so which item a user prefers depends on the prompt. Items
     as in :func:`synthetic`; every comparison gets a random prompt. ``prompt_strength=0``
-    gives prompt-free (PAL-A) data that still carries prompts."""
+    gives prompt-free (PAL-A) data that still carries prompts.
+
+    Parameters
+    ----------
+    n_users, k, n_train, n_test:
+        Users, prototypes and comparisons per user (train, test).
+    n_items, n_prompts, embed_dim, prompt_embed_dim, pref_dim:
+        Table sizes and widths.
+    prompt_strength:
+        How far a prompt moves the prototypes (0: PAL-A).
+    partition_fraction, mixture_concentration, sharpness, nonlinearity:
+        As for synthetic.
+    seed:
+        Seeds everything.
+    """
     _check(n_users=n_users, k=k, n_train=n_train, n_items=n_items, n_prompts=n_prompts,
            embed_dim=embed_dim, prompt_embed_dim=prompt_embed_dim, pref_dim=pref_dim)
     if not prompt_strength >= 0:

@@ -39,6 +39,17 @@ N_LONGER = 7
 
 @dataclass(frozen=True, eq=False)
 class TLDRPreferences:
+    """TL;DR summary comparisons.
+
+    Attributes
+    ----------
+    data:
+        The comparisons (with the posts as prompts when embedded).
+    summaries, posts:
+        Item and prompt texts, by id.
+    prefers_longer:
+        Per worker, whether the length rule says they prefer longer summaries.
+    """
     data: PreferenceData
     summaries: list[str]  # item texts, by item id
     posts: list[str]  # prompt texts, by prompt id
@@ -46,7 +57,13 @@ class TLDRPreferences:
 
 
 def read_comparisons(folder: str | Path) -> pd.DataFrame:
-    """All ``batch*.json`` comparisons of ``folder`` as one row each."""
+    """All ``batch*.json`` comparisons of ``folder`` as one row each.
+
+    Parameters
+    ----------
+    folder:
+        The TL;DR comparisons subset (JSON lines).
+    """
     rows = []
     files = sorted(Path(folder).glob("batch*.json"))
     if not files:
@@ -77,7 +94,23 @@ def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
          seed: int = 0) -> TLDRPreferences:
     """Load the comparisons as :class:`PreferenceData`; ``embed`` maps texts to an
     ``(n, D)`` array (e.g. a :class:`bayespal.embed.TextEmbedder`). Summaries identical in
-    text are one item; comparisons of a summary with itself are dropped."""
+    text are one item; comparisons of a summary with itself are dropped.
+
+    Parameters
+    ----------
+    folder:
+        The TL;DR comparisons subset.
+    embed:
+        Texts -> (n, D) embeddings.
+    labels:
+        'workers' (the workers' choices) or the length rule.
+    embed_prompts:
+        Embed the posts as prompts (PAL-B).
+    pairs:
+        'seen' (the compared pairs) or 'all' pairs of a post's summaries.
+    seed:
+        Seeds the order.
+    """
     if labels not in LABELS:
         raise ValueError(f"labels: got {labels!r}; expected one of {LABELS}")
     if pairs not in PAIRS:

@@ -18,11 +18,26 @@ from bayespal import files
 
 
 def content_hash(data: bytes) -> bytes:
+    """SHA-256 of an input's bytes: its key in the cache.
+
+    Parameters
+    ----------
+    data:
+        Bytes of one input (text or image).
+    """
     return hashlib.sha256(data).digest()
 
 
 class EmbeddingCache:
-    """Vectors by input hash for one configuration (``key``: model, layer, pooling, ...)."""
+    """Vectors by input hash for one configuration (``key``: model, layer, pooling, ...).
+
+    Parameters
+    ----------
+    root:
+        The cache folder.
+    key:
+        The embedder's configuration hash (one sub-folder per key).
+    """
 
     def __init__(self, root: str | Path, key: dict) -> None:
         text = json.dumps(key, sort_keys=True)
@@ -49,11 +64,26 @@ class EmbeddingCache:
         return self._index
 
     def get(self, hashes: list[bytes]) -> list[np.ndarray | None]:
+        """The cached vectors of inputs (None where absent).
+
+        Parameters
+        ----------
+        hashes:
+            Content hashes of inputs.
+        """
         index = self._load()
         return [index.get(h) for h in hashes]
 
     def put(self, hashes: list[bytes], vectors: np.ndarray) -> None:
-        """Store one finished batch as its own shard."""
+        """Store one finished batch as its own shard.
+
+        Parameters
+        ----------
+        hashes:
+            Content hashes of inputs.
+        vectors:
+            Their embeddings, one row each.
+        """
         if not hashes:
             return
         name = hashlib.sha256(b"".join(hashes)).hexdigest()[:24] + ".safetensors"
@@ -82,7 +112,25 @@ def embed_batched(
     desc: str = "embedding",
 ) -> np.ndarray:
     """Embed ``inputs`` in batches, skipping those in ``cache`` and storing each finished
-    batch there; ``order_key`` orders the work (e.g. by length); results in input order."""
+    batch there; ``order_key`` orders the work (e.g. by length); results in input order.
+
+    Parameters
+    ----------
+    inputs:
+        The inputs.
+    hashes:
+        Their content hashes.
+    embed:
+        A batch of inputs -> (b, D).
+    cache:
+        An EmbeddingCache or None.
+    batch_size:
+        Inputs per call of embed.
+    dtype:
+        Of the result.
+    order_key:
+        Sort key for batching (e.g. text length).
+    """
     result: list[np.ndarray | None] = cache.get(hashes) if cache else [None] * len(inputs)
     todo = sorted((i for i, v in enumerate(result) if v is None), key=order_key)
     for s in tqdm(range(0, len(todo), batch_size), desc=desc, disable=not progress,

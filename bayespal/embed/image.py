@@ -19,6 +19,25 @@ class ImageEmbedder:
     ``CLIPVisionModel`` (then give ``processor``). ``layer`` indexes the hidden states
     (default -2, the penultimate); ``pooling`` is ``"cls"`` (the class token, default) or
     ``"mean"`` over all tokens. Cached by the images' bytes when ``cache_dir`` is given.
+
+    Parameters
+    ----------
+    model:
+        A CLIP name or folder, or a loaded CLIPVisionModel.
+    processor:
+        Its image processor (required with a loaded model).
+    layer:
+        The hidden layer (-2: the penultimate).
+    pooling:
+        'cls' or 'mean'.
+    batch_size:
+        Images per forward pass.
+    device:
+        'auto', 'cpu' or 'cuda[:N]'.
+    dtype:
+        Of the returned vectors.
+    cache_dir:
+        An on-disk cache folder (None: no cache).
     """
 
     def __init__(self, model, processor=None, *, layer: int = -2, pooling: str = "cls",

@@ -21,6 +21,15 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     - ``mean``: average over non-padding tokens (encoders, sentence-transformers style);
     - ``last``: the last non-padding token, wherever the padding is (decoders);
     - ``cls``: the first token.
+
+    Parameters
+    ----------
+    hidden:
+        (B, T, H) hidden states.
+    mask:
+        (B, T) attention mask.
+    pooling:
+        'mean', 'last' or 'cls'.
     """
     if pooling == "mean":
         m = mask.unsqueeze(-1).to(hidden.dtype)
@@ -35,7 +44,13 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
-    """The model's name, or (for a model built from a config) a hash of its weights."""
+    """The model's name, or (for a model built from a config) a hash of its weights.
+
+    Parameters
+    ----------
+    model:
+        A torch module; the fingerprint hashes its weights.
+    """
     name = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None),
                                                          "_name_or_path", "")
     if name:
@@ -53,6 +68,29 @@ class TextEmbedder:
     give ``tokenizer``). ``layer`` indexes ``hidden_states`` (``-1`` the last layer, ``-2``
     the penultimate, the default). Vectors are returned (and cached) as ``dtype``
     (default float16). ``cache_dir`` enables the on-disk cache.
+
+    Parameters
+    ----------
+    model:
+        A name or folder for AutoModel.from_pretrained, or a loaded model.
+    tokenizer:
+        Its tokenizer (required with a loaded model).
+    layer:
+        The hidden layer (-2: the penultimate).
+    pooling:
+        'mean', 'last' or 'cls'.
+    max_length:
+        Tokens per text (longer texts are truncated).
+    batch_size:
+        Texts per forward pass.
+    device:
+        'auto', 'cpu' or 'cuda[:N]'.
+    dtype:
+        Of the returned vectors (float16 by default).
+    cache_dir:
+        An on-disk cache folder (None: no cache).
+    progress:
+        Show a progress bar.
     """
 
     def __init__(

@@ -32,7 +32,13 @@ import torch.distributed as dist
 
 def setup(device: torch.device | str) -> tuple[int, int, torch.device]:
     """Join (or create) the process group from torchrun's environment; returns
-    ``(rank, world_size, device)``. On CUDA each rank takes GPU ``LOCAL_RANK``."""
+    ``(rank, world_size, device)``. On CUDA each rank takes GPU ``LOCAL_RANK``.
+
+    Parameters
+    ----------
+    device:
+        The requested device ('cuda' gives each rank its LOCAL_RANK GPU).
+    """
     if not dist.is_available():
         raise ValueError("distributed: got True; expected a torch build with torch.distributed")
     if not dist.is_initialized():
@@ -52,14 +58,28 @@ def setup(device: torch.device | str) -> tuple[int, int, torch.device]:
 
 
 def broadcast_parameters(modules) -> None:
-    """Make every rank start from rank 0's parameters and buffers."""
+    """Make every rank start from rank 0's parameters and buffers.
+
+    Parameters
+    ----------
+    modules:
+        Modules whose parameters and buffers rank 0 sends to every rank.
+    """
     for module in modules:
         for t in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(t.data, src=0)
 
 
 def average_gradients(params, world_size: int) -> None:
-    """All-reduce (sum) every gradient and divide by the number of ranks."""
+    """All-reduce (sum) every gradient and divide by the number of ranks.
+
+    Parameters
+    ----------
+    params:
+        Parameters whose gradients are averaged over ranks.
+    world_size:
+        The number of ranks.
+    """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
@@ -74,5 +94,12 @@ def average_gradients(params, world_size: int) -> None:
 
 
 def all_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over all ranks.
+
+    Parameters
+    ----------
+    value:
+        A tensor (summed in place and returned).
+    """
     dist.all_reduce(value)
     return value

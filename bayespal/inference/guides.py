@@ -66,22 +66,31 @@ class PALGuide(nn.Module):
 
     # -- variational distributions -----------------------------------------------------
     def prototypes_dist(self) -> dist.Distribution:
+        """``q`` of the prototypes (MAP: a point mass)."""
         if self.point:
             return dist.Delta(self.prototypes_loc, event_dim=2)
         return dist.Normal(self.prototypes_loc, F.softplus(self.prototypes_raw_scale)).to_event(2)
 
     def loadings_dist(self) -> dist.Distribution:
+        """``q`` of PAL-B's loadings (MAP: a point mass)."""
         if self.point:
             return dist.Delta(self.loadings_loc, event_dim=3)
         return dist.Normal(self.loadings_loc, F.softplus(self.loadings_raw_scale)).to_event(3)
 
     def sharpness_dist(self) -> dist.Distribution:
+        """``q`` of the sharpness (MAP: a point mass)."""
         if self.point:
             return dist.Delta(self.sharpness_loc.exp())
         return dist.LogNormal(self.sharpness_loc, F.softplus(self.sharpness_raw_scale))
 
     def weights_dist(self, users: torch.Tensor | None = None) -> dist.Distribution:
-        """``q(w)`` of the given user positions (all users if None), batch shape ``(B,)``."""
+        """``q(w)`` of the given user positions (all users if None), batch shape ``(B,)``.
+
+        Parameters
+        ----------
+        users:
+            User positions (None: all users).
+        """
         if self.point:
             logits = self.weights_logits if users is None else self.weights_logits[users]
             return dist.Delta(logits.softmax(-1), event_dim=1)
@@ -91,7 +100,13 @@ class PALGuide(nn.Module):
 
     # -- the Pyro guide ----------------------------------------------------------------
     def guide(self, batch: Batch) -> None:
-        """The Pyro guide (same sites and plates as the model)."""
+        """The Pyro guide (same sites and plates as the model).
+
+        Parameters
+        ----------
+        batch:
+            The minibatch (or, with user_scale None, all comparisons).
+        """
         if self.config.prompted:
             pyro.sample("loadings", self.loadings_dist())
         pyro.sample("prototypes", self.prototypes_dist())
@@ -114,7 +129,17 @@ class PALGuide(nn.Module):
                          ) -> PopulationDraws:
         """``num_samples`` independent draws of the population from ``q`` (torch's global
         random stream), or (``mode="mean"``, and always for MAP) one draw at the posterior
-        mean / the point estimates."""
+        mean / the point estimates.
+
+        Parameters
+        ----------
+        model:
+            The model holding the maps and the concentration.
+        num_samples:
+            Draws (ignored for MAP and mode='mean').
+        mode:
+            'draws' or 'mean'.
+        """
         if mode not in POPULATION_MODES:
             raise ValueError(f"population: got {mode!r}; expected one of {POPULATION_MODES}")
         if self.point or mode == "mean":
@@ -140,7 +165,15 @@ class PALGuide(nn.Module):
     @torch.no_grad()
     def weight_draws(self, num_samples: int, users: torch.Tensor | None = None) -> torch.Tensor:
         """Draws of users' weights ``(S, B, K)`` for positions ``users`` (all if None);
-        ``S`` is 1 for MAP (use with :meth:`population_draws`)."""
+        ``S`` is 1 for MAP (use with :meth:`population_draws`).
+
+        Parameters
+        ----------
+        num_samples:
+            Draws (MAP: one).
+        users:
+            User positions (None: all).
+        """
         b = self.n_users if users is None else len(users)
         if self.config.k == 1:
             return self.prototypes_loc.new_ones(1 if self.point else num_samples, b, 1)
@@ -151,7 +184,13 @@ class PALGuide(nn.Module):
     def weight_summary(self, ci: float) -> tuple[np.ndarray, ...]:
         """Every user's posterior ``mean``, ``sd`` and equal-tailed ``ci`` interval
         ``(lower, upper)`` of each weight, ``(U, K)`` each: the Beta marginals of the
-        Dirichlet ``q`` (exact quantiles); for MAP the estimate with sd 0."""
+        Dirichlet ``q`` (exact quantiles); for MAP the estimate with sd 0.
+
+        Parameters
+        ----------
+        ci:
+            The interval's probability.
+        """
         if self.config.k == 1 or self.point:
             mean = self.weight_draws(1)[0].cpu().numpy().astype(np.float64)
             return mean, np.zeros_like(mean), mean, mean
@@ -181,7 +220,15 @@ class PALGuide(nn.Module):
     @torch.no_grad()
     def permute(self, model: PALModel, perm: torch.Tensor) -> None:
         """Reorder the prototypes in place: new prototype ``j`` is old ``perm[j]`` (their
-        loadings, every user's weights and the population concentration with them)."""
+        loadings, every user's weights and the population concentration with them).
+
+        Parameters
+        ----------
+        model:
+            The model whose concentration is permuted too.
+        perm:
+            A permutation tensor of range(K).
+        """
         for name in ("prototypes_loc", "prototypes_raw_scale", "loadings_loc",
                      "loadings_raw_scale"):
             if hasattr(self, name):

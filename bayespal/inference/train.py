@@ -53,7 +53,23 @@ class Trained:
 def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: int,
           n_comparisons: int, prompt_embed_dim: int | None = None,
           generator: torch.Generator | None = None) -> tuple[PALModel, PALGuide]:
-    """The model and its guide (``inference`` ``"svi"`` or ``"map"``) for data of these sizes."""
+    """The model and its guide (``inference`` ``"svi"`` or ``"map"``) for data of these sizes.
+
+    Parameters
+    ----------
+    model_config:
+        What is modelled.
+    inference:
+        'svi' or 'map'.
+    embed_dim:
+        Width of the item embeddings.
+    n_users, n_comparisons:
+        Sizes of the plates.
+    prompt_embed_dim:
+        PAL-B: width of the prompt embeddings.
+    generator:
+        Seeds the guide's initial values.
+    """
     model = PALModel(model_config, embed_dim, n_users, n_comparisons, prompt_embed_dim)
     return model, PALGuide(model_config, n_users, generator, point=inference == "map")
 
@@ -63,7 +79,19 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
                   data: PreferenceData, num_samples: int) -> np.ndarray:
     """The posterior predictive ``P(a preferred)`` of ``data``'s comparisons under the
     training state (users matched by id to ``user_ids``; unknown users get the population
-    average): what validation and the collapse check score."""
+    average): what validation and the collapse check score.
+
+    Parameters
+    ----------
+    model, guide:
+        The training state.
+    user_ids:
+        The training users' ids.
+    data:
+        Comparisons to predict.
+    num_samples:
+        Posterior draws.
+    """
     draws = guide.population_draws(model, num_samples)
     users = pd.Index(user_ids).get_indexer(data.user_ids[data.user])
     emb_c = None if data.prompt is None else data.prompts[data.prompt]
@@ -76,7 +104,17 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
           validation: PreferenceData | None = None,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
           distributed: bool = False, progress: bool = True) -> Trained:
-    """Fit one model to ``data`` (arguments as :func:`bayespal.fit`)."""
+    """Fit one model to ``data`` (arguments as :func:`bayespal.fit`).
+
+    Parameters
+    ----------
+    data:
+        The training comparisons.
+    model_config, train_config:
+        What is fitted and how.
+    validation, checkpoint, checkpoint_every, distributed, progress:
+        As for bayespal.fit.
+    """
     cfg = train_config
     if not isinstance(data, PreferenceData):
         raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")
@@ -154,7 +192,15 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
 
 def warn_about_data(data: PreferenceData, config: ModelConfig) -> None:
     """Warn when the labels depend on the position of the items (item_a vs item_b): PAL
-    scores items, not positions, unless ``position_bias=True``."""
+    scores items, not positions, unless ``position_bias=True``.
+
+    Parameters
+    ----------
+    data:
+        The training comparisons.
+    config:
+        The model configuration.
+    """
     n = data.n_comparisons
     share = float(data.label.mean())
     z = abs(share - 0.5) * 2 * math.sqrt(n)  # binomial test against 1/2
@@ -171,7 +217,21 @@ def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig,
     """Warn when a fit learned nothing: on its own training comparisons its predictions all
     lie within 0.02 of 1/2, or their log-loss is no better than a coin's (log 2); or when the
     sharpness left its prior by more than 4 sds (under a too large ``lr`` it falls to ~0 while
-    the mapping grows to compensate)."""
+    the mapping grows to compensate).
+
+    Parameters
+    ----------
+    state:
+        The trained state.
+    data:
+        The training comparisons.
+    config:
+        The model configuration.
+    lr:
+        The learning rate (named in the advice).
+    n_check:
+        Training comparisons scored.
+    """
     rows = np.linspace(0, data.n_comparisons - 1, min(n_check, data.n_comparisons)).astype(int)
     sub = data.subset(rows)
     with torch.random.fork_rng(devices=[]):

@@ -64,7 +64,15 @@ class DeviceData:
         return len(self.user)
 
     def shard(self, rank: int, world_size: int) -> DeviceData:
-        """This rank's comparisons (``rank::world_size``); user scales stay global."""
+        """This rank's comparisons (``rank::world_size``); user scales stay global.
+
+        Parameters
+        ----------
+        rank:
+            This rank.
+        world_size:
+            The number of ranks.
+        """
         sel = slice(rank, None, world_size)
         return DeviceData(self.items, self.user[sel], self.item_a[sel], self.item_b[sel],
                           self.label[sel], self.user_scale[sel], self.prompts,
@@ -72,7 +80,15 @@ class DeviceData:
 
     def batch(self, index: torch.Tensor | None = None, minibatch: bool = True) -> Batch:
         """A minibatch (per-comparison user terms) or, with ``index=None``, all comparisons
-        under the plain generative model."""
+        under the plain generative model.
+
+        Parameters
+        ----------
+        index:
+            Comparison ids of a minibatch (None: all comparisons).
+        minibatch:
+            Attribute the user terms per comparison (the unbiased minibatch ELBO).
+        """
         if index is None:
             return Batch(self.items, self.user, self.item_a, self.item_b, self.label,
                          prompts=self.prompts, prompt=self.prompt)
@@ -93,10 +109,19 @@ def elbo_loss(model, guide, batch: Batch, num_particles: int = 1) -> torch.Tenso
     """Negative ELBO estimate (differentiable) for a fully reparameterised guide.
 
     The same quantity as ``pyro.infer.Trace_ELBO().differentiable_loss`` (checked in
-    ``tests/test_elbo.py``), built from Pyro's own ``poutine.trace``/``replay`` and
+    ``tests/inference/test_elbo.py``), built from Pyro's own ``poutine.trace``/``replay`` and
     ``Trace.log_prob_sum``, but without its per-step ``.item()`` and NaN check, which
     force a host round trip every step on a GPU. Every guide site here (Normal,
     LogNormal, Dirichlet, Delta) is reparameterised, so no score-function term is needed.
+
+    Parameters
+    ----------
+    model, guide:
+        The Pyro model and guide callables.
+    batch:
+        The minibatch.
+    num_particles:
+        Draws averaged.
     """
     total = 0.0
     for _ in range(num_particles):
@@ -130,6 +155,21 @@ class Trainer:
     comparison) or, with ``validate`` (a held-out log-loss), the validation loss; then
     the parameters of the best validation epoch are restored at the end. The training
     loss is accumulated on the device and read once an epoch.
+
+    Parameters
+    ----------
+    model, guide:
+        The model and guide (on the data's device).
+    data:
+        The training comparisons on the device (this rank's shard).
+    config:
+        The optimiser, schedule and stopping settings.
+    generator:
+        Seeds the batches.
+    validate:
+        ``() -> held-out log-loss``, monitored instead of the training loss (None: none).
+    world_size, n_total:
+        Ranks, and the comparisons of all ranks together.
     """
 
     def __init__(
@@ -222,6 +262,19 @@ class Trainer:
 
     def run(self, progress: bool = False, checkpoint: Path | None = None,
             checkpoint_every: int = 1, fingerprint: dict | None = None) -> None:
+        """Train until the schedule ends or the monitored loss stops improving.
+
+        Parameters
+        ----------
+        progress:
+            Show a progress bar.
+        checkpoint:
+            A checkpoint file (None: none), written atomically.
+        checkpoint_every:
+            Epochs between checkpoints (the last epoch is always written).
+        fingerprint:
+            What the checkpoint must match to be resumed.
+        """
         start_epoch = len(self.history)
         bar = tqdm(range(start_epoch, self.epochs), desc="bayespal fit", disable=not progress,
                    leave=False, initial=start_epoch, total=self.epochs)
@@ -273,6 +326,15 @@ class Trainer:
         return state
 
     def save(self, path: Path, fingerprint: dict) -> None:
+        """Write the whole training state to ``path`` atomically.
+
+        Parameters
+        ----------
+        path:
+            The checkpoint file.
+        fingerprint:
+            The fit's data and configuration hashes.
+        """
         tensors: dict[str, torch.Tensor] = {}
         skeleton = files.flatten_state("s", self._state(), tensors)
         meta = {"fingerprint": fingerprint, "state": skeleton, "epochs_done": len(self.history),
@@ -280,6 +342,15 @@ class Trainer:
         files.write_atomic(path, tensors, _json_safe(meta), kind="checkpoint")
 
     def load(self, path: Path, fingerprint: dict) -> None:
+        """Restore the training state from ``path``; refused unless ``fingerprint`` matches.
+
+        Parameters
+        ----------
+        path:
+            The checkpoint file.
+        fingerprint:
+            The current fit's data and configuration hashes.
+        """
         tensors, meta = files.read(path, kind="checkpoint")
         saved = meta["fingerprint"]
         for key in sorted(set(saved) | set(fingerprint)):
@@ -318,7 +389,13 @@ def _json_safe(value):
 
 def data_fingerprint(data: PreferenceData) -> str:
     """SHA-256 of the comparisons and the item table's shape (a resumed fit must see the
-    same data)."""
+    same data).
+
+    Parameters
+    ----------
+    data:
+        The training comparisons.
+    """
     h = hashlib.sha256()
     for arr in (data.user, data.item_a, data.item_b, data.label):
         h.update(np.ascontiguousarray(arr).tobytes())

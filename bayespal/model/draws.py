@@ -122,19 +122,37 @@ class PopulationDraws:
                        loadings=None if self.loadings is None else fn(self.loadings))
 
     def subset(self, rows: torch.Tensor | slice) -> PopulationDraws:
-        """Some of the draws (the maps are kept whole)."""
+        """Some of the draws (the maps are kept whole).
+
+        Parameters
+        ----------
+        rows:
+            Draw indices or a slice.
+        """
         return self._map(lambda t: t[rows])
 
     # -- features ------------------------------------------------------------------------
     @torch.no_grad()
     def features(self, embeddings) -> torch.Tensor:
-        """Each member's ``f(x)`` of item embeddings ``(M, D)`` -> ``(E, M, d)``."""
+        """Each member's ``f(x)`` of item embeddings ``(M, D)`` -> ``(E, M, d)``.
+
+        Parameters
+        ----------
+        embeddings:
+            (M, D) item embeddings.
+        """
         return _apply(self.mappings, embeddings, self.device)
 
     @torch.no_grad()
     def prompt_features(self, embeddings) -> torch.Tensor | None:
         """Each member's ``phi(c)`` of prompt embeddings ``(C, Dc)`` -> ``(E, C, q)``; None
-        for PAL-A (whose comparisons' prompts are ignored)."""
+        for PAL-A (whose comparisons' prompts are ignored).
+
+        Parameters
+        ----------
+        embeddings:
+            (C, Dc) prompt embeddings (None: none).
+        """
         if self.prompt_maps is None or embeddings is None:
             return None
         return _apply(self.prompt_maps, embeddings, self.device)
@@ -174,7 +192,15 @@ class PopulationDraws:
     def logits(self, weights: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
                pc: torch.Tensor | None = None) -> torch.Tensor:
         """Per-draw logits ``(P, n)`` of comparisons for weights ``(P, n, K)`` (arguments as
-        :meth:`terms`)."""
+        :meth:`terms`).
+
+        Parameters
+        ----------
+        weights:
+            (P, n, K) weights paired with the draws.
+        fa, fb, pc:
+            As for terms.
+        """
         diff, gram = self.terms(fa, fb, pc)
         return mixture_logits(weights.expand(diff.shape[0], -1, -1), diff, gram)
 
@@ -246,7 +272,15 @@ class PopulationDraws:
 
     def rewards(self, features: torch.Tensor, pc: torch.Tensor | None = None) -> torch.Tensor:
         """Each prototype's reward ``(P, K, M)`` of items with member features ``(E, M, d)``;
-        PAL-B: for one prompt with member features ``(E, 1, q)``."""
+        PAL-B: for one prompt with member features ``(E, 1, q)``.
+
+        Parameters
+        ----------
+        features:
+            (E, M, d) member features of the items.
+        pc:
+            PAL-B: (E, 1, q) one prompt's features.
+        """
         loadings = self.loadings if self.takes_prompts else None
         if loadings is not None and pc is None:
             raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
@@ -260,7 +294,17 @@ class PopulationDraws:
                      pc: torch.Tensor | None = None) -> torch.Tensor:
         """A user's reward (sharpness times :func:`~bayespal.model.likelihood.mixture_rewards`,
         logit units) of items for weight draws ``(P, K)`` paired with these draws, with member
-        features ``(E, M, d)`` (PAL-B: one prompt's ``(E, 1, q)``) -> ``(P, M)``."""
+        features ``(E, M, d)`` (PAL-B: one prompt's ``(E, 1, q)``) -> ``(P, M)``.
+
+        Parameters
+        ----------
+        weights:
+            (P, K) weight draws paired with these draws.
+        features:
+            (E, M, d) member features of the items.
+        pc:
+            PAL-B: (E, 1, q) one prompt's features.
+        """
         loadings = self.loadings if self.takes_prompts else None
         if loadings is not None and pc is None:
             raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
@@ -273,7 +317,17 @@ class PopulationDraws:
 
     def bind(self, items, prompts=None, device: str | torch.device = "cpu") -> BoundPopulation:
         """These draws with the features of an item (and prompt) table, on ``device``, for
-        work that indexes comparisons by rows (new users, queries)."""
+        work that indexes comparisons by rows (new users, queries).
+
+        Parameters
+        ----------
+        items:
+            (M, D) item embeddings.
+        prompts:
+            (C, Dc) prompt embeddings (PAL-B).
+        device:
+            Where the bound tensors live.
+        """
         if self.takes_prompts and prompts is None:
             raise ValueError("prompts: got None; expected a prompt-embedding table (this is a "
                              "PAL-B population)")
@@ -283,14 +337,30 @@ class PopulationDraws:
                                None if pfeats is None else pfeats.to(device))
 
     def to(self, device: str | torch.device) -> PopulationDraws:
-        """The draws' tensors on ``device`` (the maps stay where they are)."""
+        """The draws' tensors on ``device`` (the maps stay where they are).
+
+        Parameters
+        ----------
+        device:
+            The target device.
+        """
         return self._map(lambda t: t.to(device))
 
 
 def sample_dirichlet(concentration: torch.Tensor, shape: tuple[int, ...],
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """``Dirichlet(concentration[p])`` draws ``(P, *shape, K)`` for ``concentration (P, K)``,
-    from ``generator`` (torch's global stream if None)."""
+    from ``generator`` (torch's global stream if None).
+
+    Parameters
+    ----------
+    concentration:
+        (P, K).
+    shape:
+        Draws per row.
+    generator:
+        A torch generator (None: the global stream).
+    """
     c = concentration.reshape(concentration.shape[0], *([1] * len(shape)), -1)
     c = c.expand(concentration.shape[0], *shape, concentration.shape[-1])
     g = torch._standard_gamma(c, generator=generator)
@@ -326,7 +396,15 @@ class BoundPopulation:
     def terms(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logit terms for item rows ``a, b`` (and prompt rows ``c``) of any shape ``S``:
-        ``diff (P, *S, K)``, ``gram (P, *S, K, K)`` (cosine) or None."""
+        ``diff (P, *S, K)``, ``gram (P, *S, K, K)`` (cosine) or None.
+
+        Parameters
+        ----------
+        a, b:
+            Item rows of any shape S.
+        c:
+            Prompt rows (PAL-B).
+        """
         fa = self.item_features[:, a.reshape(-1)]
         fb = self.item_features[:, b.reshape(-1)]
         pc = None
@@ -346,7 +424,17 @@ class BoundPopulation:
 
         With one member, PAL-A and the distance metric the logit is computed from the ideal
         points ``z = w P`` (a batched matrix product, memory ``(U, S, n)``); otherwise the
-        terms of :meth:`terms` are gathered per draw (memory ``(U, S, n, K)``)."""
+        terms of :meth:`terms` are gathered per draw (memory ``(U, S, n, K)``).
+
+        Parameters
+        ----------
+        w:
+            (U, S, K) weight draws.
+        pop:
+            (U, S) their population draws.
+        a, b, c:
+            (U, n) item and prompt rows.
+        """
         d = self.draws
         if d.takes_prompts or d.n_members > 1 or d.metric != "distance":
             diff, gram = self.terms(a, b, c)

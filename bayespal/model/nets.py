@@ -13,6 +13,15 @@ class Mapping(nn.Module):
 
     ``hidden=()`` gives a linear map. Inputs may be stored as float16; they are
     cast to float32 after the row gather, so the table itself is never copied.
+
+    Parameters
+    ----------
+    embed_dim:
+        Input width D.
+    pref_dim:
+        Output width d.
+    hidden:
+        Hidden layer widths (() is linear).
     """
 
     def __init__(self, embed_dim: int, pref_dim: int, hidden: Sequence[int] = (64,)) -> None:
@@ -34,7 +43,13 @@ class Mapping(nn.Module):
         all dimensions. The mapping then sees the same inputs whatever the embeddings' offset
         and overall scale, and their geometry (angles, relative distances, what a foundation
         model encodes) is kept: unit-norm embeddings are left nearly as they are. Per-dimension
-        z-scores would instead inflate the dimensions that barely vary."""
+        z-scores would instead inflate the dimensions that barely vary.
+
+        Parameters
+        ----------
+        items:
+            (M, D) the training table.
+        """
         x = items.float()
         mean = x.mean(0)
         rms = (x - mean).pow(2).sum(-1).mean().sqrt() if len(x) > 1 else x.new_ones(())
@@ -42,4 +57,11 @@ class Mapping(nn.Module):
         self.scale.fill_(float(rms.clamp(min=1e-12)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``f(x)`` of embeddings ``(..., D)`` -> ``(..., d)``.
+
+        Parameters
+        ----------
+        x:
+            Embeddings (any float dtype).
+        """
         return self.net((x.float() - self.shift) / self.scale)

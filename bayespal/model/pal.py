@@ -116,11 +116,23 @@ class PALModel(nn.Module):
         return self.log_concentration.exp()
 
     def prompt_features(self, prompt_embeddings: torch.Tensor) -> torch.Tensor | None:
-        """PAL-B's ``phi(c)``; None for PAL-A."""
+        """PAL-B's ``phi(c)``; None for PAL-A.
+
+        Parameters
+        ----------
+        prompt_embeddings:
+            (C, Dc).
+        """
         return self.prompt_map(prompt_embeddings) if self.config.prompted else None
 
     def model(self, batch: Batch) -> torch.Tensor:
-        """The Pyro model of ``batch``'s labels; returns the logits."""
+        """The Pyro model of ``batch``'s labels; returns the logits.
+
+        Parameters
+        ----------
+        batch:
+            The minibatch (or, with user_scale None, all comparisons).
+        """
         cfg = self.config
         z = self.log_concentration.new_zeros(())
         prototypes = pyro.sample(

@@ -61,11 +61,23 @@ class Posterior(ABC):
 
     @abstractmethod
     def user_weights(self, ci: float = 0.9) -> xr.Dataset:
-        """Per-user mixture weights: ``mean``, ``sd``, ``lower``, ``upper``."""
+        """Per-user mixture weights: ``mean``, ``sd``, ``lower``, ``upper``.
+
+        Parameters
+        ----------
+        ci:
+            The equal-tailed interval's probability, in (0, 1).
+        """
 
     def weight_concentration(self, users) -> np.ndarray | None:
         """The Dirichlet posterior of users' weights ``(n, K)``, where the posterior is one;
-        None otherwise (MAP, K = 1, an ensemble's mixture)."""
+        None otherwise (MAP, K = 1, an ensemble's mixture).
+
+        Parameters
+        ----------
+        users:
+            Ids of users seen in training.
+        """
         return None
 
     @abstractmethod
@@ -105,7 +117,13 @@ class Posterior(ABC):
         return self.items.ids if self.items is not None else np.zeros(0, np.int64)
 
     def user_index(self, ids) -> np.ndarray:
-        """Positions of user ids in this fit's user table; -1 for users not seen."""
+        """Positions of user ids in this fit's user table; -1 for users not seen.
+
+        Parameters
+        ----------
+        ids:
+            User ids (any array-like).
+        """
         return pd.Index(self.user_ids).get_indexer(np.asarray(ids).reshape(-1))
 
     def _seed(self, seed: int | None) -> None:
@@ -137,7 +155,15 @@ class Posterior(ABC):
                         ) -> tuple[PopulationDraws, torch.Tensor]:
         """Joint draws of the population and of every training user's weights: the draws
         and ``weights (P, U, K)`` (draw ``p`` of the weights goes with population draw
-        ``p``). Arguments as :meth:`population_draws`."""
+        ``p``).
+
+        Parameters
+        ----------
+        num_samples:
+            Draws (an ensemble: split evenly over its members; MAP: one).
+        seed:
+            Seeds the draws (default: the fit's seed); torch's global state is kept.
+        """
         num_samples = check_int("num_samples", num_samples)
         self._seed(seed)
         draws = self._population(num_samples, "draws")
@@ -147,7 +173,13 @@ class Posterior(ABC):
     def sample_posterior(self, num_samples: int = 500, seed: int | None = None) -> dict:
         """Draws of every site as numpy arrays: ``prototypes (S, K, d)``, ``sharpness (S,)``,
         ``weights (S, U, K)``, PAL-B ``loadings (S, K, d, q)``, and ``member (S,)`` (the
-        ensemble member, i.e. chain, of each draw). Arguments as :meth:`population_draws`."""
+        ensemble member, i.e. chain, of each draw).
+
+        Parameters
+        ----------
+        num_samples, seed:
+            As for :meth:`posterior_draws`.
+        """
         draws, weights = self.posterior_draws(num_samples, seed)
         out = {"prototypes": draws.prototypes, "sharpness": draws.sharpness,
                "weights": weights, "member": draws.member}
@@ -235,7 +267,14 @@ class Posterior(ABC):
                                  seed: int | None = None) -> np.ndarray:
         """``P(a preferred over b)`` for the population-average user: ``w`` integrated over
         the fitted population ``Dirichlet(alpha)`` (what a user not seen in training gets).
-        Arguments as :meth:`predict_proba`."""
+
+        Parameters
+        ----------
+        item_a, item_b:
+            Rows of ``items``.
+        items, prompt, prompts, num_samples, seed:
+            As for :meth:`predict_proba`.
+        """
         n = len(np.asarray(item_a))
         return self.predict_proba(user=np.full(n, _NOBODY, dtype=object), item_a=item_a,
                                   item_b=item_b, items=items, prompt=prompt, prompts=prompts,

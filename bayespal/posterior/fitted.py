@@ -105,8 +105,13 @@ class FittedPAL(Posterior):
         )
 
     def weight_concentration(self, users) -> np.ndarray | None:
-        """The Dirichlet ``q`` of users' weights, ``(n, K)`` for user ids ``users``; None
-        for MAP or K = 1 (no distribution)."""
+        """The Dirichlet ``q`` of users' weights, ``(n, K)``; None for MAP or K = 1.
+
+        Parameters
+        ----------
+        users:
+            Ids of users seen in training.
+        """
         conc = self.guide.weight_concentration()
         if conc is None:
             return None
@@ -120,7 +125,14 @@ class FittedPAL(Posterior):
         return self.guide.sharpness_moments()
 
     def permute_prototypes(self, perm) -> None:
-        """Reorder the prototypes in place: new prototype ``j`` is old ``perm[j]``."""
+        """Reorder the prototypes in place: new prototype ``j`` is old ``perm[j]`` (with
+        their loadings, every user's weights and the population concentration).
+
+        Parameters
+        ----------
+        perm:
+            A permutation of ``range(k)``.
+        """
         perm_t = torch.as_tensor(np.asarray(perm), dtype=torch.long, device=self.device)
         if sorted(perm_t.tolist()) != list(range(self.k)):
             raise ValueError(f"perm: got {list(perm)}; expected a permutation of range({self.k})")

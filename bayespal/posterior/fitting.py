@@ -23,6 +23,15 @@ def configs(k: int | None = None, model: ModelConfig | None = None,
 
     A keyword may not repeat a field of a configuration object given too (one source for
     each setting); unknown keywords are an error that lists the valid ones.
+
+    Parameters
+    ----------
+    k:
+        Shorthand for the ``k`` field.
+    model, train:
+        Configuration objects (None: built from the keywords and the defaults).
+    **options:
+        Fields of either configuration.
     """
     if model is not None and not isinstance(model, ModelConfig):
         raise ValueError(f"model: got {type(model).__name__}; expected a ModelConfig or None")

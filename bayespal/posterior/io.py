@@ -189,7 +189,23 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
                 train_config: TrainConfig, model, guide, user_ids: np.ndarray,
                 items: EmbeddingTable | None, prompts: EmbeddingTable | None,
                 item_ids: np.ndarray, histories: dict, embedding: dict | None) -> None:
-    """Write a fitted model's parts to ``path`` atomically (format 2)."""
+    """Write a fitted model's parts to ``path`` atomically (format 2).
+
+    Parameters
+    ----------
+    path:
+        The target file.
+    model_config, train_config, model, guide:
+        The fit's configurations and trained modules.
+    user_ids, item_ids:
+        The ids of the users and items (all int or all str).
+    items, prompts:
+        The tables to store (None: not stored).
+    histories:
+        ``loss_history``, ``epoch_seconds``, ``validation_history``.
+    embedding:
+        The items' embedding configuration, if known.
+    """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
     if items is not None:
@@ -216,7 +232,15 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
 
 
 def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
-    """The parts of a model file, checked, as keyword arguments of ``FittedPAL``."""
+    """The parts of a model file, checked, as keyword arguments of ``FittedPAL``.
+
+    Parameters
+    ----------
+    path:
+        A file written by :func:`write_model` (format 2) or by bayespal 0.1 (format 1).
+    device:
+        Where the modules are placed.
+    """
     tensors, meta = files.read(path, kind=KIND)
     version = _check_meta(path, meta)
     model_config, train_config = _configs(path, meta, version)
@@ -226,10 +250,6 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
         raise FileFormatError(f"{path}: got a configuration with a size above {MAX_DIM}; "
                               "expected a model that fits in memory")
     prompt_dim = meta.get("prompt_embed_dim")
-    if model_config.prompted != (prompt_dim is not None):
-        raise FileFormatError(f"{path}: got prompt_embed_dim={prompt_dim!r} for a "
-                              f"{model_config.name} configuration; expected a consistent "
-                              "model file")
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     guide_state = {k[6:]: v for k, v in tensors.items() if k.startswith("guide.")}
     n_users = _user_count(path, guide_state, model_config)
@@ -242,10 +262,14 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
                            None if items is None else items.shape[0])
     # Build on the meta device first: no memory is allocated for the sizes the metadata
     # claims until they are known to match the tensors actually in the file.
-    with torch.device("meta"):
-        shape_model, shape_guide = build(model_config, train_config.inference,
-                                         meta["embed_dim"], len(user_ids),
-                                         meta["n_comparisons"], prompt_dim)
+    try:
+        with torch.device("meta"):
+            shape_model, shape_guide = build(model_config, train_config.inference,
+                                             meta["embed_dim"], len(user_ids),
+                                             meta["n_comparisons"], prompt_dim)
+    except ValueError as err:  # e.g. prompt embeddings for a PAL-A configuration
+        raise FileFormatError(f"{path}: got a model that cannot be built ({err}); expected "
+                              "a consistent model file") from err
     for part, state, module in (("model", model_state, shape_model),
                                 ("guide", guide_state, shape_guide)):
         want = {k: tuple(v.shape) for k, v in module.state_dict().items()}

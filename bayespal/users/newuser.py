@@ -14,7 +14,7 @@ covariance, 1.5x wider) until the effective sample size (ESS) is at least ``min_
 of the draws (or stops growing). After new answers the last proposal is the first one tried, so an update
 usually takes one round. Work is lazy: answers are recorded at once, the posterior is
 computed when first asked for. The weights are exact up to Monte Carlo error, which
-ESS reports; the posterior agrees with NUTS (``tests/test_newuser.py``).
+ESS reports; the posterior agrees with NUTS (``tests/users/test_newuser.py``).
 
 ``population="draws"`` (the default) integrates over ``num_population_draws`` posterior
 draws of the population (each importance draw is paired with one population draw);
@@ -346,6 +346,7 @@ class NewUserPosteriors:
         return self.pop.k
 
     def n_answers(self) -> np.ndarray:
+        """How many answers each user has given, in the order of ``ids``."""
         return self._count.numpy().copy()
 
     def _positions(self, user: Sequence) -> np.ndarray:
@@ -378,8 +379,20 @@ class NewUserPosteriors:
         return c
 
     def observe(self, user, item_a, item_b, label, prompt=None) -> NewUserPosteriors:
-        """Add answers (any number per user) and update the posteriors. PAL-B: ``prompt``
-        gives each answer's prompt (rows of the prompt table)."""
+        """Add answers (any number per user); the posteriors are updated when next asked for.
+        Invalid input is refused before anything is recorded.
+
+        Parameters
+        ----------
+        user:
+            Each answer's user (one of ``ids``).
+        item_a, item_b:
+            Each answer's items, rows of the item table (two different items).
+        label:
+            1 where ``item_a`` was preferred, else 0.
+        prompt:
+            PAL-B: each answer's prompt row (ignored for PAL-A).
+        """
         pos = self._positions(user)
         a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
         c = self._prompt_rows(prompt, len(a))
@@ -797,7 +810,15 @@ class NewUser(NewUserPosteriors):
         return self
 
     def predict_proba(self, item_a, item_b, prompt=None) -> np.ndarray:  # type: ignore[override]
-        """This user's posterior predictive ``P(a preferred over b)`` of item rows."""
+        """This user's posterior predictive ``P(a preferred over b)``.
+
+        Parameters
+        ----------
+        item_a, item_b:
+            Item rows (scalars or arrays).
+        prompt:
+            PAL-B: each comparison's prompt row.
+        """
         a = np.atleast_1d(np.asarray(item_a))
         return super().predict_proba(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
                                      None if prompt is None else np.atleast_1d(prompt))
@@ -806,7 +827,19 @@ class NewUser(NewUserPosteriors):
 class PointPlacement(NewUserPosteriors):
     """The reference PAL's few-shot recipe, for comparison: each user's weights by maximum
     likelihood (softmax-parametrised, gradient descent from the simplex centre), the
-    population plugged in at its point estimate. No uncertainty (``sd`` is 0)."""
+    population plugged in at its point estimate. No uncertainty (``sd`` is 0).
+
+    Parameters
+    ----------
+    posterior:
+        A fit with one population (not an ensemble).
+    ids, items, prompts:
+        As for :class:`NewUserPosteriors`.
+    steps, lr:
+        Adam steps and learning rate of the maximum-likelihood fit.
+    seed:
+        Unused randomness seed, kept for the common interface.
+    """
 
     def __init__(self, posterior: Posterior, ids: Sequence = (0,), *,
                  items: np.ndarray | None = None, prompts: np.ndarray | None = None,
@@ -844,7 +877,19 @@ def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes
                 **kwargs) -> NewUserPosteriors:
     """Posteriors for all users of ``data`` from their comparisons, in one vectorised call
     (the population stays fixed). Items are rows of ``data.items``. ``method="point"``
-    gives the reference PAL's maximum-likelihood few-shot estimate instead."""
+    gives the reference PAL's maximum-likelihood few-shot estimate instead.
+
+    Parameters
+    ----------
+    posterior:
+        The fitted population.
+    data:
+        The users' answers (their items are rows of ``data.items``).
+    method:
+        ``"bayes"`` (:class:`NewUserPosteriors`) or ``"point"`` (:class:`PointPlacement`).
+    **kwargs:
+        Options of the chosen class.
+    """
     if method not in ("bayes", "point"):
         raise ValueError(f"method: got {method!r}; expected 'bayes' or 'point'")
     cls = NewUserPosteriors if method == "bayes" else PointPlacement

@@ -1,5 +1,6 @@
 """ArviZ export, LOO model comparison, predictive checks, alignment, plots."""
 
+import copy
 import warnings
 
 import arviz_plots
@@ -13,6 +14,8 @@ import bayespal
 from bayespal.analysis import diagnostics as dg
 from bayespal.analysis import plots
 from bayespal.datasets import synthetic
+
+pytestmark = pytest.mark.slow  # every test here fits a model
 
 matplotlib.use("Agg")
 
@@ -61,7 +64,8 @@ def test_arviz_functions_accept_the_datatree(fits_by_k):
         res = arviz_stats.loo(dt)
     assert np.isfinite(res.elpd)
     pc = arviz_plots.plot_ppc_pava(dt, data_type="binary", backend="matplotlib")
-    assert pc is not None
+    # the PAVA calibration plot drew the observed labels' curve against the replicated ones
+    assert len(pc.viz.children) > 0 and pc.backend == "matplotlib"
 
 
 def test_loo_ranks_k(fits_by_k):
@@ -103,8 +107,10 @@ def test_alignment_recovers_a_permutation(fits_by_k, hetero):
     a = fits_by_k["K=3"]
     b = bayespal.fit(hetero.data, k=3, pref_dim=4, seed=11, progress=False)
     perm = dg.align_prototypes(a, b)
-    assert sorted(perm) == [0, 1, 2]
     np.testing.assert_array_equal(dg.align_prototypes(a, a), [0, 1, 2])
+    scrambled = copy.deepcopy(a)
+    scrambled.permute_prototypes([2, 0, 1])  # new j is old [2, 0, 1][j]: old 0 is now 1
+    np.testing.assert_array_equal(dg.align_prototypes(a, scrambled), [1, 2, 0])
     wa = a.user_weights()["mean"].values
     wb = b.user_weights()["mean"].values[:, perm]
     corr = [np.corrcoef(wa[:, j], wb[:, j])[0, 1] for j in range(3)]

@@ -9,6 +9,8 @@ from bayespal.analysis.reward import RewardModel
 from bayespal.datasets import synthetic
 from bayespal.users.newuser import NewUser
 
+pytestmark = pytest.mark.slow  # every test here fits a model
+
 
 @pytest.fixture(scope="module")
 def fitted():
@@ -37,8 +39,12 @@ def test_fixed_weights_give_one_prototypes_reward(fitted):
 
     r0 = prototype_reward_matrix(fit, items)[0]  # posterior-mean prototype 0, centred
     assert np.corrcoef(m0, r0)[0, 1] > 0.99
-    pop_mean, pop_sd = RewardModel(fit, num_samples=500).reward(items)
+    pop_mean, pop_sd = RewardModel(fit, num_samples=4000).reward(items)
     assert pop_sd.mean() > RewardModel(fit, weights=[1, 0, 0], num_samples=500).reward(items)[1].mean()
+    # the reward is linear in w: the population's mean reward is that of its mean weights
+    alpha = fit.concentration
+    at_mean, _ = RewardModel(fit, weights=alpha / alpha.sum(), num_samples=4000).reward(items)
+    np.testing.assert_allclose(pop_mean, at_mean, atol=0.05 * np.abs(at_mean).max())
 
 
 def test_new_user_posterior_reward(fitted):

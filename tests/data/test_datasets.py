@@ -29,6 +29,7 @@ def test_demo_data_ships_with_its_licence_and_truth():
     np.testing.assert_allclose(p, syn.true_prob)
 
 
+@pytest.mark.slow
 def test_pal_a_on_persona_beats_bradley_terry_and_nears_bayes():
     syn = persona_demo(n_users=250, k=3, n_train=40, n_test=20, seed=0)
     train, test = syn.train, syn.test
@@ -84,6 +85,7 @@ def test_tldr_worker_choices_and_length_rule():
     assert d.prompts is not None and d.prompt is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TLDR.exists(), reason="../shared/data/tldr_subset not present")
 def test_tldr_length_rule_on_all_pairs_separates_the_workers():
     """PAL's length rule on every pair of the two batches (``pairs="all"``): K = 2 puts

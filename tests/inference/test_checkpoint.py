@@ -28,6 +28,7 @@ def fit_args():
                           progress=False)
 
 
+@pytest.mark.slow
 def test_killed_fit_resumes_to_the_same_result(tmp_path):
     path = tmp_path / "fit.ckpt"
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path)])
@@ -55,6 +56,7 @@ def test_killed_fit_resumes_to_the_same_result(tmp_path):
                                   uninterrupted.predict_proba(data))
 
 
+@pytest.mark.slow
 def test_checkpoint_from_another_fit_is_refused(tmp_path):
     data, kw = fit_args()
     path = tmp_path / "fit.ckpt"

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import bayespal
 from bayespal.analysis.diagnostics import align_prototypes
 from bayespal.datasets import synthetic
 from bayespal.metrics import accuracy
+
+pytestmark = pytest.mark.slow  # every test here fits a model
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,6 +10,8 @@ from bayespal.inference import PALGuide
 from bayespal.inference.trainer import DeviceData
 from bayespal.model import Batch, ModelConfig, PALModel
 
+pytestmark = pytest.mark.slow  # thousands of ELBO evaluations
+
 
 @pytest.fixture(scope="module")
 def setup():

@@ -12,6 +12,8 @@ from bayespal.posterior.ensemble import EnsemblePAL
 from bayespal.users.active import suggest
 from bayespal.users.newuser import NewUser, PointPlacement, place_users
 
+pytestmark = pytest.mark.slow  # every test here fits a model
+
 FIT = dict(k=3, pref_dim=4, hidden=(16,), concentration=1.0, lr=0.03, epochs=200, patience=10**6,
            progress=False)
 

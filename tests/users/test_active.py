@@ -10,6 +10,8 @@ from bayespal.datasets import synthetic
 from bayespal.users.active import acquisition, suggest
 from bayespal.users.newuser import NewUser
 
+pytestmark = pytest.mark.slow  # every test here fits a model
+
 
 @pytest.fixture(scope="module")
 def fit2():

@@ -14,6 +14,8 @@ import bayespal
 from bayespal.datasets import synthetic
 from bayespal.users.newuser import NewUser, NewUserPosteriors, place_users
 
+pytestmark = pytest.mark.slow  # every test here fits a model
+
 
 @pytest.fixture(scope="module", params=[2, 4])
 def small_fit(request):
@@ -69,7 +71,9 @@ def _answers(nu, k, n):
     return a, b, y, dr
 
 
-@pytest.mark.parametrize("n", [1, 5, 20, 200, 1000])
+# n = 1,000 is checked against NUTS by test_informative_posterior_matches_nuts (K = 4) and
+# by benchmarks/newuser_speed.py's exactness table (K = 2 and 4): ~50 s each here
+@pytest.mark.parametrize("n", [1, 5, 20, 200])
 def test_posterior_matches_the_exact_posterior(small_fit, n):
     """Against brute-force prior sampling where its ESS exceeds 10^5 (then exact to
     ~0.002), else against NUTS (3,000 draws, whose 5%/95% quantiles carry ~0.01-0.02 of
