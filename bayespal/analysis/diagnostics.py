@@ -229,7 +229,7 @@ def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = 3
     feats = draws.features(check_table("items", items, posterior.embed_dim, "items"))
     prompt_rows = [None]
     if draws.takes_prompts:
-        table = posterior._table(posterior.prompts, "prompts") if prompts is None else prompts
+        table = posterior.embeddings("prompts") if prompts is None else prompts
         prompt_rows = list(np.asarray(table)[:max_prompts])
     parts = []
     for row in prompt_rows:
@@ -255,7 +255,7 @@ def align_prototypes(reference, other, items=None) -> np.ndarray:
         ``(M, D)`` item embeddings.
     """
     if items is None:
-        items = reference._table(reference.items, "items")
+        items = reference.embeddings("items")
     return match_prototypes(prototype_reward_matrix(reference, items),
                             prototype_reward_matrix(other, items))
 

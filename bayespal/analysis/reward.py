@@ -97,7 +97,7 @@ class RewardModel:
                                  "(use new_user= for a new user)")
             draws, w = post.posterior_draws(s, seed=int(torch.randint(2**31, ())))
             return draws, w[:, idx]
-        draws = post._population(s, "draws")
+        draws = post.population_draws(s, seed=int(torch.randint(2**31, ())))
         if weights is not None:
             w = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=draws.device)
             if w.shape != (post.k,) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-4:

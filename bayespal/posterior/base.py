@@ -199,7 +199,7 @@ class Posterior(ABC):
             return (self.user_index(data.user_ids[data.user]), data.items[data.item_a],
                     data.items[data.item_b], emb_c)
         # a table given here is checked; the training tables were checked when built
-        items = (self._table(self.items, "items") if items is None
+        items = (self.embeddings("items") if items is None
                  else check_table("items", items, self.embed_dim, "items"))
         ia = _rows("item_a", item_a, len(items))
         ib = _rows("item_b", item_b, len(items))
@@ -212,7 +212,7 @@ class Posterior(ABC):
                              f"{len(ia)}, one per comparison")
         emb_c = None
         if prompt is not None:
-            prompts = (self._table(self.prompts, "prompts") if prompts is None
+            prompts = (self.embeddings("prompts") if prompts is None
                        else check_table("prompts", prompts, self.prompt_embed_dim, "prompts"))
             emb_c = prompts[_rows("prompt", prompt, len(prompts))]
             if len(emb_c) != len(ia):
@@ -220,11 +220,21 @@ class Posterior(ABC):
                                  "per comparison")
         return self.user_index(users), items[ia], items[ib], emb_c
 
-    @staticmethod
-    def _table(table: EmbeddingTable | None, name: str) -> np.ndarray:
+    def embeddings(self, which: str = "items") -> np.ndarray:
+        """The training item (or prompt) embeddings, or a clear error when the fit holds
+        none (saved without its tables; for prompts, also PAL-A data without prompts).
+
+        Parameters
+        ----------
+        which:
+            ``"items"`` or ``"prompts"``.
+        """
+        if which not in ("items", "prompts"):
+            raise ValueError(f"which: got {which!r}; expected 'items' or 'prompts'")
+        table = self.items if which == "items" else self.prompts
         if table is None:
-            raise ValueError(f"{name}: got None; expected an embedding table (this fit holds "
-                             f"no {name} table: it was saved without it)")
+            raise ValueError(f"{which}: got None; expected an embedding table (this fit holds "
+                             f"no {which} table: pass one)")
         return table.embeddings
 
     @keeps_global_rng

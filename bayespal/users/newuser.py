@@ -315,7 +315,7 @@ class NewUserPosteriors:
         population_seed = check_seed(posterior.seed if population_seed is None
                                      else population_seed)
         if items is None:
-            items = posterior._table(posterior.items, "items")
+            items = posterior.embeddings("items")
         items = check_table("items", items, posterior.embed_dim, "items")
         if prompts is None and posterior.prompts is not None:
             prompts = posterior.prompts.embeddings
