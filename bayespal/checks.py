@@ -4,6 +4,7 @@ expected Y"``, raised as ``ValueError``. Python and numpy scalars are accepted a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -108,6 +109,26 @@ def _range(low, high, low_open, high_open) -> str:
     if low is None:
         return f" {'<' if high_open else '<='} {high:g}"
     return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_fields(what: str, d: dict, cls: type) -> dict:
+    """``d`` if all its keys are fields of the dataclass ``cls``, else an error naming the
+    first unknown key.
+
+    Parameters
+    ----------
+    what:
+        What ``d`` describes, for the message (e.g. ``"model config"``).
+    d:
+        A mapping from field names to values.
+    cls:
+        A dataclass.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise fail(what, unknown[0], f"one of {sorted(known)}")
+    return dict(d)
 
 
 def check_table(name: str, table: Any, dim: int | None = None, what: str = "rows") -> np.ndarray:

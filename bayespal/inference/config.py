@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from bayespal.checks import check_int, check_real, check_seed, fail
+from bayespal.checks import check_fields, check_int, check_real, check_seed, fail
 
 INFERENCE_METHODS = ("svi", "map")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
@@ -97,11 +97,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise fail("train config", unknown[0], f"one of {sorted(known)}")
-        return cls(**d)
+        return cls(**check_fields("train config", d, cls))
 
     def hash(self) -> str:
         """16 hex digits of SHA-256 over the sorted JSON fields, without ``device``."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from bayespal.checks import check_int, check_real, fail
+from bayespal.checks import check_fields, check_int, check_real, fail
 
 METRICS = ("distance", "cosine")
 
@@ -118,11 +118,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise fail("model config", unknown[0], f"one of {sorted(known)}")
-        d = dict(d)
+        d = check_fields("model config", d, cls)
         for key in ("hidden", "prompt_hidden"):
             if key in d:
                 d[key] = tuple(d[key])

@@ -281,14 +281,20 @@ class PopulationDraws:
         pc:
             PAL-B: (E, 1, q) one prompt's features.
         """
-        loadings = self.loadings if self.takes_prompts else None
-        if loadings is not None and pc is None:
-            raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
-                             "the rewards are for (this is a PAL-B population)")
+        loadings = self._reward_loadings(pc)
         feats = self._per_draw(features)
         return point_rewards(self.prototypes, feats, loadings=loadings,
                              pc=None if loadings is None else self._per_draw(pc),
                              metric=self.metric)
+
+    def _reward_loadings(self, pc: torch.Tensor | None) -> torch.Tensor | None:
+        """The loadings rewards use (None for PAL-A); PAL-B needs the prompt's features."""
+        if not self.takes_prompts:
+            return None
+        if pc is None:
+            raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
+                             "the rewards are for (this is a PAL-B population)")
+        return self.loadings
 
     def user_rewards(self, weights: torch.Tensor, features: torch.Tensor,
                      pc: torch.Tensor | None = None) -> torch.Tensor:
@@ -305,10 +311,7 @@ class PopulationDraws:
         pc:
             PAL-B: (E, 1, q) one prompt's features.
         """
-        loadings = self.loadings if self.takes_prompts else None
-        if loadings is not None and pc is None:
-            raise ValueError("prompt_embedding: got None; expected the embedding of the prompt "
-                             "the rewards are for (this is a PAL-B population)")
+        loadings = self._reward_loadings(pc)
         r = mixture_rewards(weights.expand(self.size, -1), self.prototypes,
                             self._per_draw(features), loadings=loadings,
                             pc=None if loadings is None else self._per_draw(pc),
