@@ -91,12 +91,12 @@ class RewardModel:
             w, pop = new_user.draws(s)
             return new_user.pop.draws.subset(pop[0]), w[0]
         if user is not None:
-            idx = int(post.user_index(np.array([user], dtype=object))[0])
-            if idx < 0:
+            if post.user_index(np.array([user], dtype=object))[0] < 0:
                 raise ValueError(f"user: got {user!r}; expected a user seen in training "
                                  "(use new_user= for a new user)")
-            draws, w = post.posterior_draws(s, seed=int(torch.randint(2**31, ())))
-            return draws, w[:, idx]
+            draws, w = post.posterior_draws(s, seed=int(torch.randint(2**31, ())),
+                                            users=np.array([user], dtype=object))
+            return draws, w[:, 0]
         draws = post.population_draws(s, seed=int(torch.randint(2**31, ())))
         if weights is not None:
             w = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=draws.device)

@@ -151,11 +151,10 @@ class Posterior(ABC):
 
     @keeps_global_rng
     @torch.no_grad()
-    def posterior_draws(self, num_samples: int = 500, seed: int | None = None
+    def posterior_draws(self, num_samples: int = 500, seed: int | None = None, users=None
                         ) -> tuple[PopulationDraws, torch.Tensor]:
-        """Joint draws of the population and of every training user's weights: the draws
-        and ``weights (P, U, K)`` (draw ``p`` of the weights goes with population draw
-        ``p``).
+        """Joint draws of the population and of training users' weights: the draws and
+        ``weights (P, U, K)`` (draw ``p`` of the weights goes with population draw ``p``).
 
         Parameters
         ----------
@@ -163,12 +162,21 @@ class Posterior(ABC):
             Draws (an ensemble: split evenly over its members; MAP: one).
         seed:
             Seeds the draws (default: the fit's seed); torch's global state is kept.
+        users:
+            Ids of training users whose weights are drawn, in this order (default: all).
         """
         num_samples = check_int("num_samples", num_samples)
+        if users is None:
+            pos = np.arange(len(self.user_ids))
+        else:
+            pos = self.user_index(users)
+            if (pos < 0).any():
+                bad = np.asarray(users, dtype=object).reshape(-1)[np.flatnonzero(pos < 0)[0]]
+                raise ValueError(f"users: got {bad!r}; expected users seen in training")
         self._seed(seed)
         draws = self._population(num_samples, "draws")
-        every = torch.arange(len(self.user_ids), device=draws.device)
-        return draws, self._weight_draws(draws, every).expand(draws.size, -1, -1)
+        pos_t = torch.as_tensor(pos, dtype=torch.long, device=draws.device)
+        return draws, self._weight_draws(draws, pos_t).expand(draws.size, -1, -1)
 
     def sample_posterior(self, num_samples: int = 500, seed: int | None = None) -> dict:
         """Draws of every site as numpy arrays: ``prototypes (S, K, d)``, ``sharpness (S,)``,

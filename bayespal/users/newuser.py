@@ -314,12 +314,14 @@ class NewUserPosteriors:
         seed = check_seed(seed)
         population_seed = check_seed(posterior.seed if population_seed is None
                                      else population_seed)
+        # a table given here is checked; the fit's own were checked when they were built
         if items is None:
             items = posterior.embeddings("items")
-        items = check_table("items", items, posterior.embed_dim, "items")
+        else:
+            items = check_table("items", items, posterior.embed_dim, "items")
         if prompts is None and posterior.prompts is not None:
             prompts = posterior.prompts.embeddings
-        if prompts is not None and posterior.prompt_embed_dim is not None:
+        elif prompts is not None and posterior.prompt_embed_dim is not None:
             prompts = check_table("prompts", prompts, posterior.prompt_embed_dim, "prompts")
         self.ids = pd.Index(np.asarray(ids))
         if self.ids.has_duplicates or len(self.ids) == 0:
