@@ -24,9 +24,11 @@ def syn3():
 
 # Issue 2's benchmark configuration (benchmarks/synthetic_accuracy.py, docs/results.md):
 # DESIGN.md's fixed uniform prior (alpha = 1), a narrow mapping for 16-d inputs, and the
-# whole learning-rate schedule (no plateau stop: stopping early leaves it under-trained).
+# whole cosine learning-rate schedule (no plateau stop, no validation split): a fixed recipe
+# the tests of inference quality hold still (the self-tuning default is tested on its own).
 BENCHMARK_FIT = dict(k=3, pref_dim=4, hidden=(16,), concentration=1.0, lr=0.03,
-                     lr_final_factor=0.01, epochs=400, patience=10**6)
+                     lr_schedule="cosine", lr_final_factor=0.01, epochs=400, patience=10**6,
+                     validation_fraction=0)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ def syn():
 # Converged fits (the full schedule): CPU and GPU draw different random streams, so the
 # same seed gives different fits; converged ones agree to within seed-to-seed spread.
 CONVERGED = dict(k=3, pref_dim=4, hidden=(16,), epochs=400, patience=10**6, seed=0,
+                 lr_schedule="cosine", lr_final_factor=0.05, validation_fraction=0,
                  progress=False)
 
 

@@ -355,10 +355,10 @@ def test_position_dependent_labels_warn_and_position_bias_models_them(syn):
     data = bayespal.PreferenceData.from_frame(frame, syn.data.items)
     train, test = data.split_comparisons(test_per_user=5, seed=0)
     with pytest.warns(UserWarning, match="prefer item_a"):
-        plain = bayespal.fit(train, seed=0, **SMALL)
+        plain = bayespal.fit(train, seed=0, validation_fraction=0, **SMALL)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        biased = bayespal.fit(train, seed=0, position_bias=True, **SMALL)
+        biased = bayespal.fit(train, seed=0, position_bias=True, validation_fraction=0, **SMALL)
     acc_plain = accuracy(plain.predict_proba(test), test.label)
     acc_biased = accuracy(biased.predict_proba(test), test.label)
     p_new = NewUser(biased).predict_proba([1, 2], [3, 4])

@@ -181,6 +181,45 @@ def plot_heterogeneity(check: xr.Dataset, ax=None) -> Figure:
     return fig
 
 
+def plot_k_selection(table, axes=None) -> Figure:
+    """How many kinds of people: the evidence per K from :func:`~bayespal.select_k`.
+
+    Left: the criterion (seen + unseen held-out log-loss) per K with its paired standard
+    error against the best K, the chosen K marked. Right: each prototype's share of the
+    users' weight per K (stacked, largest at the bottom): a K whose extra prototypes carry
+    almost no weight describes no more kinds of people than a smaller one.
+
+    Parameters
+    ----------
+    table:
+        ``KSelection.table`` (or ``fit.k_selection`` of a ``k="auto"`` fit).
+    axes:
+        Two axes to draw on (default: a new figure).
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    ks = table["k"].to_numpy()
+    left, right = axes
+    left.errorbar(ks, table["criterion"], yerr=table["se_vs_best"], marker="o", capsize=3,
+                  label="seen + unseen log-loss")
+    chosen = table[table["chosen"]]
+    left.scatter(chosen["k"], chosen["criterion"], s=150, facecolors="none",
+                 edgecolors="C3", linewidths=2, zorder=3, label=f"chosen K = {int(chosen['k'].iloc[0])}")
+    left.set(xlabel="K (prototypes)", ylabel="held-out log-loss (sum)", xticks=ks,
+             title="evidence per K")
+    left.legend()
+    for k, shares in zip(ks, table["weight_share"], strict=True):
+        bottom = 0.0
+        for j, s in enumerate(shares):
+            right.bar(k, s, bottom=bottom, color=plt.cm.tab10(j % 10), edgecolor="white")
+            bottom += s
+    right.set(xlabel="K (prototypes)", ylabel="share of users' weight", xticks=ks,
+              title="weight carried by each prototype")
+    return fig
+
+
 def _losses(fit) -> list[np.ndarray]:
     """Each member's loss history (one for a single fit)."""
     history = fit.loss_history

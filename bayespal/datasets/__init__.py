@@ -6,8 +6,9 @@ from bayespal.datasets.synthetic import (
     PromptedSyntheticPreferences,
     SyntheticPreferences,
     synthetic,
+    synthetic_deep,
     synthetic_prompted,
 )
 
 __all__ = ["PromptedSyntheticPreferences", "SyntheticPreferences", "persona_demo", "synthetic",
-           "synthetic_prompted"]
+           "synthetic_deep", "synthetic_prompted"]

@@ -134,6 +134,58 @@ def synthetic(
                                 float(sharpness))
 
 
+def synthetic_deep(
+    n_users: int = 400,
+    k: int = 3,
+    n_train: int = 40,
+    n_test: int = 20,
+    n_items: int = 2000,
+    embed_dim: int = 48,
+    hidden: int = 32,
+    pref_dim: int = 6,
+    partition_fraction: float = 0.5,
+    mixture_concentration: float = 1.0,
+    sharpness: float = 3.0,
+    seed: int = 0,
+) -> SyntheticPreferences:
+    """PAL-A data with known truth from a *different* family than :func:`synthetic`: items
+    are Gaussian (not unit-norm) ``embed_dim``-vectors, the true map is a random two-layer
+    GELU network ``f*(x) = W2 gelu(W1 x)`` scaled to unit RMS per coordinate, and the
+    prototypes are drawn at the scale of ``f*``'s values. Users and labels as in
+    :func:`synthetic` (the same PAL-A likelihood, so the Bayes-optimal prediction is known).
+
+    Parameters
+    ----------
+    n_users, k, n_train, n_test:
+        Users, prototypes and comparisons per user (train, test).
+    n_items, embed_dim, hidden, pref_dim:
+        Items, embedding width, the true map's hidden width, the truth's preference dimension.
+    partition_fraction, mixture_concentration, sharpness:
+        As for synthetic.
+    seed:
+        Seeds everything.
+    """
+    _check(n_users=n_users, k=k, n_train=n_train, n_items=n_items, embed_dim=embed_dim,
+           hidden=hidden, pref_dim=pref_dim)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_items, embed_dim))
+    h = x @ rng.normal(size=(embed_dim, hidden)) / np.sqrt(embed_dim)
+    gelu = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
+    f = gelu @ rng.normal(size=(hidden, pref_dim))
+    f = (f - f.mean(0)) / f.std(0) * 0.5  # (M, d): each coordinate RMS 0.5
+    prototypes = rng.normal(size=(k, pref_dim)) * 0.5
+    group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
+    user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, n_items)
+    rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
+    logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
+    p = 1 / (1 + np.exp(-logit))
+    label = (rng.random(user.size) < p).astype(np.int64)
+    data = PreferenceData.from_arrays(user, a, b, label, x.astype(np.float32),
+                                      user_ids=np.arange(n_users))
+    return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
+                                float(sharpness))
+
+
 def _check(**values) -> None:
     for name, v in values.items():
         if int(v) < 1:

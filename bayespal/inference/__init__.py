@@ -2,12 +2,14 @@
 
 ``config`` (:class:`TrainConfig`), ``guides`` (the variational families, which hand out
 population draws and user weights), ``trainer`` (the minibatched SVI loop and its
-checkpoint state), ``distributed`` (ranks of a ``torchrun`` launch) and ``train`` (one fit,
-from data and the two configurations to the trained state).
+checkpoint state), ``distributed`` (ranks of a ``torchrun`` launch), ``train`` (one fit,
+from data and the two configurations to the trained state) and ``tuning`` (the self-tuning
+fit: a validation split, and the candidates' comparison on it).
 """
 
 from bayespal.inference.config import TrainConfig
 from bayespal.inference.guides import PALGuide
 from bayespal.inference.train import Trained, build, train
+from bayespal.inference.tuning import Selection, tuned_train
 
-__all__ = ["PALGuide", "TrainConfig", "Trained", "build", "train"]
+__all__ = ["PALGuide", "Selection", "TrainConfig", "Trained", "build", "train", "tuned_train"]

@@ -11,7 +11,7 @@ import numpy as np
 from bayespal.checks import check_fields, check_int, check_real, check_seed, fail
 
 INFERENCE_METHODS = ("svi", "map")
-LR_SCHEDULES = ("constant", "cosine", "exponential")
+LR_SCHEDULES = ("constant", "cosine", "exponential", "plateau")
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,31 @@ class TrainConfig:
     batch_size:
         Comparisons per optimiser step.
     epochs:
-        The most passes over the data (the schedule's length).
+        The most passes over the data (for ``"cosine"`` and ``"exponential"``: the
+        schedule's length).
     lr, lr_schedule, lr_final_factor:
-        AdamW's learning rate and its schedule (``"constant"``, ``"cosine"`` or
-        ``"exponential"``) decaying to ``lr * lr_final_factor`` over ``epochs``.
+        AdamW's learning rate and its schedule: ``"plateau"`` (default) multiplies it by
+        0.3 whenever the monitored loss has not improved for ``patience`` epochs and stops
+        when it would fall below ``lr * lr_final_factor`` (the data decide how long the
+        fit runs); ``"cosine"`` or ``"exponential"`` decay it to ``lr * lr_final_factor``
+        over ``epochs``; ``"constant"`` keeps it.
     num_particles:
         ELBO particles per step.
     weight_decay:
         AdamW weight decay of the maps' weights (a Gaussian prior on them, MAP).
     patience, tol:
-        Stop after ``patience`` epochs without a ``tol`` (nats per comparison) improvement
-        of the monitored loss (the training loss, or the validation log-loss).
+        ``patience`` epochs without a ``tol`` (nats per comparison) improvement of the
+        monitored loss (the validation log-loss, or without validation the training loss)
+        lower the rate (``"plateau"``) or stop the fit (the other schedules).
+    validation_fraction:
+        Share of every user's comparisons held out to steer the fit when no
+        ``validation=`` data are given: the validation log-loss drives the schedule and
+        early stopping, the best epoch is kept, and it chooses the mapping's size
+        (``ModelConfig(hidden=None)``). ``0`` monitors the training loss instead.
+    refit:
+        After validation on an internal split, refit the chosen configuration on all
+        comparisons for the best epoch's number of epochs, replaying its learning rates
+        (the held-out share is not lost to the fit).
     standardize:
         Centre the item (and prompt) embeddings and scale them to unit RMS norm before the
         maps (from the training tables), so their offset and scale do not matter.
@@ -51,14 +65,16 @@ class TrainConfig:
 
     inference: str = "svi"
     batch_size: int = 1024
-    epochs: int = 200
+    epochs: int = 400
     lr: float = 0.01
-    lr_schedule: str = "cosine"
-    lr_final_factor: float = 0.05
+    lr_schedule: str = "plateau"
+    lr_final_factor: float = 0.01
     num_particles: int = 1
     weight_decay: float = 0.0
-    patience: int = 10
+    patience: int = 20
     tol: float = 1e-3
+    validation_fraction: float = 0.1
+    refit: bool = True
     standardize: bool = True
     device: str = "auto"
     seed: int = 0
@@ -78,9 +94,12 @@ class TrainConfig:
                                           high=1, low_open=True))
         put("weight_decay", check_real("weight_decay", self.weight_decay, low=0))
         put("tol", check_real("tol", self.tol, low=0))
-        if not isinstance(self.standardize, (bool, np.bool_)):
-            raise fail("standardize", self.standardize, "True or False")
-        put("standardize", bool(self.standardize))
+        put("validation_fraction", check_real("validation_fraction", self.validation_fraction,
+                                              low=0, high=0.5))
+        for name in ("standardize", "refit"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise fail(name, getattr(self, name), "True or False")
+            put(name, bool(getattr(self, name)))
         if not isinstance(self.device, str):
             put("device", str(self.device))
         put("seed", check_seed(self.seed))

@@ -20,6 +20,7 @@ from scipy import stats
 from torch import nn
 
 from bayespal.model import Batch, ModelConfig, PALModel, PopulationDraws
+from bayespal.model.pal import SafeDirichlet
 
 POPULATION_MODES = ("draws", "mean")
 
@@ -96,7 +97,7 @@ class PALGuide(nn.Module):
             return dist.Delta(logits.softmax(-1), event_dim=1)
         raw = self.weights_raw_concentration
         raw = raw if users is None else raw[users]
-        return dist.Dirichlet(F.softplus(raw) + 1e-3)
+        return SafeDirichlet(F.softplus(raw) + 1e-3)
 
     # -- the Pyro guide ----------------------------------------------------------------
     def guide(self, batch: Batch) -> None:

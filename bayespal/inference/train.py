@@ -41,6 +41,9 @@ class Trained:
         Per epoch: wall time.
     validation_history:
         Per epoch: the held-out log-loss, when validation data were given (else empty).
+    stopped:
+        Why training ended: ``"epochs"`` (the most epochs ran) or ``"plateau"`` (the
+        monitored loss stopped improving, at the lowest learning rate of the schedule).
     """
 
     model: PALModel
@@ -48,6 +51,8 @@ class Trained:
     loss_history: np.ndarray
     epoch_seconds: np.ndarray
     validation_history: np.ndarray
+    stopped: str = "epochs"
+    lr_history: np.ndarray | None = None  # per epoch: the lr factor it ran at
 
 
 def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: int,
@@ -103,7 +108,8 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
 def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainConfig, *,
           validation: PreferenceData | None = None,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
-          distributed: bool = False, progress: bool = True) -> Trained:
+          distributed: bool = False, progress: bool = True,
+          replay: list[float] | None = None) -> Trained:
     """Fit one model to ``data`` (arguments as :func:`bayespal.fit`).
 
     Parameters
@@ -114,8 +120,14 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         What is fitted and how.
     validation, checkpoint, checkpoint_every, distributed, progress:
         As for bayespal.fit.
+    replay:
+        Per epoch, the learning-rate factor to run at (a recorded ``Trained.lr_history``):
+        that many epochs exactly, no stopping.
     """
     cfg = train_config
+    if model_config.hidden is None:
+        raise ValueError("hidden: got None (choose by validation); expected the mapping's "
+                         "widths here (bayespal.inference.tuning.tuned_train chooses them)")
     if not isinstance(data, PreferenceData):
         raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")
     for name, flag in (("progress", progress), ("distributed", distributed)):
@@ -169,7 +181,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
             return log_loss(p, validation.label)
 
     trainer = Trainer(model, guide, device_data, cfg, generator, validate=validate,
-                      world_size=world_size, n_total=data.n_comparisons)
+                      world_size=world_size, n_total=data.n_comparisons, replay=replay)
     path, fingerprint = None, {}
     if checkpoint is not None:
         path = Path(checkpoint)
@@ -185,7 +197,8 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
             trainer.load(path, _json_safe(fingerprint))
     trainer.run(progress, path, checkpoint_every, fingerprint)
     state = Trained(model.eval(), guide.eval(), np.asarray(trainer.history),
-                    np.asarray(trainer.seconds), np.asarray(trainer.val_history))
+                    np.asarray(trainer.seconds), np.asarray(trainer.val_history),
+                    trainer.stopped, np.asarray(trainer.lr_history))
     warn_if_collapsed(state, data, model_config, cfg.lr)
     return state
 

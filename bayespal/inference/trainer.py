@@ -137,6 +137,9 @@ def _scored(name: str, site: dict) -> bool:
     return not isinstance(site["fn"], _Subsample)
 
 
+PLATEAU_DECAY = 0.3  # the "plateau" schedule's factor on every plateau
+
+
 def _lr_lambda(schedule: str, total_steps: int, final_factor: float):
     if schedule == "constant":
         return lambda step: 1.0
@@ -182,6 +185,7 @@ class Trainer:
         validate: Callable[[], float] | None = None,
         world_size: int = 1,
         n_total: int | None = None,
+        replay: list[float] | None = None,
     ) -> None:
         batch_size, epochs, patience, tol = (config.batch_size, config.epochs, config.patience,
                                              config.tol)
@@ -189,6 +193,9 @@ class Trainer:
         self.model, self.guide, self.data = model, guide, data
         self.world_size = world_size
         self.n_total = len(data) if n_total is None else n_total  # all ranks together
+        self.replay = None if replay is None else [float(x) for x in replay]
+        if self.replay is not None:  # a fixed schedule: its epochs, no stopping
+            epochs, patience = len(self.replay), 10**9
         self.epochs, self.patience, self.tol = epochs, patience, tol
         self.generator, self.validate = generator, validate
         self.batch_size = min(batch_size, len(data))
@@ -204,16 +211,20 @@ class Trainer:
         self.optim = torch.optim.AdamW(groups, lr=lr)
         self._params = [p for g in groups for p in g["params"]]
         self._arange = torch.arange(self.batch_size, device=data.user.device)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.optim, _lr_lambda(config.lr_schedule, epochs * self.steps_per_epoch,
-                                   config.lr_final_factor)
-        )
+        self.plateau = config.lr_schedule == "plateau" or self.replay is not None
+        self.lr_factor, self.final_factor = 1.0, config.lr_final_factor
+        lam = (self._plateau_factor if self.plateau else
+               _lr_lambda(config.lr_schedule, epochs * self.steps_per_epoch,
+                          config.lr_final_factor))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, lam)
         # Particles are drawn in a loop: the model's shapes assume no extra particle dim.
         self.num_particles = config.num_particles
         self.history: list[float] = []
         self.seconds: list[float] = []
         self.val_history: list[float] = []
         self.best, self.stale, self.finished = math.inf, 0, False
+        self.stopped = "epochs"  # why the run ended: "epochs" or "plateau"
+        self.lr_history: list[float] = []  # per epoch: the plateau factor it ran at
         self.best_state: tuple[dict, dict] | None = None
 
     # -- one epoch ---------------------------------------------------------------------
@@ -283,6 +294,13 @@ class Trainer:
                 if self.finished:
                     break
                 start = time.perf_counter()
+                if self.replay is not None:
+                    self.lr_factor = self.replay[epoch]
+                if self.plateau:  # this epoch's factor, from its first step
+                    for group, base in zip(self.optim.param_groups, self.sched.base_lrs,
+                                           strict=True):
+                        group["lr"] = base * self.lr_factor
+                self.lr_history.append(self.optim.param_groups[0]["lr"] / self.sched.base_lrs[0])
                 epoch_loss = self._epoch()
                 self.history.append(epoch_loss)
                 monitored = epoch_loss
@@ -298,13 +316,27 @@ class Trainer:
                                                          self.guide.state_dict()))
                 else:
                     self.stale += 1
-                    self.finished = self.stale >= self.patience
+                    if self.stale >= self.patience:
+                        self._plateaued()
                 last = self.finished or epoch + 1 == self.epochs
                 if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
                     self.save(checkpoint, fingerprint or {})
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state[0])
             self.guide.load_state_dict(self.best_state[1])
+
+    def _plateau_factor(self, step: int) -> float:
+        return self.lr_factor
+
+    def _plateaued(self) -> None:
+        """``patience`` epochs without improvement: stop, or (``"plateau"`` schedule) lower
+        the learning rate by :data:`PLATEAU_DECAY` and go on while it stays at or above
+        ``lr * lr_final_factor``."""
+        nxt = self.lr_factor * PLATEAU_DECAY
+        if not self.plateau or nxt < self.final_factor * (1 - 1e-9):
+            self.finished, self.stopped = True, "plateau"
+            return
+        self.lr_factor, self.stale = nxt, 0  # the scheduler's lambda reads it
 
     # -- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict:
@@ -317,7 +349,9 @@ class Trainer:
             "progress": {"history": self.history, "seconds": self.seconds,
                          "val_history": self.val_history,
                          "best": None if math.isinf(self.best) else self.best,
-                         "stale": self.stale, "finished": self.finished},
+                         "stale": self.stale, "finished": self.finished,
+                         "lr_factor": self.lr_factor, "stopped": self.stopped,
+                         "lr_history": self.lr_history},
         }
         if torch.cuda.is_available() and self.data.user.is_cuda:
             state["rng"]["cuda"] = torch.cuda.get_rng_state(self.data.user.device)
@@ -378,6 +412,9 @@ class Trainer:
         self.best = math.inf if progress["best"] is None else float(progress["best"])
         self.stale = int(progress["stale"])
         self.finished = bool(progress["finished"])
+        self.lr_factor = float(progress.get("lr_factor", 1.0))
+        self.stopped = str(progress.get("stopped", "epochs"))
+        self.lr_history = [float(x) for x in progress.get("lr_history", [])]
         if "best_state" in state:
             self.best_state = (state["best_state"]["model"], state["best_state"]["guide"])
 

@@ -37,7 +37,9 @@ class ModelConfig:
     pref_dim:
         Width ``d`` of the preference space the mapping ``f`` maps items into.
     hidden:
-        Hidden layer widths of the mapping (an MLP; ``()`` is linear).
+        Hidden layer widths of the mapping (an MLP; ``()`` is linear). ``None`` (default):
+        chosen by :func:`bayespal.fit` on a validation split of the data (the candidates
+        are ``bayespal.inference.tuning.AUTO_HIDDEN``).
     prototype_scale:
         Prior sd ``s_P`` of every prototype coordinate.
     sharpness_loc, sharpness_scale:
@@ -62,7 +64,7 @@ class ModelConfig:
 
     k: int = 3
     pref_dim: int = 16
-    hidden: tuple[int, ...] = (64,)
+    hidden: tuple[int, ...] | None = None
     prototype_scale: float = 1.0
     sharpness_loc: float = 0.0
     sharpness_scale: float = 1.0
@@ -79,7 +81,8 @@ class ModelConfig:
 
         put("k", check_int("k", self.k))
         put("pref_dim", check_int("pref_dim", self.pref_dim))
-        put("hidden", _widths("hidden", self.hidden))
+        if self.hidden is not None:
+            put("hidden", _widths("hidden", self.hidden))
         put("prompt_hidden", _widths("prompt_hidden", self.prompt_hidden))
         for name in ("prototype_scale", "sharpness_scale", "loading_scale"):
             put(name, check_real(name, getattr(self, name), low=0, low_open=True))
@@ -112,7 +115,8 @@ class ModelConfig:
     def to_dict(self) -> dict:
         """The fields as JSON types (tuples become lists)."""
         d = asdict(self)
-        d["hidden"], d["prompt_hidden"] = list(self.hidden), list(self.prompt_hidden)
+        d["hidden"] = None if self.hidden is None else list(self.hidden)
+        d["prompt_hidden"] = list(self.prompt_hidden)
         return d
 
     @classmethod
@@ -120,7 +124,7 @@ class ModelConfig:
         """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
         d = check_fields("model config", d, cls)
         for key in ("hidden", "prompt_hidden"):
-            if key in d:
+            if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
 

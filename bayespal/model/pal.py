@@ -44,6 +44,21 @@ from bayespal.model.config import ModelConfig
 from bayespal.model.likelihood import mixture_logits, pair_terms
 from bayespal.model.nets import Mapping
 
+WEIGHT_FLOOR = 1e-20  # where SafeDirichlet's log-density stops following a weight to 0
+
+
+class SafeDirichlet(dist.Dirichlet):
+    """``Dirichlet`` whose log-density reads each weight as at least :data:`WEIGHT_FLOOR`.
+
+    A Dirichlet draw with a small concentration can put a weight at ~1e-38 or exactly 0 in
+    float32; the log-density's gradient ``(alpha - 1) / w`` then overflows and, through the
+    draw's reparameterisation, turns a user's parameters NaN (seen after ~200 epochs on
+    single-type users). The floor changes the density only where ``w < 1e-20``.
+    """
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value.clamp_min(WEIGHT_FLOOR))
+
 
 @dataclass
 class Batch:
@@ -163,7 +178,7 @@ class PALModel(nn.Module):
         """User weights aligned with the batch's comparisons, shape ``(..., B, K)``."""
         if self.config.k == 1:  # one prototype: nothing to infer per user
             return batch.user.new_ones((len(batch.user), 1), dtype=torch.float32)
-        prior = dist.Dirichlet(self.concentration)
+        prior = SafeDirichlet(self.concentration)
         if batch.user_scale is None:
             with pyro.plate("user", self.n_users):
                 w = pyro.sample("weights", prior)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
@@ -53,9 +54,12 @@ class EnsemblePAL(Posterior):
     ----------
     members:
         The member fits (prototypes aligned to the first's).
+    k_selection:
+        With ``bayespal.fit(data, k="auto", ensemble=M)``: the evidence per K; else None.
     """
 
     members: list[FittedPAL]
+    k_selection: pd.DataFrame | None = None
 
     @classmethod
     def from_members(cls, members: Sequence[FittedPAL]) -> EnsemblePAL:

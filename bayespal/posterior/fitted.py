@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
 from bayespal.data import EmbeddingTable, PreferenceData
-from bayespal.inference import PALGuide, TrainConfig
+from bayespal.inference import PALGuide, Selection, TrainConfig
 from bayespal.model import ModelConfig, PALModel, PopulationDraws
 from bayespal.posterior import io
 from bayespal.posterior.base import Posterior
@@ -39,6 +40,12 @@ class FittedPAL(Posterior):
         them then ask for data).
     embedding:
         The text-embedding configuration of the items, if known.
+    selection:
+        What the self-tuning fit chose and why (:class:`~bayespal.inference.Selection`;
+        see :meth:`summary`).
+    k_selection:
+        With ``bayespal.fit(data, k="auto")``: the evidence per K
+        (:class:`~bayespal.KSelection` ``.table``); else None.
     """
 
     model_config: ModelConfig
@@ -53,6 +60,8 @@ class FittedPAL(Posterior):
     prompts: EmbeddingTable | None = None
     training_data: PreferenceData | None = None
     embedding: dict | None = None
+    selection: Selection | None = None
+    k_selection: pd.DataFrame | None = None
 
     @property
     def seed(self) -> int:
@@ -159,7 +168,41 @@ class FittedPAL(Posterior):
                        histories={"loss_history": self.loss_history,
                                   "epoch_seconds": self.epoch_seconds,
                                   "validation_history": self.validation_history},
-                       embedding=self.embedding)
+                       embedding=self.embedding,
+                       selection=None if self.selection is None else self.selection.to_dict())
+
+    def summary(self) -> str:
+        """What was fitted, what the self-tuning fit chose and why, and how training ended.
+
+        Returns
+        -------
+        A few lines of text: the model, the data sizes, the validation split, one line per
+        candidate mapping (validation log-loss, best epoch, epochs, seconds, why it stopped)
+        and the sharpness.
+        """
+        cfg, tc = self.model_config, self.train_config
+        lines = [f"{cfg.name}, k={cfg.k}, pref_dim={cfg.pref_dim}, hidden={cfg.hidden}, "
+                 f"{tc.inference.upper()}; {len(self.user_ids)} users, "
+                 f"{self.model.n_comparisons} comparisons trained on"]
+        sel = self.selection
+        if sel is not None:
+            lines.append(f"chosen: {sel.reason}")
+            if sel.n_validation:
+                lines.append(f"validation: {sel.n_validation} held-out comparisons "
+                             f"(trained on {sel.n_train})")
+            table = sel.candidates.copy()
+            table["hidden"] = table["hidden"].map(str)
+            lines.append(table.round(4).to_string(index=False))
+        if self.k_selection is not None:
+            ks = self.k_selection.drop(columns=["weight_share"])
+            lines.append("k chosen from the data (select_k):\n" + ks.round(4).to_string(index=False))
+        stop = "" if sel is None else f", stopped: {sel.chosen['stopped']}"
+        lines.append(f"schedule: lr {tc.lr:g} ({tc.lr_schedule}), {len(self.loss_history)} "
+                     f"epochs{stop}")
+        mean, sd = self.sharpness()
+        lines.append(f"sharpness: {mean:.3g} (sd {sd:.2g}); final training loss "
+                     f"{self.loss_history[-1]:.4f}/comparison")
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         last = f"{self.loss_history[-1]:.4f}" if len(self.loss_history) else "n/a"

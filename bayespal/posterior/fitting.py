@@ -6,8 +6,7 @@ import os
 from dataclasses import fields, replace
 
 from bayespal.data import PreferenceData
-from bayespal.inference import TrainConfig
-from bayespal.inference import train as train_model
+from bayespal.inference import TrainConfig, tuned_train
 from bayespal.model import ModelConfig
 from bayespal.posterior.base import Posterior
 from bayespal.posterior.ensemble import EnsemblePAL
@@ -68,8 +67,15 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
     (:class:`~bayespal.TrainConfig`) by minibatched stochastic variational inference: the
     ELBO of a mean-field posterior over prototypes, loadings, sharpness and every user's
     weights, with the maps (and a learned population concentration) as point estimates,
-    optimised by AdamW with a cosine learning-rate schedule and plateau stopping;
-    ``inference="map"`` gives point estimates everywhere instead (the reference PAL).
+    optimised by AdamW; ``inference="map"`` gives point estimates everywhere instead (the
+    reference PAL).
+
+    By default the fit tunes itself (:mod:`bayespal.inference.tuning`): 10% of every user's
+    comparisons are held out, their log-loss lowers the learning rate on each plateau
+    and stops the fit, it chooses the mapping's size among candidates (``hidden=None``),
+    and the chosen configuration is then refitted on all comparisons for its best epoch
+    count. ``fit.summary()`` says what was chosen and why; any setting given explicitly
+    is used as given.
 
     Parameters
     ----------
@@ -82,7 +88,8 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         (``fit(data, 3, pref_dim=8, epochs=50)``), but not both for one setting.
     ensemble:
         ``M > 1`` fits ``M`` members with seeds ``seed, seed + 1, ...`` and returns an
-        :class:`~bayespal.EnsemblePAL` (a deep ensemble over the point-estimated maps).
+        :class:`~bayespal.EnsemblePAL` (a deep ensemble over the point-estimated maps);
+        sizes left to choose are chosen by the first member, and the rest use them.
     validation:
         Held-out comparisons of the training users: the monitored loss becomes their
         posterior-predictive log-loss and the best epoch's parameters are kept (early
@@ -114,11 +121,12 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
     members = []
     for m in range(ensemble):
         cfg = replace(train_config, seed=train_config.seed + m) if m else train_config
-        state = train_model(data, model_config, cfg, validation=validation, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, distributed=distributed,
-                      progress=progress)
+        state, chosen, selection = tuned_train(
+            data, model_config, cfg, validation=validation, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, distributed=distributed, progress=progress)
+        model_config = chosen  # an ensemble's members share the first member's choice
         members.append(FittedPAL(
-            model_config=model_config, train_config=cfg, model=state.model, guide=state.guide,
+            model_config=chosen, train_config=cfg, selection=selection, model=state.model, guide=state.guide,
             user_ids=data.user_ids, items=data.item_table, prompts=data.prompt_table,
             loss_history=state.loss_history, epoch_seconds=state.epoch_seconds,
             validation_history=state.validation_history, training_data=data,

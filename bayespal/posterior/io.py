@@ -25,6 +25,7 @@ from bayespal.data import EmbeddingTable
 from bayespal.device import resolve_device
 from bayespal.files import FileFormatError
 from bayespal.inference import TrainConfig, build
+from bayespal.inference.tuning import Selection
 from bayespal.model import ModelConfig
 
 FORMAT_VERSION = 2
@@ -106,9 +107,10 @@ _META = {
     2: {**_COMMON, "model_config": lambda v: isinstance(v, dict),
         "model_config_hash": lambda v: isinstance(v, str),
         "train_config": lambda v: isinstance(v, dict),
-        "train_config_hash": lambda v: isinstance(v, str), "loss_history": _is_float_list},
+        "train_config_hash": lambda v: isinstance(v, str), "loss_history": _is_float_list,
+        "selection": lambda v: v is None or isinstance(v, dict)},
 }
-_OPTIONAL = {"prompt_embed_dim", "prompt_ids", "embedding"}
+_OPTIONAL = {"prompt_embed_dim", "prompt_ids", "embedding", "selection"}
 
 
 def _check_meta(path, meta: dict) -> int:
@@ -150,10 +152,14 @@ def _configs(path, meta: dict, version: int) -> tuple[ModelConfig, TrainConfig]:
             raise
         raise FileFormatError(f"{path}: got an invalid configuration ({err}); expected the "
                               "configuration of a bayespal model") from err
-    for name, cfg in (("model_config", model_config), ("train_config", train_config)):
-        if cfg.hash() != meta[f"{name}_hash"]:
+    # the hash covers the fields as stored: a field added since the file was written takes
+    # its default without invalidating the file
+    for name, exclude in (("model_config", ()), ("train_config", ("device",))):
+        stored = {k: v for k, v in meta[name].items() if k not in exclude}
+        want = hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
+        if want != meta[f"{name}_hash"]:
             raise FileFormatError(f"{path}: got {name}_hash {meta[f'{name}_hash']!r}; "
-                                  f"expected {cfg.hash()!r} for the stored configuration")
+                                  f"expected {want!r} for the stored configuration")
     return model_config, train_config
 
 
@@ -188,7 +194,8 @@ def _as_tensor(table: EmbeddingTable) -> torch.Tensor:
 def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
                 train_config: TrainConfig, model, guide, user_ids: np.ndarray,
                 items: EmbeddingTable | None, prompts: EmbeddingTable | None,
-                item_ids: np.ndarray, histories: dict, embedding: dict | None) -> None:
+                item_ids: np.ndarray, histories: dict, embedding: dict | None,
+                selection: dict | None = None) -> None:
     """Write a fitted model's parts to ``path`` atomically (format 2).
 
     Parameters
@@ -205,6 +212,8 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
         ``loss_history``, ``epoch_seconds``, ``validation_history``.
     embedding:
         The items' embedding configuration, if known.
+    selection:
+        What a self-tuning fit chose (``Selection.to_dict()``), if known.
     """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
@@ -226,6 +235,7 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
         "prompt_embed_dim": model.prompt_embed_dim,
         "prompt_ids": None if prompts is None else _encode_ids("prompt_ids", prompts.ids),
         "embedding": embedding,
+        "selection": selection,
         **{name: [float(x) for x in values] for name, values in histories.items()},
     }
     files.write_atomic(path, tensors, meta, kind=KIND)
@@ -300,8 +310,18 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
         guide=guide.to(dev).eval(), user_ids=user_ids, items=item_table, prompts=prompt_table,
         loss_history=np.asarray(losses), epoch_seconds=np.asarray(meta["epoch_seconds"]),
         validation_history=np.asarray(meta["validation_history"]),
-        embedding=meta.get("embedding"),
+        embedding=meta.get("embedding"), selection=_selection(path, meta.get("selection")),
     )
+
+
+def _selection(path, d: dict | None) -> Selection | None:
+    if d is None:
+        return None
+    try:
+        return Selection.from_dict(d)
+    except (KeyError, TypeError, ValueError) as err:
+        raise FileFormatError(f"{path}: got an unreadable selection ({err}); expected the "
+                              "record of a self-tuning fit") from err
 
 
 __all__ = ["FileFormatError", "read_model", "write_model"]

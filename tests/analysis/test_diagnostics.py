@@ -27,7 +27,9 @@ def hetero():
 
 @pytest.fixture(scope="module")
 def fits_by_k(hetero):
-    return {f"K={k}": bayespal.fit(hetero.data, k=k, pref_dim=4, seed=0, progress=False)
+    # one mapping size (no choice among candidates): these tests are about diagnostics
+    return {f"K={k}": bayespal.fit(hetero.data, k=k, pref_dim=4, hidden=(64,), seed=0,
+                                   progress=False)
             for k in (1, 2, 3, 4, 5)}
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import bayespal
 from bayespal.analysis.reward import RewardModel
@@ -24,10 +25,16 @@ def test_reward_differences_are_the_users_log_odds(fitted):
     items = syn.data.items
     mean, sd = RewardModel(fit, user=fit.user_ids[5], num_samples=2000, seed=1).reward(items)
     diff = mean[test.item_a] - mean[test.item_b]
-    logit = np.log(fit.predict_proba(test, num_samples=2000) /
-                   (1 - fit.predict_proba(test, num_samples=2000)))
-    assert np.corrcoef(diff, logit)[0, 1] > 0.98
-    assert (np.sign(diff) == np.sign(logit)).mean() >= 0.95
+    # by linearity, the posterior mean reward difference is the posterior mean logit
+    draws, w = fit.posterior_draws(2000, seed=7, users=fit.user_ids[[5]])
+    with torch.no_grad():
+        fa, fb = draws.features(items[test.item_a]), draws.features(items[test.item_b])
+        logit = draws.logits(w.expand(-1, len(test), -1), fa, fb).mean(0).cpu().numpy()
+    assert np.corrcoef(diff, logit)[0, 1] > 0.995
+    assert np.abs(diff - logit).mean() < 0.05 * np.abs(logit).mean()
+    # and its sign is the posterior predictive's choice
+    p = fit.predict_proba(test, num_samples=2000)
+    assert (np.sign(diff) == np.sign(p - 0.5)).mean() >= 0.95
     assert (sd > 0).all() and np.abs(mean.mean()) < 1e-3 * np.abs(mean).max() + 1e-4  # centred
 
 

@@ -17,15 +17,16 @@ SCRIPT = """
 import sys, bayespal
 from bayespal.datasets import synthetic
 syn = synthetic(n_users=300, n_train=30, n_test=0, seed=1)
-bayespal.fit(syn.data, k=3, pref_dim=4, epochs=30, patience=1000, batch_size=128, seed=3,
-             progress=False, checkpoint=sys.argv[1], checkpoint_every=1)
+bayespal.fit(syn.data, k=3, pref_dim=4, hidden=(16,), validation_fraction=0, epochs=30,
+             patience=1000, batch_size=128, seed=3, progress=False, checkpoint=sys.argv[1],
+             checkpoint_every=1)
 """
 
 
 def fit_args():
     syn = synthetic(n_users=300, n_train=30, n_test=0, seed=1)
-    return syn.data, dict(k=3, pref_dim=4, epochs=30, patience=1000, batch_size=128, seed=3,
-                          progress=False)
+    return syn.data, dict(k=3, pref_dim=4, hidden=(16,), validation_fraction=0, epochs=30,
+                          patience=1000, batch_size=128, seed=3, progress=False)
 
 
 @pytest.mark.slow
@@ -65,6 +66,20 @@ def test_checkpoint_from_another_fit_is_refused(tmp_path):
         bayespal.fit(data, **{**kw, "epochs": 3}, checkpoint=path)
     with pytest.raises(checkpoint.FileFormatError, match="model_config"):
         bayespal.fit(data, **{**kw, "epochs": 2, "k": 2}, checkpoint=path)
+
+
+@pytest.mark.slow
+def test_a_self_tuning_fit_checkpoints_each_candidate_and_resumes_from_them(tmp_path):
+    syn = synthetic(n_users=60, n_train=40, n_test=0, seed=1)
+    kw = dict(k=2, pref_dim=4, epochs=6, patience=1000, batch_size=128, seed=3, progress=False)
+    path = tmp_path / "fit.ckpt"
+    first = bayespal.fit(syn.data, checkpoint=path, **kw)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["fit.candidate0.ckpt", "fit.candidate1.ckpt", "fit.ckpt"]
+    again = bayespal.fit(syn.data, checkpoint=path, **kw)  # every stage resumes as finished
+    np.testing.assert_array_equal(again.loss_history, first.loss_history)
+    assert again.selection.candidates.drop(columns="seconds").equals(
+        first.selection.candidates.drop(columns="seconds"))
 
 
 def test_tampered_and_truncated_files_are_refused(tmp_path):

@@ -22,7 +22,7 @@ def setup():
     b = (a + rng.integers(1, 40, user.size)) % 40
     d = PreferenceData.from_arrays(user, a, b, rng.integers(0, 2, user.size),
                                    rng.normal(size=(40, 5)))
-    cfg = ModelConfig(k=3, pref_dim=3)
+    cfg = ModelConfig(k=3, pref_dim=3, hidden=(64,))
     torch.manual_seed(0)
     model = PALModel(cfg, 5, d.n_users, d.n_comparisons)
     guide = PALGuide(cfg, d.n_users, torch.Generator().manual_seed(1))

@@ -15,7 +15,7 @@ from bayespal.users.newuser import NewUser, PointPlacement, place_users
 pytestmark = pytest.mark.slow  # every test here fits a model
 
 FIT = dict(k=3, pref_dim=4, hidden=(16,), concentration=1.0, lr=0.03, epochs=200, patience=10**6,
-           progress=False)
+           lr_schedule="cosine", lr_final_factor=0.05, validation_fraction=0, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,195 @@
+"""How many kinds of people: :func:`select_k` chooses the number of prototypes from the data
+and shows the evidence.
+
+Every candidate K is fitted (self-tuned, as :func:`bayespal.fit`) to the comparisons of
+the *seen* users, a random ``1 - unseen_fraction`` of the users, with an internal
+validation split of each seen user's comparisons and no refit, so two held-out scores are
+honest:
+
+- **seen**: the posterior-predictive log-loss of the seen users' validation comparisons
+  (how well K prototypes describe the people they were fitted to);
+- **unseen**: the log-loss of the *unseen* users' remaining comparisons after each was
+  placed from ``shots`` of their answers (how well the K prototypes and the learned
+  population describe people the fit never saw: the question "how many kinds of people"
+  asks).
+
+The criterion is the sum of the two means. Its standard error against the best K is
+computed from per-user *paired* differences (the same people are scored under every K),
+and the chosen K is the smallest within one standard error of the best (the one-standard-
+error rule: a larger K must earn its keep). The chosen K is then refitted on all users.
+The table also shows the share of the seen users' weight each prototype carries and the
+effective number of prototypes in use, ``exp(entropy of the shares)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from bayespal.checks import check_int, check_real, fail
+from bayespal.data import PreferenceData
+from bayespal.inference import tuning
+from bayespal.posterior import Posterior, fit
+from bayespal.posterior.fitting import configs
+from bayespal.users import place_users
+
+DEFAULT_KS = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class KSelection:
+    """The evidence per K and the chosen fit, from :func:`select_k`.
+
+    Attributes
+    ----------
+    table:
+        One row per K: ``seen_log_loss``, ``unseen_log_loss``, ``criterion`` (their sum),
+        ``se_vs_best`` (paired standard error of its difference to the best K),
+        ``weight_share`` (each prototype's share of the seen users' weight, largest
+        first), ``smallest_share``, ``effective_prototypes``, ``seconds``, ``chosen``.
+    k:
+        The chosen number of prototypes.
+    fit:
+        The chosen K fitted to all users.
+    reason:
+        One sentence: why this K.
+    """
+
+    table: pd.DataFrame
+    k: int
+    fit: Posterior
+    reason: str
+
+
+def _per_user_log_loss(prob: np.ndarray, data: PreferenceData) -> pd.Series:
+    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = data.label
+    nll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return pd.Series(nll).groupby(data.user_ids[data.user]).mean()
+
+
+def _shots(data: PreferenceData, shots: int, seed: int
+           ) -> tuple[PreferenceData, PreferenceData] | None:
+    """Per unseen user with more than ``shots`` comparisons: ``shots`` random ones to place
+    the user from, the rest to score."""
+    rng = np.random.default_rng(seed)
+    counts = data.comparisons_per_user()
+    order = np.lexsort((rng.random(data.n_comparisons), data.user))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(data.n_comparisons, dtype=np.int64)
+    rank[order] = np.arange(data.n_comparisons) - starts[data.user[order]]
+    enough = (counts > shots)[data.user]
+    if not enough.any():
+        return None
+    return data.subset(enough & (rank < shots)), data.subset(enough & (rank >= shots))
+
+
+def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
+             unseen_fraction: float = 0.2, shots: int = 5, progress: bool = False,
+             **options) -> KSelection:
+    """Choose the number of prototypes K from the data (see the module docstring).
+
+    Parameters
+    ----------
+    data:
+        The comparisons.
+    ks:
+        Candidate numbers of prototypes (distinct positive integers).
+    unseen_fraction:
+        Share of the users held out as unseen for the few-shot score.
+    shots:
+        Answers each unseen user is placed from.
+    progress:
+        Show the fits' progress bars.
+    **options:
+        Settings of every fit (fields of ModelConfig / TrainConfig, ``ensemble``,
+        ``model=``, ``train=``), as for :func:`bayespal.fit`.
+
+    Returns
+    -------
+    KSelection: the table per K, the chosen K and its fit on all users.
+    """
+    if not isinstance(data, PreferenceData):
+        raise fail("data", type(data).__name__, "a PreferenceData")
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise fail("ks", ks, "a sequence of candidate K (positive integers)")
+    ks = sorted({check_int("ks", k) for k in ks})
+    if not ks:
+        raise fail("ks", ks, "at least one candidate K")
+    unseen_fraction = check_real("unseen_fraction", unseen_fraction, low=0, high=1,
+                                 low_open=True, high_open=True)
+    shots = check_int("shots", shots)
+    if "k" in options:
+        raise fail("k", options["k"], "no k with select_k (the candidates are ks)")
+    model_config, train_config = configs(1, options.pop("model", None),
+                                         options.pop("train", None), **{
+                                             n: v for n, v in options.items()
+                                             if n not in ("ensemble",)})
+    ensemble = options.get("ensemble", 1)
+    seen, unseen = data.split_users(unseen_fraction, seed=train_config.seed)
+    split = _shots(unseen, shots, train_config.seed)
+    if split is None:
+        raise fail("shots", shots, f"fewer than the unseen users' comparisons (each of the "
+                   f"{unseen.n_users} unseen users has at most {shots})")
+    shot, scored = split
+    if train_config.validation_fraction == 0:
+        raise fail("validation_fraction", 0, "a share > 0: the seen users' score is their "
+                   "held-out comparisons")
+    # the candidates' own validation split (the same data, fraction and seed)
+    _, held = tuning.validation_split(seen, train_config.validation_fraction,
+                                      train_config.seed)
+    if held is None:
+        raise fail("data", f"{data.n_comparisons} comparisons", "enough comparisons to hold "
+                   f"out at least {tuning.MIN_VALIDATION} for validation")
+    rows, per_user = [], {}
+    for k in ks:
+        start = time.perf_counter()
+        cand = fit(seen, model=replace(model_config, k=k),
+                   train=replace(train_config, refit=False), ensemble=ensemble,
+                   progress=progress)
+        seen_loss = _per_user_log_loss(cand.predict_proba(held), held)
+        placed = place_users(cand, shot, seed=train_config.seed)
+        p = placed.predict_proba(scored.user_ids[scored.user], scored.item_a, scored.item_b,
+                                 scored.prompt)
+        unseen_loss = _per_user_log_loss(p, scored)
+        per_user[k] = (seen_loss, unseen_loss)
+        share = np.sort(np.asarray(cand.user_weights()["mean"].mean("user")))[::-1]
+        entropy = -float(np.sum(share * np.log(np.clip(share, 1e-12, None))))
+        rows.append({"k": k, "seen_log_loss": float(seen_loss.mean()),
+                     "unseen_log_loss": float(unseen_loss.mean()),
+                     "weight_share": [round(float(s), 4) for s in share],
+                     "smallest_share": float(share[-1]),
+                     "effective_prototypes": math.exp(entropy),
+                     "seconds": time.perf_counter() - start})
+    table = pd.DataFrame(rows)
+    table["criterion"] = table["seen_log_loss"] + table["unseen_log_loss"]
+    best = int(table["criterion"].idxmin())
+    kb = ks[best]
+    se = []
+    for k in ks:
+        d_seen = per_user[k][0] - per_user[kb][0]
+        d_unseen = per_user[k][1] - per_user[kb][1]
+        var = sum(float(d.var(ddof=1)) / len(d) if len(d) > 1 else 0.0
+                  for d in (d_seen, d_unseen))
+        se.append(math.sqrt(var))
+    table["se_vs_best"] = se
+    within = table["criterion"] - table["criterion"][best] <= table["se_vs_best"]
+    chosen_row = int(np.flatnonzero(within.to_numpy())[0])
+    k_star = ks[chosen_row]
+    table["chosen"] = np.arange(len(table)) == chosen_row
+    table = table[["k", "seen_log_loss", "unseen_log_loss", "criterion", "se_vs_best",
+                   "weight_share", "smallest_share", "effective_prototypes", "seconds",
+                   "chosen"]]
+    reason = (f"k={k_star}: the smallest K within one paired standard error of the best "
+              f"criterion (k={kb}, seen + unseen log-loss {table['criterion'][best]:.4f}); "
+              f"{seen.n_users} seen users ({held.n_comparisons} validation comparisons), "
+              f"{shot.n_users} unseen users placed from {shots} answers each")
+    final = fit(data, model=replace(model_config, k=k_star), train=train_config,
+                ensemble=ensemble, progress=progress)
+    final.k_selection = table
+    return KSelection(table, k_star, final, reason)
