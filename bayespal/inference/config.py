@@ -50,8 +50,10 @@ class TrainConfig:
         (``ModelConfig(hidden=None)``). ``0`` monitors the training loss instead.
     refit:
         After validation on an internal split, refit the chosen configuration on all
-        comparisons for the best epoch's number of epochs, replaying its learning rates
-        (the held-out share is not lost to the fit).
+        comparisons for the best epoch's number of epochs, replaying its learning rates.
+        Off by default: the held-out share is then lost to the fit, but the refit is not
+        validated, and an epoch count does not transfer to other data reliably (measured:
+        a refit's calibration slope 0.53 where the validated fit's was 0.84).
     standardize:
         Centre the item (and prompt) embeddings and scale them to unit RMS norm before the
         maps (from the training tables), so their offset and scale do not matter.
@@ -74,7 +76,7 @@ class TrainConfig:
     patience: int = 20
     tol: float = 1e-3
     validation_fraction: float = 0.1
-    refit: bool = True
+    refit: bool = False
     standardize: bool = True
     device: str = "auto"
     seed: int = 0

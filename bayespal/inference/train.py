@@ -53,6 +53,7 @@ class Trained:
     validation_history: np.ndarray
     stopped: str = "epochs"
     lr_history: np.ndarray | None = None  # per epoch: the lr factor it ran at
+    best_epoch: int = 0  # with validation: the epoch whose state was kept (1-based)
 
 
 def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: int,
@@ -198,7 +199,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
     trainer.run(progress, path, checkpoint_every, fingerprint)
     state = Trained(model.eval(), guide.eval(), np.asarray(trainer.history),
                     np.asarray(trainer.seconds), np.asarray(trainer.val_history),
-                    trainer.stopped, np.asarray(trainer.lr_history))
+                    trainer.stopped, np.asarray(trainer.lr_history), trainer.best_epoch)
     warn_if_collapsed(state, data, model_config, cfg.lr)
     return state
 

@@ -224,6 +224,7 @@ class Trainer:
         self.val_history: list[float] = []
         self.best, self.stale, self.finished = math.inf, 0, False
         self.stopped = "epochs"  # why the run ended: "epochs" or "plateau"
+        self.best_epoch = 0  # with validation: the epoch whose state is kept (1-based)
         self.lr_history: list[float] = []  # per epoch: the plateau factor it ran at
         self.best_state: tuple[dict, dict] | None = None
 
@@ -314,6 +315,7 @@ class Trainer:
                     if self.validate is not None:
                         self.best_state = copy.deepcopy((self.model.state_dict(),
                                                          self.guide.state_dict()))
+                        self.best_epoch = len(self.history)
                 else:
                     self.stale += 1
                     if self.stale >= self.patience:
@@ -351,7 +353,7 @@ class Trainer:
                          "best": None if math.isinf(self.best) else self.best,
                          "stale": self.stale, "finished": self.finished,
                          "lr_factor": self.lr_factor, "stopped": self.stopped,
-                         "lr_history": self.lr_history},
+                         "lr_history": self.lr_history, "best_epoch": self.best_epoch},
         }
         if torch.cuda.is_available() and self.data.user.is_cuda:
             state["rng"]["cuda"] = torch.cuda.get_rng_state(self.data.user.device)
@@ -415,6 +417,7 @@ class Trainer:
         self.lr_factor = float(progress.get("lr_factor", 1.0))
         self.stopped = str(progress.get("stopped", "epochs"))
         self.lr_history = [float(x) for x in progress.get("lr_history", [])]
+        self.best_epoch = int(progress.get("best_epoch", 0))
         if "best_state" in state:
             self.best_state = (state["best_state"]["model"], state["best_state"]["guide"])
 

@@ -161,7 +161,7 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
     the training loss steers the schedule and, if sizes are to be chosen, the smallest
     candidate is taken (a warning says so unless validation was switched off).
     With ``checkpoint`` and several candidates, each candidate has its own file
-    (``<stem>.candidate<i><suffix>``) and the final fit uses ``checkpoint`` itself.
+    (``<stem>.candidate<i><suffix>``) and a refit uses ``checkpoint`` itself.
 
     Parameters
     ----------
@@ -202,10 +202,10 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
                       checkpoint=_checkpoint_for(checkpoint, i, len(configs) == 1 and not refit),
                       checkpoint_every=checkpoint_every, distributed=distributed,
                       progress=progress)
-        val = state.validation_history
-        rows.append({"hidden": cfg.hidden,
-                     "validation_log_loss": float(val.min()) if len(val) else math.nan,
-                     "best_epoch": int(val.argmin()) + 1 if len(val) else len(state.loss_history),
+        val, best_epoch = state.validation_history, state.best_epoch
+        rows.append({"hidden": cfg.hidden,  # the kept epoch's validation log-loss
+                     "validation_log_loss": float(val[best_epoch - 1]) if len(val) else math.nan,
+                     "best_epoch": best_epoch if len(val) else len(state.loss_history),
                      "epochs": len(state.loss_history),
                      "seconds": float(state.epoch_seconds.sum()), "stopped": state.stopped})
         states.append(state)

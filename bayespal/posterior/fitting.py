@@ -73,9 +73,9 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
     By default the fit tunes itself (:mod:`bayespal.inference.tuning`): 10% of every user's
     comparisons are held out, their log-loss lowers the learning rate on each plateau
     and stops the fit, it chooses the mapping's size among candidates (``hidden=None``),
-    and the chosen configuration is then refitted on all comparisons for its best epoch
-    count. ``fit.summary()`` says what was chosen and why; any setting given explicitly
-    is used as given.
+    and the best epoch of the chosen one is kept (``refit=True`` refits it on all
+    comparisons for that many epochs instead). ``fit.summary()`` says what was chosen and
+    why; any setting given explicitly is used as given.
 
     Parameters
     ----------

@@ -75,7 +75,7 @@ def test_a_self_tuning_fit_checkpoints_each_candidate_and_resumes_from_them(tmp_
     path = tmp_path / "fit.ckpt"
     first = bayespal.fit(syn.data, checkpoint=path, **kw)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["fit.candidate0.ckpt", "fit.candidate1.ckpt", "fit.ckpt"]
+    assert names == ["fit.candidate0.ckpt", "fit.candidate1.ckpt"]  # no refit: no third
     again = bayespal.fit(syn.data, checkpoint=path, **kw)  # every stage resumes as finished
     np.testing.assert_array_equal(again.loss_history, first.loss_history)
     assert again.selection.candidates.drop(columns="seconds").equals(

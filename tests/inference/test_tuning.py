@@ -46,7 +46,8 @@ def test_the_plateau_schedule_lowers_the_rate_then_stops_and_the_refit_replays_i
     syn = synthetic(n_users=100, k=2, n_train=30, n_test=0, seed=1)
     model_config = bayespal.ModelConfig(k=2, pref_dim=4, hidden=(16,))
     train_config = bayespal.TrainConfig(lr_schedule="plateau", patience=2, tol=10.0,
-                                        lr_final_factor=0.05, epochs=40, batch_size=256)
+                                        lr_final_factor=0.05, epochs=40, batch_size=256,
+                                        refit=True)
     state, chosen, selection = tuning.tuned_train(syn.data, model_config, train_config,
                                                   progress=False)
     # tol=10 nats: after the first epoch no epoch counts as an improvement, so every
@@ -67,7 +68,7 @@ def test_the_fit_chooses_the_mapping_that_validates_best_and_refits_on_everythin
     # a 1-unit mapping cannot carry a 4-d preference space: the choice must avoid it
     monkeypatch.setattr(tuning, "AUTO_HIDDEN", ((1,), (32,)))
     syn = synthetic(n_users=150, k=2, n_train=40, n_test=0, seed=2)
-    fit = bayespal.fit(syn.data, lr_schedule="plateau", **_quick())
+    fit = bayespal.fit(syn.data, lr_schedule="plateau", refit=True, **_quick())
     table = fit.selection.candidates
     assert list(table["hidden"]) == [(1,), (32,)]
     assert table["validation_log_loss"][0] > table["validation_log_loss"][1] + 0.02
@@ -86,6 +87,9 @@ def test_the_fit_chooses_the_mapping_that_validates_best_and_refits_on_everythin
 def test_the_selection_survives_save_and_load(tmp_path):
     syn = synthetic(n_users=60, k=2, n_train=40, n_test=0, seed=4)
     fit = bayespal.fit(syn.data, **_quick(epochs=5))
+    # the default keeps the best validated epoch: trained on 90% of the comparisons
+    assert fit.selection.n_train < syn.data.n_comparisons
+    assert fit.selection.reason.endswith("best epoch kept")
     fit.save(tmp_path / "m.bayespal")
     back = bayespal.load(tmp_path / "m.bayespal")
     assert back.selection.reason == fit.selection.reason

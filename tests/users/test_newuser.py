@@ -12,6 +12,10 @@ from pyro.infer import MCMC, NUTS
 
 import bayespal
 from bayespal.datasets import synthetic
+
+# bayespal 0.2's default fit, written out
+RECIPE_0_2 = dict(hidden=(64,), lr_schedule="cosine", epochs=200, lr_final_factor=0.05,
+                  patience=10, validation_fraction=0)
 from bayespal.users.newuser import NewUser, NewUserPosteriors, place_users
 
 pytestmark = pytest.mark.slow  # every test here fits a model
@@ -180,9 +184,9 @@ def unseen_setup():
     syn = synthetic(n_users=500, k=3, n_train=40, n_test=20, seed=0)
     seen, unseen = syn.data.split_users(0.2, seed=0)
     seen_train = seen.subset(~syn.is_test[np.isin(syn.data.user_ids[syn.data.user], seen.user_ids)])
-    # the mapping's size is fixed here: these tests are about placing new users in a given
-    # population (the self-tuning fit's own effect on them is in benchmarks/defaults.py)
-    fit = bayespal.fit(seen_train, k=3, pref_dim=4, hidden=(64,), seed=0, progress=False)
+    # 0.2's fixed recipe: these tests are about placing new users in a given population
+    # (the self-tuning fit's own effect on them is in benchmarks/defaults.py)
+    fit = bayespal.fit(seen_train, k=3, pref_dim=4, seed=0, progress=False, **RECIPE_0_2)
     perm = list(min(itertools.permutations(range(3)), key=lambda q: (
         (fit.user_weights()["mean"].values[:, list(q)] - syn.true_weights[seen.user_ids]) ** 2
     ).sum()))
@@ -260,7 +264,8 @@ def test_protocol_table_and_bayes_beats_point_on_calibration(unseen_setup):
     assert list(bayes.group) == ["seen"] + ["unseen"] * 6
     assert list(bayes.n_shots[1:]) == [1, 2, 5, 10, 20, 50]
     assert (bayes.users[1:] == 100).all() and (bayes.comparisons[1:] == 1000).all()
-    map_fit = bayespal.fit(seen_train, k=3, pref_dim=4, inference="map", seed=0, progress=False)
+    map_fit = bayespal.fit(seen_train, k=3, pref_dim=4, inference="map", seed=0,
+                           progress=False, **RECIPE_0_2)  # only the inference differs
     point = evaluate_fewshot(map_fit, unseen, seen_test=seen_test, n_test=10, method="point")
     print(bayes.round(4).to_string(), point.round(4).to_string(), sep="\n")
     few_b, few_p = bayes[bayes.n_shots <= 10], point[point.n_shots <= 10]
