@@ -12,11 +12,11 @@ from pyro.infer import MCMC, NUTS
 
 import bayespal
 from bayespal.datasets import synthetic
+from bayespal.users.newuser import NewUser, NewUserPosteriors, place_users
 
 # bayespal 0.2's default fit, written out
 RECIPE_0_2 = dict(hidden=(64,), lr_schedule="cosine", epochs=200, lr_final_factor=0.05,
                   patience=10, validation_fraction=0)
-from bayespal.users.newuser import NewUser, NewUserPosteriors, place_users
 
 pytestmark = pytest.mark.slow  # every test here fits a model
 
