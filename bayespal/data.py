@@ -421,13 +421,25 @@ class PreferenceData:
                 f"{counts[i]} comparisons",
                 f"more than test_per_user={test_per_user} so one is left for training",
             )
-        rng = np.random.default_rng(seed)
+        rank = self.rank_within_users(np.random.default_rng(seed))
+        is_test = rank < n_test[self.user]
+        return self.subset(~is_test), self.subset(is_test)
+
+    def rank_within_users(self, rng: np.random.Generator) -> np.ndarray:
+        """Each comparison's position ``0, 1, ...`` among its user's comparisons in a random
+        order (``rank < n`` selects ``n`` random comparisons of every user).
+
+        Parameters
+        ----------
+        rng:
+            Draws the order (one uniform per comparison).
+        """
+        counts = self.comparisons_per_user()
         order = np.lexsort((rng.random(self.n_comparisons), self.user))  # shuffled within user
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rank = np.empty(self.n_comparisons, dtype=np.int64)
         rank[order] = np.arange(self.n_comparisons) - starts[self.user[order]]
-        is_test = rank < n_test[self.user]
-        return self.subset(~is_test), self.subset(is_test)
+        return rank
 
     def split_users(
         self, unseen_fraction: float = 0.2, seed: int = 0

@@ -38,15 +38,12 @@ def fewshot_split(data: PreferenceData, n_test: int, seed: int = 0
     seed:
         Seeds the random order.
     """
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(data)), data.user))
     counts = data.comparisons_per_user()
     if (counts <= n_test).any():
         i = int(np.flatnonzero(counts <= n_test)[0])
         raise ValueError(f"user {data.user_ids[i]!r}: got {counts[i]} comparisons; expected more "
                          f"than n_test={n_test}")
-    rank = np.empty(len(data), np.int64)
-    rank[order] = np.arange(len(data)) - np.repeat(np.cumsum(counts) - counts, counts)
+    rank = data.rank_within_users(np.random.default_rng(seed))
     is_test = rank < n_test[()] if np.ndim(n_test) else rank < n_test
     return data.subset(~is_test), (rank - n_test)[~is_test], data.subset(is_test)
 

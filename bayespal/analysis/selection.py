@@ -77,12 +77,8 @@ def _shots(data: PreferenceData, shots: int, seed: int
            ) -> tuple[PreferenceData, PreferenceData] | None:
     """Per unseen user with more than ``shots`` comparisons: ``shots`` random ones to place
     the user from, the rest to score."""
-    rng = np.random.default_rng(seed)
     counts = data.comparisons_per_user()
-    order = np.lexsort((rng.random(data.n_comparisons), data.user))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(data.n_comparisons, dtype=np.int64)
-    rank[order] = np.arange(data.n_comparisons) - starts[data.user[order]]
+    rank = data.rank_within_users(np.random.default_rng(seed))
     enough = (counts > shots)[data.user]
     if not enough.any():
         return None

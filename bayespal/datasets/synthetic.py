@@ -119,19 +119,8 @@ def synthetic(
     a_map = rng.normal(size=(embed_dim, pref_dim)) * nonlinearity
     f = np.tanh(x @ a_map)  # (M, d), nonlinear in x
     prototypes = rng.normal(size=(k, pref_dim))
-
-    group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
-    user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, n_items)
-    rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
-    logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
-    p = 1 / (1 + np.exp(-logit))
-    label = (rng.random(user.size) < p).astype(np.int64)
-
-    data = PreferenceData.from_arrays(
-        user, a, b, label, x.astype(np.float32), user_ids=np.arange(n_users)
-    )
-    return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
-                                float(sharpness))
+    return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
+                  mixture_concentration, sharpness)
 
 
 def synthetic_deep(
@@ -174,8 +163,17 @@ def synthetic_deep(
     f = gelu @ rng.normal(size=(hidden, pref_dim))
     f = (f - f.mean(0)) / f.std(0) * 0.5  # (M, d): each coordinate RMS 0.5
     prototypes = rng.normal(size=(k, pref_dim)) * 0.5
+    return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
+                  mixture_concentration, sharpness)
+
+
+def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,
+           n_users: int, n_train: int, n_test: int, partition_fraction: float,
+           mixture_concentration: float, sharpness: float) -> SyntheticPreferences:
+    """Users, pairs and PAL-A labels for items ``x`` with true features ``f (M, d)``."""
+    k = len(prototypes)
     group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
-    user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, n_items)
+    user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, len(x))
     rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
     logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
     p = 1 / (1 + np.exp(-logit))

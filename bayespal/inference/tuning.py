@@ -114,11 +114,7 @@ def validation_split(data: PreferenceData, fraction: float, seed: int
     n_val = n_val.astype(np.int64)
     if n_val.sum() < MIN_VALIDATION:
         return data, None
-    order = np.lexsort((rng.random(data.n_comparisons), data.user))  # shuffled within user
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(data.n_comparisons, dtype=np.int64)
-    rank[order] = np.arange(data.n_comparisons) - starts[data.user[order]]
-    held = rank < n_val[data.user]
+    held = data.rank_within_users(rng) < n_val[data.user]
     return data.subset(~held), data.subset(held)
 
 
