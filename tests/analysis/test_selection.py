@@ -22,6 +22,8 @@ def test_select_k_finds_the_number_of_kinds_of_people(k_true):
     assert list(table["k"]) == [1, 2, 3]
     assert result.k == k_true, result.reason
     assert table["chosen"].sum() == 1 and int(table.loc[table["chosen"], "k"].iloc[0]) == k_true
+    het_p = table["heterogeneity_p"][0]
+    assert (het_p > 0.05) == (k_true == 1)  # one reward model explains one kind only
     if k_true == 2:  # one prototype cannot describe two kinds of people: clearly worse
         gap = table["criterion"][0] - table["criterion"][1]
         assert gap > 3 * table["se_vs_best"][0]
