@@ -132,11 +132,9 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
     shots = check_int("shots", shots)
     if "k" in options:
         raise fail("k", options["k"], "no k with select_k (the candidates are ks)")
+    ensemble = options.pop("ensemble", 1)
     model_config, train_config = configs(1, options.pop("model", None),
-                                         options.pop("train", None), **{
-                                             n: v for n, v in options.items()
-                                             if n not in ("ensemble",)})
-    ensemble = options.get("ensemble", 1)
+                                         options.pop("train", None), **options)
     seen, unseen = data.split_users(unseen_fraction, seed=train_config.seed)
     split = _shots(unseen, shots, train_config.seed)
     if split is None:

@@ -187,9 +187,6 @@ class FittedPAL(Posterior):
         sel = self.selection
         if sel is not None:
             lines.append(f"chosen: {sel.reason}")
-            if sel.n_validation:
-                lines.append(f"validation: {sel.n_validation} held-out comparisons "
-                             f"(trained on {sel.n_train})")
             table = sel.candidates.copy()
             table["hidden"] = table["hidden"].map(str)
             lines.append(table.round(4).to_string(index=False))

@@ -8,7 +8,7 @@ import pytest
 
 import bayespal
 from bayespal.datasets import synthetic
-from bayespal.inference import tuning
+from bayespal.inference import train, tuning
 from bayespal.inference.trainer import PLATEAU_DECAY
 
 
@@ -42,25 +42,27 @@ def _quick(**kw):
 
 
 @pytest.mark.slow
-def test_the_plateau_schedule_lowers_the_rate_then_stops_and_the_refit_replays_it():
+def test_the_plateau_schedule_lowers_the_rate_then_stops_and_a_replay_retraces_it():
     syn = synthetic(n_users=100, k=2, n_train=30, n_test=0, seed=1)
     model_config = bayespal.ModelConfig(k=2, pref_dim=4, hidden=(16,))
     train_config = bayespal.TrainConfig(lr_schedule="plateau", patience=2, tol=10.0,
                                         lr_final_factor=0.05, epochs=40, batch_size=256,
-                                        refit=True)
-    state, chosen, selection = tuning.tuned_train(syn.data, model_config, train_config,
-                                                  progress=False)
+                                        validation_fraction=0)
+    first = train(syn.data, model_config, train_config, progress=False)
     # tol=10 nats: after the first epoch no epoch counts as an improvement, so every
     # `patience` epochs the rate falls by PLATEAU_DECAY while it stays >= 0.05, then the
-    # candidate stops
+    # fit stops
     decays = int(math.floor(math.log(0.05) / math.log(PLATEAU_DECAY)))  # 0.3, 0.09 -> 2
-    assert selection.candidates["epochs"].tolist() == [1 + 2 * (decays + 1)]
-    assert selection.chosen["stopped"] == "plateau"
-    # the refit replays the candidate's rates up to its best epoch, on all comparisons
-    best = int(selection.chosen["best_epoch"])
-    np.testing.assert_allclose(state.lr_history, [1, 1, 1, 0.3, 0.3, 0.09, 0.09][:best],
-                               rtol=1e-6)
-    assert len(state.loss_history) == best and state.model.n_comparisons == 3000
+    rates = [1, 1, 1, 0.3, 0.3, 0.09, 0.09]
+    assert len(first.loss_history) == 1 + 2 * (decays + 1) == len(rates)
+    assert first.stopped == "plateau"
+    np.testing.assert_allclose(first.lr_history, rates, rtol=1e-6)
+    # a replay of those rates (what refit=True runs) retraces the fit exactly
+    again = train(syn.data, model_config, train_config, progress=False,
+                  replay=first.lr_history.tolist())
+    np.testing.assert_allclose(again.lr_history, rates, rtol=1e-6)
+    np.testing.assert_array_equal(again.loss_history, first.loss_history)
+    assert again.stopped == "epochs"
 
 
 @pytest.mark.slow
