@@ -200,16 +200,17 @@ def _suggest(args: argparse.Namespace) -> int:
     if fit.items is None:
         raise ValueError(f"model: got {args.model_file!r} saved without its item table; "
                          "expected a model saved with include_items=True")
-    index = {v: i for i, v in enumerate(fit.item_ids.tolist())}
+    known = set(fit.item_ids.tolist())
 
-    def rows(values, what):
+    def ids(values, what):
+        """The model's item ids (a CSV may give an integer id as text)."""
         out = []
         for v in values:
-            key = v if v in index else (int(v) if str(v).lstrip("-").isdigit() else v)
-            if key not in index:
+            key = v if v in known else (int(v) if str(v).lstrip("-").isdigit() else v)
+            if key not in known:
                 raise ValueError(f"{what}: got item id {v!r}; expected an item of the model")
-            out.append(index[key])
-        return np.asarray(out, dtype=np.int64)
+            out.append(key)
+        return np.asarray(out, dtype=fit.item_ids.dtype)
 
     user = NewUser(fit, seed=args.seed)
     if args.answers:
@@ -217,16 +218,14 @@ def _suggest(args: argparse.Namespace) -> int:
         for col in ("item_a", "item_b", "label"):
             if col not in ans.columns:
                 raise ValueError(f"--answers: got columns {list(ans.columns)}; expected {col!r}")
-        user.observe(rows(ans.item_a, "--answers"), rows(ans.item_b, "--answers"),
-                    ans.label.to_numpy().astype(int))
+        user.observe(ids(ans.item_a, "--answers"), ids(ans.item_b, "--answers"),
+                     ans.label.to_numpy().astype(int))
     cand = _read_table(args.candidates, "--candidates")
     for col in ("item_a", "item_b"):
         if col not in cand.columns:
             raise ValueError(f"--candidates: got columns {list(cand.columns)}; expected {col!r}")
-    pairs = np.stack([rows(cand.item_a, "--candidates"), rows(cand.item_b, "--candidates")], 1)
+    pairs = np.stack([ids(cand.item_a, "--candidates"), ids(cand.item_b, "--candidates")], 1)
     best = suggest(user, pairs, n=args.n, strategy=args.strategy, seed=args.seed)
-    best["item_a"] = fit.item_ids[best.item_a.to_numpy()]
-    best["item_b"] = fit.item_ids[best.item_b.to_numpy()]
     print(user.weights()[["mean", "lower", "upper"]].to_dataframe().round(3).to_string())
     print(best.to_string())
     return 0

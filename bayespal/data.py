@@ -136,10 +136,71 @@ class EmbeddingTable:
             The name an error reports.
         """
         ids = np.asarray(ids).reshape(-1)
+        if len(ids) == 0:
+            return np.zeros(0, dtype=np.int64)
         rows = pd.Index(self.ids).get_indexer(ids)
         if (rows < 0).any():
-            raise _fail(field_name, ids[np.flatnonzero(rows < 0)[0]], "an id of the table")
-        return rows
+            bad = ids[np.flatnonzero(rows < 0)[0]]
+            shown = ", ".join(repr(_py(i)) for i in self.ids[:3])
+            raise _fail(field_name, bad, f"an id of the table ({len(self)} ids: {shown}, ...)"
+                        " or, with rows=True, a row number")
+        return rows.astype(np.int64)
+
+    def locate(self, values: Any, field_name: str, rows: bool = False) -> np.ndarray:
+        """Row numbers of items named by id (default) or, with ``rows``, given as rows.
+
+        Parameters
+        ----------
+        values:
+            Ids of the table's rows, or (``rows=True``) row numbers in ``[0, len)``.
+        field_name:
+            The name an error reports.
+        rows:
+            ``values`` are row numbers, not ids.
+        """
+        if not rows:
+            return self.rows(values, field_name)
+        arr = np.asarray(values).reshape(-1)
+        if len(arr) and not np.issubdtype(arr.dtype, np.integer):
+            raise _fail(field_name, f"dtype {arr.dtype}", "integer row numbers (rows=True)")
+        if len(arr) and (arr.min() < 0 or arr.max() >= len(self)):
+            raise _fail(field_name, arr[(arr < 0) | (arr >= len(self))][0],
+                        f"a row number in [0, {len(self)}) (rows=True)")
+        return arr.astype(np.int64)
+
+    @classmethod
+    def of(cls, table: Any, default: EmbeddingTable | None = None, *, name: str = "items",
+           dim: int | None = None) -> EmbeddingTable:
+        """An item (or prompt) table from what a caller passed.
+
+        Parameters
+        ----------
+        table:
+            An :class:`EmbeddingTable` (its ids name the rows); a DataFrame of embeddings
+            indexed by id (as :meth:`PreferenceData.from_arrays` reads one); a bare
+            ``(M, D)`` array or tensor, whose rows have no other name than their numbers
+            (ids ``0..M-1``); or None for ``default``.
+        default:
+            The table meant by None (a fit's own); None: a table must be passed.
+        name:
+            The argument's name, for errors.
+        dim:
+            The required embedding width (the one the model was fitted on).
+        """
+        if table is None:
+            if default is None:
+                raise DataError(f"{name}: got None; expected an embedding table (none is "
+                                "held here to default to: pass one)")
+            table = default
+        elif isinstance(table, pd.DataFrame):
+            table = cls(table.index.to_numpy(), _check_embeddings(table.to_numpy(), name))
+        elif not isinstance(table, EmbeddingTable):
+            emb = check_table(name, table, dim, name)
+            table = cls(np.arange(len(emb)), emb)
+        if dim is not None and table.dim != dim:
+            raise DataError(f"{name}: got {table.dim} columns; expected {dim}, the embedding "
+                            "dimension the model was fitted on")
+        return table
 
 
 @dataclass(frozen=True, eq=False)

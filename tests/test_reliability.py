@@ -329,7 +329,7 @@ def test_fit_arguments_are_validated(syn):
 @pytest.mark.slow
 def test_suggest_refuses_a_self_pair(small):
     user = NewUser(small)
-    with pytest.raises(ValueError, match=r"candidates: got the pair \(5, 5\) at row 1"):
+    with pytest.raises(ValueError, match=r"candidates: got the pair \(5, 5\) at position 1"):
         suggest(user, np.array([[1, 2], [5, 5]]))
     with pytest.raises(ValueError, match="candidates: got the pair"):
         suggest(user, np.array([[1, 2], [5, 5]]), strategy="random")

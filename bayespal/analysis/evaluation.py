@@ -99,7 +99,7 @@ def evaluate_fewshot(
         held = test.subset(np.isin(test.user_ids[test.user], eligible))
         placed = place_users(fit, shot, method=method, seed=seed, **placement)
         p = placed.predict_proba(held.user_ids[held.user], held.item_a, held.item_b,
-                                 held.prompt)
+                                 held.prompt, rows=True)
         rows.append({"group": "unseen", "n_shots": n, "users": len(eligible),
                      **_metrics(p, held.label)})
     table = pd.DataFrame(rows)

@@ -75,7 +75,7 @@ def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
     return fig
 
 
-def plot_prototype_items(fit, items: np.ndarray, labels: Sequence[str] | None = None,
+def plot_prototype_items(fit, items=None, labels: Sequence[str] | None = None,
                          top: int = 5) -> Figure:
     """For each prototype, the ``top`` items it rewards most (centred reward in logits).
 
@@ -84,14 +84,19 @@ def plot_prototype_items(fit, items: np.ndarray, labels: Sequence[str] | None = 
     fit:
         A fitted posterior.
     items:
-        (M, D) item embeddings.
+        The items (default: the fit's training items): an
+        :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a
+        bare ``(M, D)`` array (named by row number).
     labels:
-        A label per item (default: row numbers).
+        A label per item (default: the items' ids).
     top:
         Items shown per prototype.
     """
-    r = prototype_reward_matrix(fit, items)
-    labels = [str(i) for i in range(len(items))] if labels is None else list(labels)
+    table = fit.item_table(items)
+    r = prototype_reward_matrix(fit, table.embeddings)
+    labels = [str(i) for i in table.ids] if labels is None else list(labels)
+    if len(labels) != len(table):
+        raise ValueError(f"labels: got {len(labels)}; expected {len(table)}, one per item")
     fig, axes = plt.subplots(1, fit.k, figsize=(3.2 * fit.k, 2.8), squeeze=False)
     for k, ax in enumerate(axes[0]):
         best = np.argsort(-r[k])[:top]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from bayespal.checks import check_int, check_table
@@ -128,6 +129,21 @@ class RewardModel:
         if self._offset is not None:
             r = r - self._offset
         return r.mean(0).cpu().numpy(), r.std(0).cpu().numpy()
+
+    @torch.no_grad()
+    def reward_items(self, items=None) -> pd.DataFrame:
+        """Posterior mean and sd of the reward of items, indexed by item id.
+
+        Parameters
+        ----------
+        items:
+            The items (default: the fit's training items): an
+            :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a
+            bare ``(M, D)`` array (named by row number).
+        """
+        table = self.posterior.item_table(items)
+        mean, sd = self.reward(table.embeddings)
+        return pd.DataFrame({"mean": mean, "sd": sd}, index=pd.Index(table.ids, name="item"))
 
     def reward_texts(self, texts: Sequence[str], embedder=None) -> tuple[np.ndarray, np.ndarray]:
         """Embed raw texts with the embedding configuration the model was fitted with (or

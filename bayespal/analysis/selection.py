@@ -159,7 +159,7 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
         seen_loss = _per_user_log_loss(cand.predict_proba(held), held)
         placed = place_users(cand, shot, seed=train_config.seed)
         p = placed.predict_proba(scored.user_ids[scored.user], scored.item_a, scored.item_b,
-                                 scored.prompt)
+                                 scored.prompt, rows=True)
         unseen_loss = _per_user_log_loss(p, scored)
         per_user[k] = (seen_loss, unseen_loss)
         if k == 1:  # does one reward model reproduce how much the seen users differ?

@@ -31,7 +31,10 @@ UNKNOWN_USER_DRAWS = 16  # population draws of w per draw for a user the fit doe
 
 def _apply(maps: Sequence[nn.Module], x, device: torch.device) -> torch.Tensor:
     """Each map of embeddings ``x`` (on the maps' own device) -> ``(E, n, .)`` on ``device``."""
-    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    if not torch.is_tensor(x):
+        x = np.asarray(x)
+        # a read-only table (an EmbeddingTable's) is copied: torch cannot wrap it safely
+        x = torch.as_tensor(x if x.flags.writeable else x.copy())
     out = []
     for m in maps:
         param = next(m.parameters())

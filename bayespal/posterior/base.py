@@ -23,17 +23,6 @@ from bayespal.rng import keeps_global_rng
 _NOBODY = object()  # a user id no fit can contain
 
 
-def _rows(name: str, rows, n: int) -> np.ndarray:
-    arr = np.asarray(rows)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name}: got {arr.dtype} array of shape {arr.shape}; "
-                         "expected 1-d integer rows of the table")
-    if len(arr) and (arr.min() < 0 or arr.max() >= n):
-        bad = arr[(arr < 0) | (arr >= n)][0]
-        raise ValueError(f"{name}: got row {bad}; expected rows in [0, {n})")
-    return arr
-
-
 class Posterior(ABC):
     """The interface of a fitted PAL posterior (see the module docstring).
 
@@ -196,7 +185,7 @@ class Posterior(ABC):
         return {k: v.cpu().numpy() for k, v in out.items()}
 
     def _comparisons(self, data: PreferenceData | None, user, item_a, item_b, items,
-                     prompt=None, prompts=None):
+                     prompt=None, prompts=None, rows: bool = False):
         """``(user positions, emb_a, emb_b, emb_c)`` of comparisons given either way;
         ``emb_c`` is None when no prompts are given."""
         if data is not None:
@@ -206,11 +195,9 @@ class Posterior(ABC):
             emb_c = None if data.prompt is None else data.prompts[data.prompt]
             return (self.user_index(data.user_ids[data.user]), data.items[data.item_a],
                     data.items[data.item_b], emb_c)
-        # a table given here is checked; the training tables were checked when built
-        items = (self.embeddings("items") if items is None
-                 else check_table("items", items, self.embed_dim, "items"))
-        ia = _rows("item_a", item_a, len(items))
-        ib = _rows("item_b", item_b, len(items))
+        table = self.item_table(items)
+        ia = table.locate(item_a, "item_a", rows)
+        ib = table.locate(item_b, "item_b", rows)
         if len(ia) != len(ib):
             raise ValueError(f"item_b: got length {len(ib)}; expected {len(ia)}, the length "
                              "of item_a")
@@ -220,13 +207,48 @@ class Posterior(ABC):
                              f"{len(ia)}, one per comparison")
         emb_c = None
         if prompt is not None:
-            prompts = (self.embeddings("prompts") if prompts is None
-                       else check_table("prompts", prompts, self.prompt_embed_dim, "prompts"))
-            emb_c = prompts[_rows("prompt", prompt, len(prompts))]
+            ptable = self.prompt_table(prompts)
+            emb_c = ptable.embeddings[ptable.locate(prompt, "prompt", rows)]
             if len(emb_c) != len(ia):
                 raise ValueError(f"prompt: got length {len(emb_c)}; expected {len(ia)}, one "
                                  "per comparison")
-        return self.user_index(users), items[ia], items[ib], emb_c
+        return self.user_index(users), table.embeddings[ia], table.embeddings[ib], emb_c
+
+    def item_table(self, items=None) -> EmbeddingTable:
+        """The item table that item ids name: ``items`` (an :class:`EmbeddingTable`, a
+        DataFrame indexed by id, or a bare ``(M, D)`` array whose ids are its row numbers)
+        or, if None, the training items.
+
+        Parameters
+        ----------
+        items:
+            The table, or None.
+        """
+        return EmbeddingTable.of(items, self.items, name="items", dim=self.embed_dim)
+
+    def prompt_table(self, prompts=None) -> EmbeddingTable:
+        """The prompt table that prompt ids name (PAL-B); as :meth:`item_table`.
+
+        Parameters
+        ----------
+        prompts:
+            The table, or None for the training prompts.
+        """
+        return EmbeddingTable.of(prompts, self.prompts, name="prompts",
+                                 dim=self.prompt_embed_dim)
+
+    def item_rows(self, ids, items=None) -> np.ndarray:
+        """Row numbers of items named by id in ``items`` (default: the training items);
+        an unknown id is an error.
+
+        Parameters
+        ----------
+        ids:
+            Item ids.
+        items:
+            As for :meth:`item_table`.
+        """
+        return self.item_table(items).rows(ids, "ids")
 
     def embeddings(self, which: str = "items") -> np.ndarray:
         """The training item (or prompt) embeddings, or a clear error when the fit holds
@@ -250,7 +272,7 @@ class Posterior(ABC):
     def predict_proba(self, data: PreferenceData | None = None, *, user=None, item_a=None,
                       item_b=None, items=None, prompt=None, prompts=None,
                       num_samples: int = 200, seed: int | None = None,
-                      return_draws: bool = False) -> np.ndarray:
+                      return_draws: bool = False, rows: bool = False) -> np.ndarray:
         """Posterior predictive ``P(a preferred over b)`` of each comparison.
 
         Parameters
@@ -259,22 +281,26 @@ class Posterior(ABC):
             Comparisons as :class:`PreferenceData` (users matched by id); or give the next
             arguments instead.
         user, item_a, item_b:
-            User ids and rows of ``items`` (default: the training item table).
+            User ids and item ids of ``items`` (an unknown id is an error).
         items:
-            An item-embedding table ``(M, D)``.
+            The item table the ids name (default: the training items): an
+            :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a
+            bare ``(M, D)`` array (its ids are its row numbers).
         prompt, prompts:
-            PAL-B: each comparison's prompt row of ``prompts`` (default: the training
-            prompt table).
+            PAL-B: each comparison's prompt id and the prompt table (default: the
+            training prompts).
         num_samples:
             Posterior draws averaged (``sigmoid`` of the logit per draw, not a plug-in).
         seed:
             Seeds the draws (default: the fit's seed); torch's global state is kept.
         return_draws:
             Return the per-draw probabilities ``(S, N)`` instead of their mean.
+        rows:
+            ``item_a``, ``item_b`` (and ``prompt``) are row numbers of the tables, not ids.
         """
         num_samples = check_int("num_samples", num_samples)
         users, emb_a, emb_b, emb_c = self._comparisons(data, user, item_a, item_b, items,
-                                                       prompt, prompts)
+                                                       prompt, prompts, rows)
         self._seed(seed)
         draws = self._population(num_samples, "draws")
         p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c)
@@ -282,27 +308,28 @@ class Posterior(ABC):
 
     def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,
                                  prompts=None, num_samples: int = 200,
-                                 seed: int | None = None) -> np.ndarray:
+                                 seed: int | None = None, rows: bool = False) -> np.ndarray:
         """``P(a preferred over b)`` for the population-average user: ``w`` integrated over
         the fitted population ``Dirichlet(alpha)`` (what a user not seen in training gets).
 
         Parameters
         ----------
         item_a, item_b:
-            Rows of ``items``.
-        items, prompt, prompts, num_samples, seed:
+            Item ids of ``items``.
+        items, prompt, prompts, num_samples, seed, rows:
             As for :meth:`predict_proba`.
         """
-        n = len(np.asarray(item_a))
+        n = len(np.asarray(item_a).reshape(-1))
         return self.predict_proba(user=np.full(n, _NOBODY, dtype=object), item_a=item_a,
                                   item_b=item_b, items=items, prompt=prompt, prompts=prompts,
-                                  num_samples=num_samples, seed=seed)
+                                  num_samples=num_samples, seed=seed, rows=rows)
 
     @keeps_global_rng
     @torch.no_grad()
-    def prototype_rewards(self, embeddings, num_samples: int = 200, seed: int | None = None,
+    def prototype_rewards(self, items=None, num_samples: int = 200, seed: int | None = None,
                           prompt_embedding=None) -> xr.Dataset:
-        """Each prototype's reward of items, posterior mean and sd, dims ``(prototype, item)``.
+        """Each prototype's reward of items, posterior mean and sd, dims ``(prototype, item)``
+        with the items' ids as the ``item`` coordinate.
 
         ``r_k(x) = 2 P_k . f(x) - ||f(x)||^2`` (PAL-B: with the prompt's prototypes
         ``g_k(c)``; metric ``"cosine"``: ``cos(f(x), g_k(c))``). Rewards are defined up to
@@ -311,25 +338,26 @@ class Posterior(ABC):
 
         Parameters
         ----------
-        embeddings:
-            ``(M, D)`` item embeddings.
+        items:
+            The items (default: the training items), as for :meth:`item_table`: a bare
+            ``(M, D)`` array's items are named by row number.
         num_samples, seed:
             Posterior draws and their seed (default: the fit's).
         prompt_embedding:
             PAL-B: the embedding ``(Dc,)`` of the prompt the rewards are for.
         """
         num_samples = check_int("num_samples", num_samples)
-        embeddings = check_table("embeddings", embeddings, self.embed_dim, "items")
+        table = self.item_table(items)
         self._seed(seed)
         draws = self._population(num_samples, "draws")
         pc = None
         if prompt_embedding is not None and self.prompt_embed_dim is not None:
-            table = check_table("prompt_embedding", np.asarray(prompt_embedding).reshape(1, -1),
-                                self.prompt_embed_dim, "prompts")
-            pc = draws.prompt_features(table)
-        r = draws.rewards(draws.features(embeddings), pc).cpu().numpy()
+            ptable = check_table("prompt_embedding", np.asarray(prompt_embedding).reshape(1, -1),
+                                 self.prompt_embed_dim, "prompts")
+            pc = draws.prompt_features(ptable)
+        r = draws.rewards(draws.features(table.embeddings), pc).cpu().numpy()
         dims = ("prototype", "item")
         return xr.Dataset(
             {"mean": (dims, r.mean(0)), "sd": (dims, r.std(0))},
-            coords={"prototype": np.arange(self.k), "item": np.arange(len(embeddings))},
+            coords={"prototype": np.arange(self.k), "item": table.ids},
         )

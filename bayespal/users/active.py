@@ -44,7 +44,7 @@ def _single_user(posterior: NewUserPosteriors, user):
 @torch.no_grad()
 def acquisition(posterior: NewUserPosteriors, item_a, item_b,
                 strategy: str = "information_gain", *, user=None, prompt=None,
-                num_draws: int = 512, seed: int = 0) -> np.ndarray:
+                num_draws: int = 512, seed: int = 0, rows: bool = False) -> np.ndarray:
     """The acquisition value of candidate pairs: higher is more worth asking.
 
     Parameters
@@ -52,22 +52,25 @@ def acquisition(posterior: NewUserPosteriors, item_a, item_b,
     posterior:
         New users' posteriors.
     item_a, item_b:
-        The candidates as item rows (two different items each).
+        The candidates as item ids (two different items each).
     strategy:
         One of ``STRATEGIES`` (see the module docstring).
     user:
         Whose next question (default: the posterior's only user).
     prompt:
-        PAL-B: each candidate's prompt row (a candidate is a prompt and two answers).
+        PAL-B: each candidate's prompt id (a candidate is a prompt and two answers).
     num_draws:
         Posterior draws the values are computed from.
     seed:
         Seeds the ``"random"`` strategy.
+    rows:
+        Items and prompts are given as row numbers of the posterior's tables, not ids.
     """
     _check_strategy(strategy)
     user = _single_user(posterior, user)
     p = posterior.draw_probs(user, np.atleast_1d(item_a), np.atleast_1d(item_b),
-                             None if prompt is None else np.atleast_1d(prompt), num_draws)
+                             None if prompt is None else np.atleast_1d(prompt), num_draws,
+                             rows=rows)
     return _values(p, strategy, seed)
 
 
@@ -98,8 +101,8 @@ def _candidates(candidates) -> tuple[np.ndarray, np.ndarray | None]:
     else:
         arr = np.asarray(candidates)
         if arr.ndim != 2 or arr.shape[1] not in (2, 3):
-            raise ValueError(f"candidates: got shape {arr.shape}; expected (C, 2) item rows or "
-                             "(C, 3) (item_a, item_b, prompt) rows, C >= 1")
+            raise ValueError(f"candidates: got shape {arr.shape}; expected (C, 2) item ids or "
+                             "(C, 3) (item_a, item_b, prompt) ids, C >= 1")
         pairs, prompt = arr[:, :2], (arr[:, 2] if arr.shape[1] == 3 else None)
     if len(pairs) == 0:
         raise ValueError("candidates: got none; expected at least one candidate pair")
@@ -109,7 +112,7 @@ def _candidates(candidates) -> tuple[np.ndarray, np.ndarray | None]:
 @torch.no_grad()
 def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
             strategy: str = "information_gain", *, user=None, max_correlation: float = 0.95,
-            num_draws: int = 512, seed: int = 0) -> pd.DataFrame:
+            num_draws: int = 512, seed: int = 0, rows: bool = False) -> pd.DataFrame:
     """The ``n`` best next questions among ``candidates``, best first, with their values.
 
     Parameters
@@ -117,7 +120,7 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
     posterior:
         New users' posteriors.
     candidates:
-        An ``(C, 2)`` array of item rows, or ``(C, 3)`` with each candidate's prompt row
+        An ``(C, 2)`` array of item ids, or ``(C, 3)`` with each candidate's prompt id
         (PAL-B), or a DataFrame with ``item_a``, ``item_b`` (and ``prompt``) columns.
     n:
         How many questions.
@@ -128,19 +131,20 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
     max_correlation:
         For ``n > 1``, candidates whose per-draw answer probabilities correlate above it (in
         absolute value) with an already chosen one are skipped.
-    num_draws, seed:
+    num_draws, seed, rows:
         As for :func:`acquisition`.
 
     Returns
     -------
-    A DataFrame with ``item_a``, ``item_b`` (``prompt``) and ``acquisition``, indexed by rank.
+    A DataFrame with ``item_a``, ``item_b`` (``prompt``), named as the candidates were (ids,
+    or rows with ``rows=True``), and ``acquisition``, indexed by rank.
     """
     pairs, prompt = _candidates(candidates)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: got {n!r}; expected a positive integer")
     _check_strategy(strategy)
     user = _single_user(posterior, user)
-    p = posterior.draw_probs(user, pairs[:, 0], pairs[:, 1], prompt, num_draws)
+    p = posterior.draw_probs(user, pairs[:, 0], pairs[:, 1], prompt, num_draws, rows=rows)
     value = _values(p, strategy, seed)
     order = np.argsort(-value, kind="stable")
     chosen = [int(order[0])]

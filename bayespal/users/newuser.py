@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from bayespal.checks import check_int, check_seed, check_table
+from bayespal.checks import check_int, check_seed
 from bayespal.data import PreferenceData
 from bayespal.model import BoundPopulation
 from bayespal.model.likelihood import mixture_logits
@@ -256,9 +256,10 @@ def _systematic(prob: torch.Tensor, n: int) -> torch.Tensor:
 class NewUserPosteriors:
     """Posteriors of the mixture weights of a set of new users, updated as answers arrive.
 
-    Users are named by ``ids``; comparisons are pairs of rows of ``items`` (default: the
-    fit's training item table). All computation is vectorised over users and chunked so
-    that no intermediate holds more than ``CHUNK_ELEMENTS`` numbers.
+    Users are named by ``ids``; comparisons name their items by the ids of ``items``
+    (default: the fit's training items), or by row number where a method is given
+    ``rows=True``. All computation is vectorised over users and chunked so that no
+    intermediate holds more than ``CHUNK_ELEMENTS`` numbers.
 
     Parameters
     ----------
@@ -269,7 +270,9 @@ class NewUserPosteriors:
     ids:
         The new users' ids (unique).
     items, prompts:
-        Item (and, PAL-B, prompt) embedding tables; default: the fit's own.
+        The item (and, PAL-B, prompt) tables that ids name: an
+        :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a bare
+        ``(M, D)`` array (its ids are its row numbers); default: the fit's own.
     population:
         ``"draws"`` integrates over ``num_population_draws`` posterior draws of the
         population; ``"mean"`` plugs in its posterior mean.
@@ -295,8 +298,8 @@ class NewUserPosteriors:
         posterior: Posterior,
         ids: Sequence = (0,),
         *,
-        items: np.ndarray | None = None,
-        prompts: np.ndarray | None = None,
+        items=None,
+        prompts=None,
         population: str = "draws",
         num_population_draws: int = 64,
         num_samples: int = 2048,
@@ -314,20 +317,16 @@ class NewUserPosteriors:
         seed = check_seed(seed)
         population_seed = check_seed(posterior.seed if population_seed is None
                                      else population_seed)
-        # a table given here is checked; the fit's own were checked when they were built
-        if items is None:
-            items = posterior.embeddings("items")
-        else:
-            items = check_table("items", items, posterior.embed_dim, "items")
-        if prompts is None and posterior.prompts is not None:
-            prompts = posterior.prompts.embeddings
-        elif prompts is not None and posterior.prompt_embed_dim is not None:
-            prompts = check_table("prompts", prompts, posterior.prompt_embed_dim, "prompts")
+        self.items = posterior.item_table(items)
+        self.prompts = None
+        if prompts is not None or posterior.prompts is not None:
+            self.prompts = posterior.prompt_table(prompts)
         self.ids = pd.Index(np.asarray(ids))
         if self.ids.has_duplicates or len(self.ids) == 0:
             raise ValueError(f"ids: got {list(ids)[:5]!r}; expected unique user ids (at least one)")
         self.pop: BoundPopulation = posterior.population_draws(
-            num_population_draws, population, population_seed).bind(items, prompts)
+            num_population_draws, population, population_seed).bind(
+                self.items.embeddings, None if self.prompts is None else self.prompts.embeddings)
         p = self.pop.size
         if num_samples < p or num_samples % p:
             num_samples = p * max(1, -(-num_samples // p))  # a multiple of P
@@ -358,29 +357,27 @@ class NewUserPosteriors:
             raise ValueError(f"user: got {bad!r}; expected one of this object's ids")
         return pos
 
-    def _rows(self, name: str, rows, n: int | None = None) -> torch.Tensor:
-        n = self.pop.n_items if n is None else n
-        arr = np.asarray(rows).reshape(-1)
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{name}: got dtype {arr.dtype}; expected integer rows")
-        if len(arr) and (arr.min() < 0 or arr.max() >= n):
-            bad = arr[(arr < 0) | (arr >= n)][0]
-            raise ValueError(f"{name}: got row {bad}; expected rows in [0, {n})")
-        return torch.as_tensor(arr, dtype=torch.long)
+    def _items(self, name: str, values, rows: bool) -> torch.Tensor:
+        """Rows of the item table of items named by id (or, with ``rows``, by row)."""
+        return torch.as_tensor(self.items.locate(values, name, rows))
 
-    def _prompt_rows(self, prompt, n: int) -> torch.Tensor:
+    def _prompt_rows(self, prompt, n: int, rows: bool) -> torch.Tensor:
         """Prompt rows for ``n`` comparisons: required for PAL-B, zeros (unused) for PAL-A."""
         if not self.pop.takes_prompts:  # PAL-A: prompts play no part
             return torch.zeros(n, dtype=torch.long)
         if prompt is None:
-            raise ValueError("prompt: got None; expected the comparisons' prompt rows "
+            raise ValueError("prompt: got None; expected the comparisons' prompt ids "
                              "(this is a PAL-B fit)")
-        c = self._rows("prompt", prompt, self.pop.n_prompts)
+        if self.prompts is None:
+            raise ValueError("prompts: got None; expected the prompt table the prompt ids "
+                             "name (this fit holds none: pass prompts=)")
+        c = torch.as_tensor(self.prompts.locate(prompt, "prompt", rows))
         if len(c) != n:
             raise ValueError(f"prompt: got length {len(c)}; expected {n}, one per comparison")
         return c
 
-    def observe(self, user, item_a, item_b, label, prompt=None) -> NewUserPosteriors:
+    def observe(self, user, item_a, item_b, label, prompt=None, *,
+                rows: bool = False) -> NewUserPosteriors:
         """Add answers (any number per user); the posteriors are updated when next asked for.
         Invalid input is refused before anything is recorded.
 
@@ -389,15 +386,17 @@ class NewUserPosteriors:
         user:
             Each answer's user (one of ``ids``).
         item_a, item_b:
-            Each answer's items, rows of the item table (two different items).
+            Each answer's items, ids of the item table (two different items).
         label:
             1 where ``item_a`` was preferred, else 0.
         prompt:
-            PAL-B: each answer's prompt row (ignored for PAL-A).
+            PAL-B: each answer's prompt id (ignored for PAL-A).
+        rows:
+            ``item_a``, ``item_b`` and ``prompt`` are row numbers of the tables, not ids.
         """
         pos = self._positions(user)
-        a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
-        c = self._prompt_rows(prompt, len(a))
+        a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
+        c = self._prompt_rows(prompt, len(a), rows)
         y = np.asarray(label).reshape(-1)
         if not (len(pos) == len(a) == len(b) == len(y)):
             raise ValueError(f"label: got lengths user={len(pos)}, item_a={len(a)}, "
@@ -405,7 +404,9 @@ class NewUserPosteriors:
         if not np.isin(y, (0, 1)).all():
             raise ValueError(f"label: got {y[~np.isin(y, (0, 1))][0].item()!r}; expected 0 or 1")
         if (a == b).any():
-            raise ValueError(f"item_b: got row {int(b[a == b][0])}; expected a row other than item_a")
+            same = self.items.ids[int(b[a == b][0])].item()
+            raise ValueError(f"item_b: got {same!r}, the same item as item_a; expected two "
+                             "different items")
         # slot of each new answer: current count + rank among this call's answers of the user
         order = np.argsort(pos, kind="stable")
         ps = pos[order]
@@ -689,7 +690,7 @@ class NewUserPosteriors:
     @torch.no_grad()
     @torch.no_grad()
     def draw_probs(self, user, item_a, item_b, prompt=None, num_draws: int = 512,
-                   seed: int | None = None) -> torch.Tensor:
+                   seed: int | None = None, *, rows: bool = False) -> torch.Tensor:
         """``P(a preferred over b)`` of candidate pairs under equally weighted draws of one
         user's posterior, ``(num_draws, C)``: what query selection scores.
 
@@ -698,31 +699,35 @@ class NewUserPosteriors:
         user:
             One of this object's user ids.
         item_a, item_b:
-            ``(C,)`` item rows of the candidates (two different items each).
+            ``(C,)`` item ids of the candidates (two different items each).
         prompt:
-            PAL-B: each candidate's prompt row.
+            PAL-B: each candidate's prompt id.
         num_draws:
             Posterior draws (resampled from the importance draws).
         seed:
             Seeds the resampling (default: the user's number of answers, so a new answer
             gives new draws and the same state the same ones).
+        rows:
+            Items and prompts are given as row numbers, not ids.
         """
         pos = self._positions([user])[0]
-        a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
+        a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
         if len(a) != len(b):
             raise ValueError(f"item_b: got length {len(b)}; expected {len(a)}, the length of "
                              "item_a")
         if (a == b).any():
             row = int(torch.nonzero(a == b)[0, 0])
-            raise ValueError(f"candidates: got the pair ({int(a[row])}, {int(b[row])}) at row "
+            same = self.items.ids[int(a[row])].item()
+            raise ValueError(f"candidates: got the pair ({same!r}, {same!r}) at position "
                              f"{row}; expected two different items (a user cannot compare an "
                              "item with itself)")
-        c = self._prompt_rows(prompt, len(a))
+        c = self._prompt_rows(prompt, len(a), rows)
         w, pop = self.draws(num_draws, seed=int(self._count[pos]) if seed is None else seed)
         w, pop = w[pos : pos + 1], pop[pos : pos + 1]  # (1, J, K), (1, J)
         return torch.sigmoid(self.pop.logits(w, pop, a[None], b[None], c[None]))[0]
 
-    def predict_proba(self, user, item_a, item_b, prompt=None) -> np.ndarray:
+    def predict_proba(self, user, item_a, item_b, prompt=None, *,
+                      rows: bool = False) -> np.ndarray:
         """Posterior predictive ``P(a preferred over b)`` for comparisons of these users.
 
         Parameters
@@ -730,13 +735,15 @@ class NewUserPosteriors:
         user:
             Each comparison's user id (one per comparison).
         item_a, item_b:
-            Rows of the item table.
+            Item ids of the item table.
         prompt:
-            PAL-B: each comparison's prompt row.
+            PAL-B: each comparison's prompt id.
+        rows:
+            Items and prompts are given as row numbers, not ids.
         """
         pos = torch.as_tensor(self._positions(user))
-        a, b = self._rows("item_a", item_a), self._rows("item_b", item_b)
-        c = self._prompt_rows(prompt, len(a))
+        a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
+        c = self._prompt_rows(prompt, len(a), rows)
         if not (len(pos) == len(a) == len(b)):
             raise ValueError(f"item_a: got lengths user={len(pos)}, item_a={len(a)}, "
                              f"item_b={len(b)}; expected equal lengths")
@@ -793,37 +800,44 @@ class NewUser(NewUserPosteriors):
     def __init__(self, posterior: Posterior, user_id="new user", **kwargs) -> None:
         super().__init__(posterior, [user_id], **kwargs)
 
-    def observe(self, item_a, item_b, label, prompt=None) -> NewUser:  # type: ignore[override]
+    def observe(self, item_a, item_b, label, prompt=None, *,  # type: ignore[override]
+                rows: bool = False) -> NewUser:
         """Add one (or several) answers and update the posterior.
 
         Parameters
         ----------
         item_a, item_b:
-            Rows of the item table (scalars or arrays).
+            Item ids of the item table (scalars or arrays).
         label:
             1 where ``item_a`` was preferred, else 0.
         prompt:
-            PAL-B: each answer's prompt row.
+            PAL-B: each answer's prompt id.
+        rows:
+            Items and prompts are given as row numbers, not ids.
         """
         a = np.atleast_1d(np.asarray(item_a))
         NewUserPosteriors.observe(self, np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
                                   np.atleast_1d(label),
-                                  None if prompt is None else np.atleast_1d(prompt))
+                                  None if prompt is None else np.atleast_1d(prompt), rows=rows)
         return self
 
-    def predict_proba(self, item_a, item_b, prompt=None) -> np.ndarray:  # type: ignore[override]
+    def predict_proba(self, item_a, item_b, prompt=None, *,  # type: ignore[override]
+                      rows: bool = False) -> np.ndarray:
         """This user's posterior predictive ``P(a preferred over b)``.
 
         Parameters
         ----------
         item_a, item_b:
-            Item rows (scalars or arrays).
+            Item ids (scalars or arrays).
         prompt:
-            PAL-B: each comparison's prompt row.
+            PAL-B: each comparison's prompt id.
+        rows:
+            Items and prompts are given as row numbers, not ids.
         """
         a = np.atleast_1d(np.asarray(item_a))
         return super().predict_proba(np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
-                                     None if prompt is None else np.atleast_1d(prompt))
+                                     None if prompt is None else np.atleast_1d(prompt),
+                                     rows=rows)
 
 
 class PointPlacement(NewUserPosteriors):
@@ -844,8 +858,7 @@ class PointPlacement(NewUserPosteriors):
     """
 
     def __init__(self, posterior: Posterior, ids: Sequence = (0,), *,
-                 items: np.ndarray | None = None, prompts: np.ndarray | None = None,
-                 steps: int = 200, lr: float = 0.1, seed: int = 0) -> None:
+                 items=None, prompts=None, steps: int = 200, lr: float = 0.1, seed: int = 0) -> None:
         self.steps, self.lr = steps, lr
         super().__init__(posterior, ids, items=items, prompts=prompts, population="mean",
                          num_samples=1, seed=seed)
@@ -878,7 +891,8 @@ class PointPlacement(NewUserPosteriors):
 def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes",
                 **kwargs) -> NewUserPosteriors:
     """Posteriors for all users of ``data`` from their comparisons, in one vectorised call
-    (the population stays fixed). Items are rows of ``data.items``. ``method="point"``
+    (the population stays fixed). Items are those of ``data`` (its item table).
+    ``method="point"``
     gives the reference PAL's maximum-likelihood few-shot estimate instead.
 
     Parameters
@@ -886,7 +900,7 @@ def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes
     posterior:
         The fitted population.
     data:
-        The users' answers (their items are rows of ``data.items``).
+        The users' answers.
     method:
         ``"bayes"`` (:class:`NewUserPosteriors`) or ``"point"`` (:class:`PointPlacement`).
     **kwargs:
@@ -895,7 +909,8 @@ def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes
     if method not in ("bayes", "point"):
         raise ValueError(f"method: got {method!r}; expected 'bayes' or 'point'")
     cls = NewUserPosteriors if method == "bayes" else PointPlacement
-    users = cls(posterior, data.user_ids, items=data.items, prompts=data.prompts, **kwargs)
+    users = cls(posterior, data.user_ids, items=data.item_table, prompts=data.prompt_table,
+                **kwargs)
     users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label.astype(int),
-                  data.prompt)
+                  data.prompt, rows=True)
     return users

@@ -240,11 +240,13 @@ def test_vectorised_placement_equals_one_at_a_time(small_fit):
 
 def test_bad_input_is_refused(small_fit):
     nu = NewUser(small_fit)
-    with pytest.raises(ValueError, match="item_a: got row 300; expected rows in"):
+    with pytest.raises(ValueError, match=r"item_a: got 300; expected an id of the table \(300 "):
         nu.observe(300, 1, 1)
+    with pytest.raises(ValueError, match=r"item_a: got 300; expected a row number in \[0, 300\)"):
+        nu.observe(300, 1, 1, rows=True)
     with pytest.raises(ValueError, match="label: got 2; expected 0 or 1"):
         nu.observe(0, 1, 2)
-    with pytest.raises(ValueError, match="item_b: got row 3; expected a row other than item_a"):
+    with pytest.raises(ValueError, match="item_b: got 3, the same item as item_a"):
         nu.observe(3, 3, 1)
     group = NewUserPosteriors(small_fit, ["a", "b"])
     with pytest.raises(ValueError, match="user: got 'x'"):
