@@ -6,7 +6,7 @@ mixture users' weights (the mean-field q, and the exact conditional posterior gi
 fitted population by importance sampling, ``place_users``), for:
 
 - ``default``: ``bayespal.fit`` defaults (learned alpha, hidden (64,), plateau stopping);
-- ``benchmark``: DESIGN.md's fixed uniform prior (alpha = 1), hidden (16,), lr 0.03 and
+- ``benchmark``: a fixed uniform prior (alpha = 1), hidden (16,), lr 0.03 and
   the whole learning-rate schedule (400 epochs, no plateau stop): the tests' configuration;
 - ``benchmark, learned alpha``: the same with alpha learned by empirical Bayes;
 - ``ensemble of 3``: three ``benchmark`` fits averaged (``fit(..., ensemble=3)``).

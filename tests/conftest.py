@@ -23,7 +23,7 @@ def syn3():
 
 
 # Issue 2's benchmark configuration (benchmarks/synthetic_accuracy.py, docs/results.md):
-# DESIGN.md's fixed uniform prior (alpha = 1), a narrow mapping for 16-d inputs, and the
+# a fixed uniform prior (alpha = 1), a narrow mapping for 16-d inputs, and the
 # whole cosine learning-rate schedule (no plateau stop, no validation split): a fixed recipe
 # the tests of inference quality hold still (the self-tuning default is tested on its own).
 BENCHMARK_FIT = dict(k=3, pref_dim=4, hidden=(16,), concentration=1.0, lr=0.03,
