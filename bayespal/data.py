@@ -70,6 +70,25 @@ def _encode(ids: np.ndarray, table: np.ndarray, field_name: str, table_name: str
     return codes.astype(np.int64)
 
 
+def _as_frame(frame: Any) -> pd.DataFrame:
+    """A DataFrame from a DataFrame or a Hugging Face ``datasets.Dataset`` (``to_pandas``)."""
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    if hasattr(frame, "to_pandas") and hasattr(frame, "column_names"):
+        return frame.to_pandas()
+    raise _fail("frame", f"a {type(frame).__name__}", "a pandas DataFrame or a "
+                "datasets.Dataset")
+
+
+def _texts(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The non-empty strings of a text column; an error names the first other value."""
+    values = frame[column].to_numpy(dtype=object)
+    bad = np.flatnonzero([not isinstance(v, str) or not v.strip() for v in values])
+    if len(bad):
+        raise _fail(f"{column}[{bad[0]}]", values[bad[0]], "a non-empty text")
+    return values
+
+
 def _check_embeddings(values: Any, field_name: str) -> np.ndarray:
     try:
         return check_table(field_name, values)
@@ -322,7 +341,9 @@ class PreferenceData:
         prompts: Any = None,
         prompt_ids: Sequence | None = None,
     ) -> PreferenceData:
-        """Build from a DataFrame with one comparison per row (column names configurable)."""
+        """Build from a DataFrame (or a Hugging Face ``datasets.Dataset``) with one comparison
+        per row (column names configurable)."""
+        frame = _as_frame(frame)
         needed = [user, item_a, item_b, label] + ([prompt] if prompt else [])
         for col in needed:
             if col not in frame.columns:
@@ -350,11 +371,80 @@ class PreferenceData:
         """Build from comparisons whose items are texts: ``texts`` maps item id -> text (a
         dict or Series); ``embedder`` (e.g. :class:`bayespal.embed.TextEmbedder`) embeds
         them. The embedder's configuration is recorded for reward export."""
+        frame = _as_frame(frame)
         texts = pd.Series(texts)
         if texts.index.has_duplicates:
             raise _fail("texts", texts.index[texts.index.duplicated()][0], "unique item ids")
         data = cls.from_frame(frame, embedder(texts.tolist()), texts.index.to_numpy(), **columns)
         data.meta["texts"] = texts.tolist()
+        if hasattr(embedder, "config"):
+            try:
+                data.meta["embedding"] = embedder.config()
+            except ValueError:
+                pass  # an embedder built from a model object has no name to record
+        return data
+
+    @classmethod
+    def from_pairs(
+        cls,
+        frame: Any,
+        embedder: Any,
+        *,
+        chosen: str = "chosen",
+        rejected: str = "rejected",
+        user: str = "user",
+        prompt: str | None = None,
+        prompt_embedder: Any = None,
+        seed: int = 0,
+    ) -> PreferenceData:
+        """Build from preference data in the Hugging Face / TRL shape: one row per judgement
+        with the ``chosen`` and ``rejected`` response texts, the ``user`` who judged and,
+        optionally, the ``prompt`` text.
+
+        Responses are deduplicated by text and embedded once by ``embedder``; their item ids
+        are ``0..M-1`` in order of first appearance, and ``meta["texts"]`` holds the text of
+        each. With ``prompt`` the data are prompt-conditioned (PAL-B): prompts are
+        deduplicated and embedded the same way (by ``prompt_embedder``, default
+        ``embedder``), with ids ``0..P-1`` and ``meta["prompt_texts"]``. The chosen response
+        is ``item_a`` of a random half of the comparisons (``seed``) and ``item_b`` of the
+        rest, so that a position term, if fitted, is not confounded with the preference.
+
+        Parameters
+        ----------
+        frame:
+            A DataFrame or a ``datasets.Dataset``.
+        embedder:
+            A callable mapping a list of texts to an ``(n, D)`` array (e.g.
+            :class:`bayespal.embed.TextEmbedder`); its configuration is recorded.
+        chosen, rejected, user, prompt:
+            Column names (``prompt`` None: no prompts).
+        prompt_embedder:
+            Embeds the prompts (default: ``embedder``).
+        seed:
+            Seeds which comparisons show the chosen response first.
+        """
+        frame = _as_frame(frame)
+        for col in [chosen, rejected, user] + ([prompt] if prompt else []):
+            if col not in frame.columns:
+                raise _fail("frame", f"columns {list(frame.columns)}", f"a column named {col!r}")
+        good = _texts(frame, chosen), _texts(frame, rejected)
+        responses = pd.Index(pd.unique(np.concatenate(good)))
+        a, b = responses.get_indexer(good[0]), responses.get_indexer(good[1])
+        swap = np.random.default_rng(seed).random(len(frame)) < 0.5
+        label = np.where(swap, 0, 1)
+        a, b = np.where(swap, b, a), np.where(swap, a, b)
+        extra: dict[str, Any] = {}
+        prompt_texts = None
+        if prompt:
+            asked = _texts(frame, prompt)
+            prompt_texts = pd.Index(pd.unique(asked))
+            extra = dict(prompt=prompt_texts.get_indexer(asked),
+                         prompts=(prompt_embedder or embedder)(prompt_texts.tolist()))
+        data = cls.from_arrays(frame[user].to_numpy(), a, b, label,
+                               embedder(responses.tolist()), np.arange(len(responses)), **extra)
+        data.meta["texts"] = responses.tolist()
+        if prompt_texts is not None:
+            data.meta["prompt_texts"] = prompt_texts.tolist()
         if hasattr(embedder, "config"):
             try:
                 data.meta["embedding"] = embedder.config()

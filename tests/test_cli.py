@@ -48,6 +48,21 @@ def test_fit_evaluate_suggest(files, capsys):
     assert "item_a" in out and "acquisition" in out and ("m1" in out or "m2" in out)
 
 
+def test_parquet_input(files, capsys):
+    train = pd.read_csv(files / "train.csv")
+    train.to_parquet(files / "train.parquet")
+    pd.read_csv(files / "items.csv").to_parquet(files / "items.parquet")
+    model = files / "pq.bayespal"
+    assert main(["fit", str(files / "train.parquet"), "--items", str(files / "items.parquet"),
+                 "--k", "2", "--pref-dim", "4", "--epochs", "2", "--out", str(model),
+                 "--quiet"]) == 0
+    import bayespal
+
+    fit = bayespal.load(model)
+    assert sorted(fit.item_ids) == sorted(f"m{i}" for i in range(80))
+    assert fit.training_data is None or fit.training_data.n_comparisons == len(train)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["fit", "missing.csv", "--items", "{items}"], "data: got 'missing.csv'; expected an existing file"),
     (["fit", "{train}", "--items", "{train}"], "--items: got columns"),

@@ -88,3 +88,70 @@ def test_split_users_and_subset_compacts_users(rng):
         seen.require_users([99])
     with pytest.raises(DataError, match="unseen_fraction"):
         d.split_users(1.5)
+
+
+class _HashEmbedder:
+    """A deterministic stand-in for a text embedder: counts calls and texts embedded."""
+
+    def __init__(self, dim: int = 6):
+        self.dim, self.calls = dim, []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        seeds = [sum(map(ord, t)) for t in texts]
+        return np.stack([np.random.default_rng(s).normal(size=self.dim) for s in seeds])
+
+
+def _pairs_frame():
+    return pd.DataFrame({
+        "user": ["ann", "ann", "bob", "bob", "cy"],
+        "prompt": ["p1", "p1", "p2", "p1", "p2"],
+        "chosen": ["A", "B", "A", "C", "D"],
+        "rejected": ["B", "C", "D", "A", "B"],
+    })
+
+
+def test_from_pairs_deduplicates_and_keeps_who_chose_what():
+    emb = _HashEmbedder()
+    d = PreferenceData.from_pairs(_pairs_frame(), emb, seed=3)
+    assert d.meta["texts"] == ["A", "B", "C", "D"] and list(d.item_ids) == [0, 1, 2, 3]
+    assert emb.calls == [["A", "B", "C", "D"]]  # every response embedded once
+    texts = np.array(d.meta["texts"])
+    winner = np.where(d.label == 1, texts[d.item_a], texts[d.item_b])
+    loser = np.where(d.label == 1, texts[d.item_b], texts[d.item_a])
+    assert list(winner) == ["A", "B", "A", "C", "D"] and list(loser) == ["B", "C", "D", "A", "B"]
+    assert 0 < d.label.mean() < 1  # the chosen response is not always shown first
+    assert list(d.user_ids[d.user]) == ["ann", "ann", "bob", "bob", "cy"]
+    assert d.prompts is None
+
+
+def test_from_pairs_with_prompts_and_a_dataset_like_object():
+    class Dataset:  # what bayespal reads of a datasets.Dataset
+        column_names = ["user", "prompt", "chosen", "rejected"]
+
+        def to_pandas(self):
+            return _pairs_frame()
+
+    emb, pemb = _HashEmbedder(), _HashEmbedder(dim=3)
+    d = PreferenceData.from_pairs(Dataset(), emb, prompt="prompt", prompt_embedder=pemb)
+    assert d.meta["prompt_texts"] == ["p1", "p2"] and d.prompts.shape == (2, 3)
+    assert list(np.array(d.meta["prompt_texts"])[d.prompt]) == ["p1", "p1", "p2", "p1", "p2"]
+    datasets = pytest.importorskip("datasets")
+    real = PreferenceData.from_pairs(datasets.Dataset.from_pandas(_pairs_frame()), emb)
+    assert real.n_comparisons == 5
+
+
+@pytest.mark.parametrize("column, value, pattern", [
+    ("chosen", None, r"chosen\[2\]: got (None|nan); expected a non-empty text"),
+    ("rejected", "  ", r"rejected\[2\]: got '  '; expected a non-empty text"),
+    ("chosen", "D", "an item compared with itself|item_b"),
+])
+def test_from_pairs_refuses_bad_rows(column, value, pattern):
+    frame = _pairs_frame()
+    frame.loc[2, column] = value
+    with pytest.raises(DataError, match=pattern):
+        PreferenceData.from_pairs(frame, _HashEmbedder())
+    with pytest.raises(DataError, match="a column named 'answer'"):
+        PreferenceData.from_pairs(_pairs_frame(), _HashEmbedder(), chosen="answer")
+    with pytest.raises(DataError, match="frame: got 'a list'; expected a pandas DataFrame"):
+        PreferenceData.from_pairs([1, 2], _HashEmbedder())
