@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ import torch
 from bayespal.data import PreferenceData
 from bayespal.device import resolve_device
 from bayespal.inference import distributed as _distributed
+from bayespal.inference.callbacks import check_callbacks
 from bayespal.inference.config import TrainConfig
 from bayespal.inference.guides import PALGuide
 from bayespal.inference.trainer import DeviceData, Trainer, _json_safe, data_fingerprint
@@ -110,7 +113,8 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
           validation: PreferenceData | None = None,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
           distributed: bool = False, progress: bool = True,
-          replay: list[float] | None = None) -> Trained:
+          replay: list[float] | None = None, callbacks: Sequence[Any] | None = None,
+          run_name: str = "fit") -> Trained:
     """Fit one model to ``data`` (arguments as :func:`bayespal.fit`).
 
     Parameters
@@ -119,11 +123,13 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         The training comparisons.
     model_config, train_config:
         What is fitted and how.
-    validation, checkpoint, checkpoint_every, distributed, progress:
+    validation, checkpoint, checkpoint_every, distributed, progress, callbacks:
         As for bayespal.fit.
     replay:
         Per epoch, the learning-rate factor to run at (a recorded ``Trained.lr_history``):
         that many epochs exactly, no stopping.
+    run_name:
+        What the callbacks call this run.
     """
     cfg = train_config
     if model_config.hidden is None:
@@ -131,6 +137,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
                          "widths here (bayespal.inference.tuning.tuned_train chooses them)")
     if not isinstance(data, PreferenceData):
         raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")
+    callbacks = check_callbacks(callbacks)
     for name, flag in (("progress", progress), ("distributed", distributed)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name}: got {flag!r}; expected True or False")
@@ -182,7 +189,8 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
             return log_loss(p, validation.label)
 
     trainer = Trainer(model, guide, device_data, cfg, generator, validate=validate,
-                      world_size=world_size, n_total=data.n_comparisons, replay=replay)
+                      world_size=world_size, n_total=data.n_comparisons, replay=replay,
+                      callbacks=callbacks, run_name=run_name)
     path, fingerprint = None, {}
     if checkpoint is not None:
         path = Path(checkpoint)

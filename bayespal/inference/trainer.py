@@ -8,9 +8,10 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyro
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from bayespal import files
 from bayespal.data import PreferenceData
 from bayespal.inference import distributed as _distributed
+from bayespal.inference.callbacks import EpochInfo, epoch_end, fit_end, stop_message
 from bayespal.inference.config import TrainConfig
 from bayespal.inference.guides import PALGuide
 from bayespal.model import Batch, PALModel
@@ -173,6 +175,11 @@ class Trainer:
         ``() -> held-out log-loss``, monitored instead of the training loss (None: none).
     world_size, n_total:
         Ranks, and the comparisons of all ranks together.
+    replay:
+        Per epoch, the learning-rate factor to run at (no stopping).
+    callbacks, run_name:
+        Called at every epoch's end (:mod:`bayespal.inference.callbacks`), with this
+        run's name.
     """
 
     def __init__(
@@ -186,6 +193,8 @@ class Trainer:
         world_size: int = 1,
         n_total: int | None = None,
         replay: list[float] | None = None,
+        callbacks: Sequence[Any] = (),
+        run_name: str = "fit",
     ) -> None:
         batch_size, epochs, patience, tol = (config.batch_size, config.epochs, config.patience,
                                              config.tol)
@@ -198,6 +207,7 @@ class Trainer:
             epochs, patience = len(self.replay), 10**9
         self.epochs, self.patience, self.tol = epochs, patience, tol
         self.generator, self.validate = generator, validate
+        self.callbacks, self.run_name = tuple(callbacks), run_name
         self.batch_size = min(batch_size, len(data))
         # the same number of steps on every rank (shards differ in size by at most one)
         self.steps_per_epoch = math.ceil(math.ceil(self.n_total / world_size) / self.batch_size)
@@ -223,7 +233,7 @@ class Trainer:
         self.seconds: list[float] = []
         self.val_history: list[float] = []
         self.best, self.stale, self.finished = math.inf, 0, False
-        self.stopped = "epochs"  # why the run ended: "epochs" or "plateau"
+        self.stopped = "epochs"  # why the run ended: "epochs", "plateau" or "callback"
         self.best_epoch = 0  # with validation: the epoch whose state is kept (1-based)
         self.lr_history: list[float] = []  # per epoch: the plateau factor it ran at
         self.best_state: tuple[dict, dict] | None = None
@@ -309,7 +319,11 @@ class Trainer:
                     monitored = self.validate()
                     self.val_history.append(monitored)
                 self.seconds.append(time.perf_counter() - start)
-                bar.set_postfix(loss=f"{epoch_loss:.4f}")
+                if self.validate is None:
+                    bar.set_postfix(loss=f"{epoch_loss:.4f}")
+                else:
+                    bar.set_postfix(loss=f"{epoch_loss:.4f}", val=f"{monitored:.4f}",
+                                    best=self.best_epoch)
                 if monitored < self.best - self.tol:
                     self.best, self.stale = monitored, 0
                     if self.validate is not None:
@@ -321,11 +335,29 @@ class Trainer:
                     if self.stale >= self.patience:
                         self._plateaued()
                 last = self.finished or epoch + 1 == self.epochs
+                if self.callbacks and epoch_end(self.callbacks,
+                                                self._info(self.stopped if last else None)):
+                    if not last:
+                        self.finished, self.stopped, last = True, "callback", True
                 if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
                     self.save(checkpoint, fingerprint or {})
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state[0])
             self.guide.load_state_dict(self.best_state[1])
+        if self.history:
+            info = self._info(self.stopped)
+            if progress and self.stopped != "epochs":
+                tqdm.write(f"bayespal fit: {stop_message(info)}")
+            fit_end(self.callbacks, info)
+
+    def _info(self, stopped: str | None = None) -> EpochInfo:
+        """The last epoch as the callbacks see it."""
+        return EpochInfo(
+            run=self.run_name, epoch=len(self.history), max_epochs=self.epochs,
+            loss=self.history[-1],
+            validation_loss=self.val_history[-1] if self.val_history else None,
+            best_epoch=self.best_epoch, lr=self.lr_history[-1] * self.sched.base_lrs[0],
+            seconds=self.seconds[-1], stopped=stopped)
 
     def _plateau_factor(self, step: int) -> float:
         return self.lr_factor

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,7 +145,8 @@ def _checkpoint_for(path: str | os.PathLike | None, i: int, own: bool) -> Path |
 def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: TrainConfig, *,
                 validation: PreferenceData | None = None,
                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
-                distributed: bool = False, progress: bool = True
+                distributed: bool = False, progress: bool = True,
+                callbacks: Sequence[Any] | None = None
                 ) -> tuple[Trained, ModelConfig, Selection]:
     """Fit ``data`` as :func:`~bayespal.inference.train` does, with validation and the
     choice of sizes added: returns the chosen candidate's trained state, its concrete
@@ -165,8 +168,9 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
         The training comparisons.
     model_config, train_config:
         What is fitted and how.
-    validation, checkpoint, checkpoint_every, distributed, progress:
-        As for bayespal.fit.
+    validation, checkpoint, checkpoint_every, distributed, progress, callbacks:
+        As for bayespal.fit (each candidate's run is named ``"hidden=<widths>"``, a refit
+        ``"refit"``).
     """
     if not isinstance(data, PreferenceData):
         raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")
@@ -197,7 +201,7 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
         state = train(fit_data, cfg, train_config, validation=held,
                       checkpoint=_checkpoint_for(checkpoint, i, len(configs) == 1 and not refit),
                       checkpoint_every=checkpoint_every, distributed=distributed,
-                      progress=progress)
+                      progress=progress, callbacks=callbacks, run_name=f"hidden={cfg.hidden}")
         val, best_epoch = state.validation_history, state.best_epoch
         rows.append({"hidden": cfg.hidden,  # the kept epoch's validation log-loss
                      "validation_log_loss": float(val[best_epoch - 1]) if len(val) else math.nan,
@@ -212,7 +216,8 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
     if refit:  # all comparisons, the chosen candidate's schedule up to its best epoch
         replay = state.lr_history[: int(frame["best_epoch"][best])].tolist()
         state = train(data, configs[best], train_config, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, progress=progress, replay=replay)
+                      checkpoint_every=checkpoint_every, progress=progress, replay=replay,
+                      callbacks=callbacks, run_name="refit")
     if len(configs) == 1:
         reason = f"hidden={configs[0].hidden} as given"
     elif held is None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import fields, replace
+from typing import Any
 
 from bayespal.data import PreferenceData
 from bayespal.inference import TrainConfig, tuned_train
@@ -58,7 +60,7 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         train: TrainConfig | None = None, ensemble: int = 1,
         validation: PreferenceData | None = None, checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 1, distributed: bool = False, progress: bool = True,
-        **options) -> Posterior:
+        callbacks: Sequence[Any] | None = None, **options) -> Posterior:
     """Fit PAL to preference data and return its posterior.
 
     The model (:class:`~bayespal.ModelConfig`: K prototypes in a ``pref_dim``-dimensional
@@ -104,7 +106,13 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         its shard of ``data`` (:mod:`bayespal.inference.distributed`); every rank returns
         the same fit.
     progress:
-        Show a progress bar.
+        Show a progress bar (the loss, and the validation log-loss and best epoch when
+        validated); an early stop is reported with its reason.
+    callbacks:
+        Called at the end of every epoch with an
+        :class:`~bayespal.inference.callbacks.EpochInfo` (losses, learning rate, seconds,
+        why it stopped); see :mod:`bayespal.inference.callbacks`, e.g.
+        ``callbacks=[bayespal.inference.callbacks.TensorBoard("runs/fit")]``.
     **options:
         Fields of :class:`~bayespal.ModelConfig` and :class:`~bayespal.TrainConfig`.
 
@@ -123,7 +131,8 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         cfg = replace(train_config, seed=train_config.seed + m) if m else train_config
         state, chosen, selection = tuned_train(
             data, model_config, cfg, validation=validation, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, distributed=distributed, progress=progress)
+            checkpoint_every=checkpoint_every, distributed=distributed, progress=progress,
+            callbacks=callbacks)
         model_config = chosen  # an ensemble's members share the first member's choice
         members.append(FittedPAL(
             model_config=chosen, train_config=cfg, selection=selection, model=state.model, guide=state.guide,
