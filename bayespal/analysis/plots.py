@@ -1,5 +1,7 @@
-"""Matplotlib figures of a fit. Every function returns the figure and never shows it;
-tests read the data each one draws."""
+"""Matplotlib figures of a fit. Every function returns its figure, already closed in
+pyplot: a notebook shows the returned figure exactly once (pyplot's own display at the end
+of a cell skips closed figures), and nothing accumulates in pyplot's list of open figures;
+tests read the data each one draws. Layouts are constrained, so no label is clipped."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.patches import Polygon
 from scipy import stats
 
 from bayespal.analysis.diagnostics import prototype_reward_matrix
@@ -41,7 +45,9 @@ def _ternary_xy(w: np.ndarray) -> np.ndarray:
 
 def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
     """Users' posterior mean weights with their uncertainty: a ternary plot for K = 3
-    (marker size shrinks with the posterior sd), otherwise a heatmap of the means.
+    (a marker's area grows with the user's posterior sd, averaged over the weights; its
+    colour is the mean weights as RGB; a legend gives the sizes), otherwise a heatmap of
+    the means.
 
     Parameters
     ----------
@@ -60,11 +66,14 @@ def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
     if fit.k == 3:
         xy = _ternary_xy(mean)
         corners = _ternary_xy(np.eye(3))
-        ax.add_patch(plt.Polygon(corners, fill=False, color="k", lw=1))
+        ax.add_patch(Polygon(corners, fill=False, color="k", lw=1))
         for j, (x, y) in enumerate(corners):
             ax.annotate(f"prototype {j}", (x, y), ha="center", va="bottom" if j == 2 else "top")
-        size = 400 * (0.02 + sd)
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.4, c=mean, edgecolors="none")
+        ax.scatter(xy[:, 0], xy[:, 1], s=_sd_size(sd), alpha=0.4, c=mean, edgecolors="none")
+        for ref in (0.02, 0.1, 0.2):  # the size legend: markers of reference sds
+            ax.scatter([], [], s=_sd_size(np.array(ref)), c="grey", alpha=0.4,
+                       edgecolors="none", label=f"sd {ref:g}")
+        ax.legend(title="posterior sd", loc="upper right", frameon=False, fontsize="small")
         ax.set_aspect("equal")
         ax.set_axis_off()
         ax.set_title("users' mixture weights (size = posterior sd)")
@@ -97,13 +106,13 @@ def plot_prototype_items(fit, items=None, labels: Sequence[str] | None = None,
     labels = [str(i) for i in table.ids] if labels is None else list(labels)
     if len(labels) != len(table):
         raise ValueError(f"labels: got {len(labels)}; expected {len(table)}, one per item")
-    fig, axes = plt.subplots(1, fit.k, figsize=(3.2 * fit.k, 2.8), squeeze=False)
+    fig = _figure((3.2 * fit.k, 2.8))
+    axes = fig.subplots(1, fit.k, squeeze=False)
     for k, ax in enumerate(axes[0]):
         best = np.argsort(-r[k])[:top]
         ax.barh(np.arange(len(best))[::-1], r[k, best])
         ax.set_yticks(np.arange(len(best))[::-1], [labels[i] for i in best])
         ax.set(title=f"prototype {k}", xlabel="centred reward (logits)")
-    fig.tight_layout()
     return fig
 
 
@@ -202,7 +211,8 @@ def plot_k_selection(table, axes=None) -> Figure:
         Two axes to draw on (default: a new figure).
     """
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+        fig = _figure((9, 3.5))
+        axes = fig.subplots(1, 2)
     else:
         fig = axes[0].figure
     ks = table["k"].to_numpy()
@@ -218,7 +228,7 @@ def plot_k_selection(table, axes=None) -> Figure:
     for k, shares in zip(ks, table["weight_share"], strict=True):
         bottom = 0.0
         for j, s in enumerate(shares):
-            right.bar(k, s, bottom=bottom, color=plt.cm.tab10(j % 10), edgecolor="white")
+            right.bar(k, s, bottom=bottom, color=colormaps["tab10"](j % 10), edgecolor="white")
             bottom += s
     right.set(xlabel="K (prototypes)", ylabel="share of users' weight", xticks=ks,
               title="weight carried by each prototype")
@@ -231,8 +241,22 @@ def _losses(fit) -> list[np.ndarray]:
     return [np.asarray(h) for h in history] if isinstance(history, list) else [np.asarray(history)]
 
 
+def _figure(size: tuple[float, float]) -> Figure:
+    """A new figure with a constrained layout, closed in pyplot (see the module docstring).
+    Made through pyplot so that a notebook's display backend is set up."""
+    fig = plt.figure(figsize=size, layout="constrained")
+    plt.close(fig)
+    return fig
+
+
+def _sd_size(sd: np.ndarray) -> np.ndarray:
+    """Marker area (points^2) for a posterior sd: grows with the sd."""
+    return 400 * (0.02 + sd)
+
+
 def _axes(ax):
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = _figure((5, 3.5))
+        ax = fig.subplots()
         return fig, ax
     return ax.figure, ax

@@ -129,6 +129,12 @@ def test_plots_draw_the_fit(fits_by_k, hetero):
     offsets = fig.axes[0].collections[0].get_offsets()
     assert offsets.shape == (200, 2)
     np.testing.assert_allclose(offsets, plots._ternary_xy(fit.user_weights()["mean"].values))
+    sizes = fig.axes[0].collections[0].get_sizes()
+    sd = fit.user_weights()["sd"].values.mean(1)
+    assert np.corrcoef(sizes, sd)[0, 1] > 0.99  # the marker grows with the sd, as documented
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["sd 0.02", "sd 0.1", "sd 0.2"]
+    assert fig.get_layout_engine() is not None  # constrained layout: nothing clipped
     fig = plots.plot_users_simplex(fits_by_k["K=4"])
     assert fig.axes[0].images[0].get_array().shape == (200, 4)
     fig = plots.plot_prototype_items(fit, hetero.data.items[:50], top=4)
