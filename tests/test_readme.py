@@ -46,3 +46,19 @@ def test_readme_python_examples_run(monkeypatch):
     weights = scope["user"].weights()
     assert weights["mean"].shape == (1, 3) and np.isclose(float(weights["mean"].sum()), 1)
     assert scope["user"].n_answers()[0] == 1
+
+
+@pytest.mark.slow
+def test_getting_started_examples_run(monkeypatch):
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) == 2
+    real_fit = bayespal.fit
+    monkeypatch.setattr(bayespal, "fit", lambda *a, **kw: real_fit(*a, **{**kw, "epochs": 5,
+                                                                         "progress": False}))
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "getting-started.md", "exec"), scope)  # noqa: S102
+    assert scope["fit"].k == 3 and "chosen:" in scope["fit"].summary()
+    assert scope["r"]["item"].values.tolist() == scope["syn"].train.item_ids.tolist()
+    assert scope["user"].n_answers()[0] == 1
