@@ -1,0 +1,246 @@
+"""A fitted PAL's reward as a ``torch.nn.Module``: Hugging Face folders and TRL rewards.
+
+:class:`PALRewardModel` scores responses for one mixture of the prototypes (a user seen
+in training, a new user's posterior, given weights, or the population): the posterior mean
+of ``beta * sum_k w_k r_k(x)``, centred on the training items. With the distance metric the
+reward is linear in ``w``, in each prototype and in ``beta``, and the variational posterior
+factorises over them, so plugging in their posterior means gives the posterior mean
+reward exactly (for the point-estimated mapping). The module is differentiable in the
+embeddings and in its own parameters, and moves with ``.to(device)``.
+
+``save_pretrained(folder)`` / ``PALRewardModel.from_pretrained(folder)`` write and read a
+Hugging Face model folder through ``huggingface_hub``'s ``PyTorchModelHubMixin``: a
+``config.json`` and ``model.safetensors``, nothing pickled (``push_to_hub`` works too).
+The folder records the text embedder by name and a fingerprint of its weights, never a
+path of the machine that fitted it; point ``embedder_path=`` at a local copy when
+loading, and the fingerprint is checked against it.
+
+:meth:`PALRewardModel.reward_function` is a callable with the signature TRL's trainers
+take as a reward function (``GRPOTrainer(reward_funcs=[...])``):
+``f(prompts, completions, **kwargs) -> list[float]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from bayespal.model.likelihood import mixture_rewards
+from bayespal.model.nets import Mapping
+from bayespal.posterior import FittedPAL
+from bayespal.users import NewUserPosteriors
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (32 hex digits) of every weight of a torch module, in state-dict order.
+
+    Parameters
+    ----------
+    model:
+        The module (e.g. a ``transformers`` text model).
+    """
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def _embedder_name(source: str) -> str:
+    """A model's portable name: a hub id as given, a local folder by its last part."""
+    path = Path(source)
+    return path.name if path.is_absolute() or path.exists() else source
+
+
+class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
+                     tags=["bayespal", "pal", "reward-model", "pluralistic-alignment"]):
+    """A fitted PAL's reward of responses for one mixture of prototypes (see the module
+    docstring). Build it with :meth:`from_fit`; the constructor's arguments are what
+    ``config.json`` stores.
+
+    Parameters
+    ----------
+    embed_dim, pref_dim, hidden, k:
+        The fitted mapping's and population's sizes.
+    weights:
+        The mixture weights ``(K,)`` the reward is for.
+    source:
+        What the weights are (``"user 'ann'"``, ``"population"``, ...).
+    embedder:
+        The text embedder's configuration (``name``, ``fingerprint``, ``layer``,
+        ``pooling``, ``max_length``, ``dtype``), or None if the fit records none.
+    embedder_path:
+        Where to load the embedder from (default: its recorded name); its weights must
+        match the recorded fingerprint.
+    """
+
+    def __init__(self, *, embed_dim: int, pref_dim: int, hidden: Sequence[int], k: int,
+                 weights: Sequence[float], source: str = "given weights",
+                 embedder: dict | None = None, embedder_path: str | None = None) -> None:
+        super().__init__()
+        self.embed_dim, self.k, self.source = int(embed_dim), int(k), str(source)
+        self.embedder_config = None if embedder is None else dict(embedder)
+        self.embedder_path = embedder_path
+        self.mapping = Mapping(embed_dim, pref_dim, tuple(hidden))
+        self.register_buffer("prototypes", torch.zeros(k, pref_dim))
+        self.register_buffer("sharpness", torch.ones(()))
+        self.register_buffer("offset", torch.zeros(()))
+        w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+        if w.shape != (k,) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-4:
+            raise ValueError(f"weights: got {np.asarray(weights).tolist()}; expected {k} "
+                             "non-negative numbers summing to 1")
+        self.register_buffer("weights", w)
+        self._embedder = None
+
+    # -- building -----------------------------------------------------------------------
+    @classmethod
+    def from_fit(cls, fit: FittedPAL, *, user=None, weights: Sequence[float] | None = None,
+                 new_user: NewUserPosteriors | None = None, embedder=None) -> PALRewardModel:
+        """The reward of a fit for one source of weights: a seen ``user``, given
+        ``weights``, a single-user ``new_user`` posterior, or (none of them) the population
+        average ``alpha / sum(alpha)``. Each is the weights' posterior mean.
+
+        Parameters
+        ----------
+        fit:
+            A PAL-A :class:`~bayespal.FittedPAL` with the distance metric.
+        user, weights, new_user:
+            At most one source of weights.
+        embedder:
+            The :class:`~bayespal.embed.TextEmbedder` the items were embedded with
+            (default: built from the fit's recorded configuration, if any); its name and
+            weights fingerprint are recorded.
+        """
+        if not isinstance(fit, FittedPAL):
+            raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (for an "
+                             "ensemble, export ens.members[i])")
+        if fit.model_config.prompted or fit.model_config.metric != "distance":
+            raise ValueError(f"fit: got {fit.model_config.name}; expected PAL-A with the "
+                             "distance metric (a prompt-conditioned reward is not exported yet)")
+        if sum(x is not None for x in (user, weights, new_user)) > 1:
+            raise ValueError("user/weights/new_user: got more than one; expected at most one "
+                             "source of mixture weights")
+        if user is not None:
+            w, source = fit.user_weights().sel(user=[user])["mean"].values[0], f"user {user!r}"
+        elif new_user is not None:
+            if not isinstance(new_user, NewUserPosteriors) or len(new_user.ids) != 1:
+                raise ValueError("new_user: expected the posterior of one new user")
+            w, source = new_user.weights()["mean"].values[0], "a new user's posterior"
+        elif weights is not None:
+            w, source = np.asarray(weights, dtype=np.float64), "given weights"
+        else:
+            alpha = np.asarray(fit.concentration, dtype=np.float64)
+            w, source = alpha / alpha.sum(), "the population average"
+        config = None
+        if embedder is None and fit.embedding:
+            from bayespal.embed import TextEmbedder
+
+            embedder = TextEmbedder.from_config(fit.embedding, progress=False)
+        if embedder is not None:
+            config = {"name": _embedder_name(embedder.config()["model"]),
+                      "fingerprint": weights_fingerprint(embedder.model),
+                      **{k: v for k, v in embedder.config().items() if k != "model"}}
+        guide = fit.guide
+        out = cls(embed_dim=fit.embed_dim, pref_dim=fit.model_config.pref_dim,
+                  hidden=list(fit.model_config.hidden), k=fit.k,
+                  weights=(w / w.sum()).tolist(), source=source, embedder=config)
+        with torch.no_grad():
+            out.mapping.load_state_dict(fit.model.mapping.state_dict())
+            out.prototypes.copy_(guide.prototypes_loc.detach().cpu())
+            beta = guide.sharpness_dist().mean if not guide.point else guide.sharpness_loc.exp()
+            out.sharpness.copy_(beta.detach().cpu())
+            if fit.items is not None:
+                out.offset.copy_(out.raw_reward(torch.as_tensor(fit.items.embeddings)).mean())
+        out._embedder = embedder
+        return out.eval()
+
+    # -- rewards -----------------------------------------------------------------------
+    def raw_reward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``beta * sum_k w_k r_k(x)`` of embeddings ``(n, D)``, not centred."""
+        features = self.mapping(embeddings.to(self.prototypes.device))
+        return self.sharpness * mixture_rewards(self.weights, self.prototypes, features)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The centred reward ``(n,)`` of response embeddings ``(n, D)`` (differentiable).
+
+        Parameters
+        ----------
+        embeddings:
+            Embeddings made as the fit's items were.
+        """
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.embed_dim:
+            raise ValueError(f"embeddings: got shape {tuple(embeddings.shape)}; expected "
+                             f"(n, {self.embed_dim})")
+        return self.raw_reward(embeddings) - self.offset
+
+    def embedder(self):
+        """The recorded text embedder, loaded (from ``embedder_path`` or its name) and
+        checked against the recorded weights fingerprint."""
+        if self._embedder is not None:
+            return self._embedder
+        cfg = self.embedder_config
+        if not cfg:
+            raise ValueError("embedder: this reward model records none; expected a fit "
+                             "whose items were embedded by a TextEmbedder")
+        from bayespal.embed import TextEmbedder
+
+        where = self.embedder_path or cfg["name"]
+        emb = TextEmbedder.from_config({"model": where, **{k: v for k, v in cfg.items()
+                                                           if k not in ("name", "fingerprint")}},
+                                       progress=False, device=str(self.prototypes.device))
+        found = weights_fingerprint(emb.model)
+        if found != cfg["fingerprint"]:
+            raise ValueError(f"embedder_path: got {where!r}, whose weights have fingerprint "
+                             f"{found}; expected {cfg['fingerprint']}, the weights the items "
+                             f"were embedded with ({cfg['name']!r})")
+        self._embedder = emb
+        return emb
+
+    @torch.no_grad()
+    def reward_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """The centred reward ``(n,)`` of raw response texts, through the recorded embedder.
+
+        Parameters
+        ----------
+        texts:
+            Response texts.
+        """
+        emb = self.embedder()(list(texts))
+        return self(torch.as_tensor(np.asarray(emb, dtype=np.float32)))
+
+    def reward_function(self, with_prompt: bool = False):
+        """A reward function as TRL's trainers take it (e.g. ``GRPOTrainer(reward_funcs=
+        [...])``): ``f(prompts, completions, **kwargs) -> list[float]``. Conversational
+        completions (lists of messages) are scored by their last message's content.
+
+        Parameters
+        ----------
+        with_prompt:
+            Score ``prompt + completion`` instead of the completion alone (for rewards
+            fitted on whole exchanges).
+        """
+        def pal_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs) -> list[float]:
+            texts = [_text(c) for c in completions]
+            if with_prompt:
+                texts = [_text(p) + t for p, t in zip(prompts, texts, strict=True)]
+            return self.reward_texts(texts).cpu().tolist()
+
+        pal_reward.__name__ = "pal_reward"  # TRL logs rewards under the function's name
+        return pal_reward
+
+
+def _text(value: Any) -> str:
+    """A completion (or prompt) as text: a string, or the last message of a conversation."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and value and isinstance(value[-1], dict):
+        return str(value[-1].get("content", ""))
+    raise ValueError(f"completions: got {type(value).__name__}; expected a string or a "
+                     "list of chat messages")
