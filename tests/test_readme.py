@@ -29,16 +29,22 @@ def test_ci_runs_the_readme_commands():
     assert any(line.startswith(install_demo.split(" && ")[-1]) for line in ci)
 
 
-@pytest.mark.slow
-def test_readme_python_examples_run(monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert len(blocks) >= 2
+def _run_python_blocks(text: str, name: str, monkeypatch) -> tuple[int, dict]:
+    """Run a page's Python blocks in one scope, fits shortened to 5 epochs."""
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     real_fit = bayespal.fit
     monkeypatch.setattr(bayespal, "fit", lambda *a, **kw: real_fit(*a, **{**kw, "epochs": 5,
                                                                          "progress": False}))
     scope: dict = {}
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102
+        exec(compile(block, name, "exec"), scope)  # noqa: S102
+    return len(blocks), scope
+
+
+@pytest.mark.slow
+def test_readme_python_examples_run(monkeypatch):
+    n, scope = _run_python_blocks(README, "README.md", monkeypatch)
+    assert n >= 2
     p = scope["p"]
     assert p.shape == (len(scope["test"]),) and ((p >= 0) & (p <= 1)).all() and p.std() > 0.05
     assert set(scope["w"].data_vars) == {"mean", "sd", "lower", "upper"}
@@ -51,14 +57,8 @@ def test_readme_python_examples_run(monkeypatch):
 @pytest.mark.slow
 def test_getting_started_examples_run(monkeypatch):
     page = (ROOT / "docs" / "getting-started.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    assert len(blocks) == 2
-    real_fit = bayespal.fit
-    monkeypatch.setattr(bayespal, "fit", lambda *a, **kw: real_fit(*a, **{**kw, "epochs": 5,
-                                                                         "progress": False}))
-    scope: dict = {}
-    for block in blocks:
-        exec(compile(block, "getting-started.md", "exec"), scope)  # noqa: S102
+    n, scope = _run_python_blocks(page, "getting-started.md", monkeypatch)
+    assert n == 2
     assert scope["fit"].k == 3 and "chosen:" in scope["fit"].summary()
     assert scope["r"]["item"].values.tolist() == scope["syn"].train.item_ids.tolist()
     assert scope["user"].n_answers()[0] == 1
