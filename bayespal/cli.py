@@ -88,7 +88,7 @@ def _items(args, fit=None) -> tuple:
     if "text" in frame.columns:
         from bayespal.embed import TextEmbedder
 
-        options = dict(progress=not args.quiet, cache_dir=args.cache_dir)
+        options = dict(progress=not args.quiet, cache_dir=_cache_dir(args))
         if args.model:
             embedder = TextEmbedder(args.model, **options)
         elif fit is not None and fit.embedding:
@@ -259,7 +259,7 @@ def _embed(args: argparse.Namespace) -> int:
     if args.column not in frame.columns:
         raise ValueError(f"--column: got {args.column!r}; expected one of {list(frame.columns)}")
     emb = TextEmbedder(args.model, layer=args.layer, pooling=args.pooling,
-                       progress=not args.quiet, cache_dir=args.cache_dir)
+                       progress=not args.quiet, cache_dir=_cache_dir(args))
     vectors = emb(frame[args.column].astype(str).tolist()).astype(np.float32)
     out = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
     out.insert(0, "id", frame["id"] if "id" in frame.columns else np.arange(len(frame)))
@@ -281,6 +281,24 @@ def _write_csv_atomic(frame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _cache_dir(args: argparse.Namespace):
+    return None if getattr(args, "no_cache", False) else args.cache_dir
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from bayespal.embed.cache import cache_usage, clear_cache
+
+    if args.action == "info":
+        u = cache_usage(args.cache_dir)
+        _report(args, f"embedding cache {u['folder']}: {u['bytes'] / 2**20:.1f} MiB in "
+                f"{u['shards']} files, {u['configurations']} embedding configurations", **u)
+    else:
+        u = clear_cache(args.cache_dir)
+        _report(args, f"cleared the embedding cache {u['folder']}: removed "
+                f"{u['bytes'] / 2**20:.1f} MiB in {u['shards']} files", **u)
+    return 0
 
 
 def _suggest(args: argparse.Namespace) -> int:
@@ -326,7 +344,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayespal`` command's argument parser (subcommands demo, fit, evaluate, embed,
-    suggest)."""
+    suggest, cache)."""
     parser = argparse.ArgumentParser(
         prog="bayespal", description="Bayesian pluralistic preference modeling (PAL)."
     )
@@ -345,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
 
+    def cache_args(p):
+        p.add_argument("--cache-dir", default="auto",
+                       help="embedding cache folder (default: the user's cache folder, or "
+                       "$BAYESPAL_CACHE_DIR; see 'bayespal cache')")
+        p.add_argument("--no-cache", action="store_true", help="embed without the cache")
+
     def data_args(p, data_help):
         p.add_argument("data", help=data_help)
         p.add_argument("--items", required=True,
@@ -352,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "numeric embedding columns or a 'text' column (then give --model)")
         p.add_argument("--model", help="transformers model name or folder to embed item texts "
                    "(evaluate: default, the embedder the model file records)")
-        p.add_argument("--cache-dir", help="on-disk embedding cache folder")
+        cache_args(p)
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     fit_cmd = sub.add_parser("fit", help="fit PAL-A to comparisons and save the model",
@@ -400,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--column", default="text", help="the text column (default 'text')")
     em.add_argument("--layer", type=int, default=-2, help="hidden layer (default -2)")
     em.add_argument("--pooling", choices=["mean", "last", "cls"], default="mean")
-    em.add_argument("--cache-dir", help="on-disk embedding cache folder")
+    cache_args(em)
     em.add_argument("--out", help="output CSV (default: <texts>.embeddings.csv beside the "
                     "input); an existing file is never replaced without --force")
     em.add_argument("--force", action="store_true", help="replace an existing --out")
@@ -420,6 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--seed", type=int, default=0)
     sg.add_argument("--json", action="store_true", help="print weights and questions as JSON")
     sg.set_defaults(func=_suggest)
+
+    ca = sub.add_parser("cache", help="the embedding cache: where it is, its size; clear it",
+                        description="The on-disk embedding cache the embedders use by default.")
+    ca.add_argument("action", choices=["info", "clear"], help="info: folder and size; clear: "
+                    "delete the cached embeddings")
+    ca.add_argument("--cache-dir", help="the cache folder (default: the user's cache folder, "
+                    "or $BAYESPAL_CACHE_DIR)")
+    ca.add_argument("--json", action="store_true", help="print the result as JSON")
+    ca.set_defaults(func=_cache)
     return parser
 
 

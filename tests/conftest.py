@@ -1,8 +1,12 @@
 import os
+import tempfile
 
 import numpy as np
 import pytest
 import torch
+
+# The embedders cache on disk by default: tests use a folder of their own, never the user's.
+os.environ["BAYESPAL_CACHE_DIR"] = tempfile.mkdtemp(prefix="bayespal-test-cache-")
 
 # Under pytest-xdist each worker gets one thread (the workers share the cores).
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

@@ -1,11 +1,19 @@
 """On-disk embedding cache: one folder per embedding configuration, one shard file per
 finished batch (safetensors, written atomically), so an interrupted run keeps what it
-finished and a rerun embeds nothing twice. Entries are keyed by SHA-256 of the input."""
+finished and a rerun embeds nothing twice. Entries are keyed by SHA-256 of the input.
+
+The cache is on by default (``cache_dir="auto"`` of the embedders) in the user's cache
+folder, ``platformdirs.user_cache_dir("bayespal")/embeddings`` (e.g.
+``~/.cache/bayespal/embeddings`` on Linux), or in ``$BAYESPAL_CACHE_DIR`` when that is
+set; ``cache_dir=None`` switches it off. :func:`cache_usage` reports its size and
+:func:`clear_cache` empties it (``bayespal cache info`` / ``bayespal cache clear``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +23,77 @@ import torch
 from tqdm.auto import tqdm
 
 from bayespal import files
+
+CACHE_ENV = "BAYESPAL_CACHE_DIR"  # where the default cache lives, if set
+_CONFIG_FOLDER = re.compile(r"[0-9a-f]{24}")  # one folder per configuration (its key's hash)
+
+
+def default_cache_dir() -> Path:
+    """The default cache folder: ``$BAYESPAL_CACHE_DIR``, else the user's cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("bayespal")) / "embeddings"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path | None:
+    """An embedder's ``cache_dir`` argument as a folder: ``"auto"`` is
+    :func:`default_cache_dir`, None no cache.
+
+    Parameters
+    ----------
+    cache_dir:
+        ``"auto"``, None or a folder.
+    """
+    if cache_dir is None:
+        return None
+    if isinstance(cache_dir, str) and cache_dir == "auto":
+        return default_cache_dir()
+    return Path(cache_dir)
+
+
+def _shards(root: Path) -> list[Path]:
+    """The cache's shard files: ``<24 hex digits>/*.safetensors``, regular files only."""
+    if not root.is_dir():
+        return []
+    return [f for d in sorted(root.iterdir()) if d.is_dir() and not d.is_symlink()
+            and _CONFIG_FOLDER.fullmatch(d.name)
+            for f in sorted(d.glob("*.safetensors")) if f.is_file() and not f.is_symlink()]
+
+
+def cache_usage(root: str | os.PathLike | None = None) -> dict:
+    """The cache's folder, number of configurations and shard files, and bytes used.
+
+    Parameters
+    ----------
+    root:
+        The cache folder (default: :func:`default_cache_dir`).
+    """
+    folder = default_cache_dir() if root is None else Path(root)
+    shards = _shards(folder)
+    return {"folder": str(folder), "configurations": len({f.parent for f in shards}),
+            "shards": len(shards), "bytes": sum(f.stat().st_size for f in shards)}
+
+
+def clear_cache(root: str | os.PathLike | None = None) -> dict:
+    """Delete the cache's shard files (and their emptied configuration folders); nothing
+    else in the folder is touched. Returns :func:`cache_usage` of what was removed.
+
+    Parameters
+    ----------
+    root:
+        The cache folder (default: :func:`default_cache_dir`).
+    """
+    usage = cache_usage(root)
+    folder = Path(usage["folder"])
+    for f in _shards(folder):
+        f.unlink()
+    for d in {f.parent for f in _shards(folder)} | {d for d in folder.glob("*")
+                                                    if _CONFIG_FOLDER.fullmatch(d.name)}:
+        if d.is_dir() and not d.is_symlink() and not any(d.iterdir()):
+            d.rmdir()
+    return usage
 
 
 def content_hash(data: bytes) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bayespal.embed.cache import EmbeddingCache, content_hash, embed_batched
+from bayespal.embed.cache import EmbeddingCache, content_hash, embed_batched, resolve_cache_dir
 from bayespal.embed.text import model_fingerprint, pool
 
 
@@ -18,7 +18,7 @@ class ImageEmbedder:
     ``model`` is a CLIP name or folder (``CLIPVisionModel.from_pretrained``) or a loaded
     ``CLIPVisionModel`` (then give ``processor``). ``layer`` indexes the hidden states
     (default -2, the penultimate); ``pooling`` is ``"cls"`` (the class token, default) or
-    ``"mean"`` over all tokens. Cached by the images' bytes when ``cache_dir`` is given.
+    ``"mean"`` over all tokens. Cached on disk by the images' bytes (``cache_dir``, on by default).
 
     Parameters
     ----------
@@ -37,12 +37,13 @@ class ImageEmbedder:
     dtype:
         Of the returned vectors.
     cache_dir:
-        An on-disk cache folder (None: no cache).
+        The on-disk cache folder: ``"auto"`` (default) the user's cache folder or
+        ``$BAYESPAL_CACHE_DIR`` (:mod:`bayespal.embed.cache`); None: no cache.
     """
 
     def __init__(self, model, processor=None, *, layer: int = -2, pooling: str = "cls",
                  batch_size: int = 32, device: str = "auto", dtype=np.float16,
-                 cache_dir: str | Path | None = None, progress: bool = True) -> None:
+                 cache_dir: str | Path | None = "auto", progress: bool = True) -> None:
         from transformers import CLIPImageProcessor, CLIPVisionModel
 
         from bayespal.device import resolve_device
@@ -60,7 +61,8 @@ class ImageEmbedder:
         self.dtype, self.progress = np.dtype(dtype), progress
         key = {"model": model_fingerprint(model), "layer": layer, "pooling": pooling,
                "dtype": self.dtype.name, "kind": "image"}
-        self.cache = EmbeddingCache(cache_dir, key) if cache_dir is not None else None
+        folder = resolve_cache_dir(cache_dir)
+        self.cache = EmbeddingCache(folder, key) if folder is not None else None
 
     @torch.no_grad()
     def _embed(self, images: list) -> np.ndarray:

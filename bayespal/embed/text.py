@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bayespal.embed.cache import EmbeddingCache, content_hash, embed_batched
+from bayespal.embed.cache import EmbeddingCache, content_hash, embed_batched, resolve_cache_dir
 
 POOLINGS = ("mean", "last", "cls")
 
@@ -44,7 +44,8 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
-    """The model's name, or (for a model built from a config) a hash of its weights.
+    """The model's name (if it has one) and a hash of (the first 4 KB of each of) its
+    weights: the cache key's model part.
 
     Parameters
     ----------
@@ -53,12 +54,11 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     """
     name = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None),
                                                          "_name_or_path", "")
-    if name:
-        return str(name)
-    h = hashlib.sha256()
+    h = hashlib.sha256()  # the weights too: a name whose weights changed is another model
     for t in model.state_dict().values():
         h.update(t.detach().float().cpu().numpy().tobytes()[:4096])
-    return "weights:" + h.hexdigest()[:24]
+    weights = "weights:" + h.hexdigest()[:24]
+    return f"{name}|{weights}" if name else weights
 
 
 class TextEmbedder:
@@ -67,7 +67,7 @@ class TextEmbedder:
     ``model`` is a name or folder for ``AutoModel.from_pretrained`` or a loaded model (then
     give ``tokenizer``). ``layer`` indexes ``hidden_states`` (``-1`` the last layer, ``-2``
     the penultimate, the default). Vectors are returned (and cached) as ``dtype``
-    (default float16). ``cache_dir`` enables the on-disk cache.
+    (default float16), and cached on disk (``cache_dir``).
 
     Parameters
     ----------
@@ -88,7 +88,8 @@ class TextEmbedder:
     dtype:
         Of the returned vectors (float16 by default).
     cache_dir:
-        An on-disk cache folder (None: no cache).
+        The on-disk cache folder: ``"auto"`` (default) the user's cache folder or
+        ``$BAYESPAL_CACHE_DIR`` (:mod:`bayespal.embed.cache`); None: no cache.
     progress:
         Show a progress bar.
     """
@@ -104,7 +105,7 @@ class TextEmbedder:
         batch_size: int = 32,
         device: str = "auto",
         dtype=np.float16,
-        cache_dir: str | Path | None = None,
+        cache_dir: str | Path | None = "auto",
         progress: bool = True,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -128,7 +129,8 @@ class TextEmbedder:
         self.batch_size, self.dtype, self.progress = batch_size, np.dtype(dtype), progress
         key = {"model": model_fingerprint(model), "layer": layer, "pooling": pooling,
                "max_length": max_length, "dtype": self.dtype.name, "kind": "text"}
-        self.cache = EmbeddingCache(cache_dir, key) if cache_dir is not None else None
+        folder = resolve_cache_dir(cache_dir)
+        self.cache = EmbeddingCache(folder, key) if folder is not None else None
 
     def config(self) -> dict:
         """What reproduces these embeddings (recorded with a fit, for reward export)."""

@@ -144,3 +144,26 @@ def test_minilm_matches_sentence_transformers():
     ref = gt.load_model().encode(sentences)
     cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() >= 0.999, cos
+
+
+def test_the_cache_is_on_by_default_and_can_be_measured_and_cleared(bert, tmp_path,
+                                                                     monkeypatch, capsys):
+    from bayespal.cli import main
+    from bayespal.embed.cache import cache_usage, clear_cache, default_cache_dir
+
+    monkeypatch.setenv("BAYESPAL_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_cache_dir() == tmp_path / "cache"
+    emb = TextEmbedder(bert, tokenizer(), device="cpu", progress=False, batch_size=2)
+    assert emb.cache is not None and emb.cache.folder.parent == tmp_path / "cache"
+    emb(TEXTS)
+    usage = cache_usage()
+    assert usage["shards"] == 3 and usage["configurations"] == 1 and usage["bytes"] > 0
+    assert TextEmbedder(bert, tokenizer(), device="cpu", cache_dir=None).cache is None
+    keep = tmp_path / "cache" / "notes.txt"  # not the cache's: never deleted
+    keep.write_text("mine")
+    assert main(["cache", "info", "--json"]) == 0
+    assert '"shards": 3' in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert cache_usage()["shards"] == 0 and keep.read_text() == "mine"
+    assert clear_cache()["shards"] == 0  # clearing an empty cache is fine
