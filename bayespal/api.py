@@ -1,6 +1,6 @@
 """``bayespal.fit``: one fit of a given number of prototypes
-(:func:`bayespal.posterior.fit`), or with ``k="auto"`` the number chosen from the data
-(:func:`bayespal.analysis.selection.select_k`). It sits above both layers it joins."""
+(``bayespal.posterior.fit``), or with ``k="auto"`` the number chosen from the data
+(``bayespal.analysis.selection.select_k``). It sits above both layers it joins."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ def fit(data: PreferenceData, k: int | str | None = None, **options) -> Posterio
     """Fit PAL to preference data and return its posterior.
 
     ``k`` is the number of prototypes, or ``"auto"``: choose it from the data with
-    :func:`~bayespal.select_k` (candidates ``ks=``, default 1-5) and return the chosen fit,
+    ``select_k`` (candidates ``ks=``, default 1-5) and return the chosen fit,
     whose ``k_selection`` holds the evidence per K. Everything else is
-    :func:`bayespal.posterior.fit`'s (the model and how it is fitted; the self-tuning
+    ``bayespal.posterior.fit``'s (the model and how it is fitted; the self-tuning
     defaults; ensembles, validation, checkpoints, ranks).
 
     Parameters
@@ -32,7 +32,7 @@ def fit(data: PreferenceData, k: int | str | None = None, **options) -> Posterio
 
     Returns
     -------
-    :class:`~bayespal.FittedPAL`, or :class:`~bayespal.EnsemblePAL` for ``ensemble > 1``.
+    ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
     """
     if isinstance(k, str):
         if k != "auto":

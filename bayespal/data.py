@@ -195,8 +195,8 @@ class EmbeddingTable:
         Parameters
         ----------
         table:
-            An :class:`EmbeddingTable` (its ids name the rows); a DataFrame of embeddings
-            indexed by id (as :meth:`PreferenceData.from_arrays` reads one); a bare
+            An ``EmbeddingTable`` (its ids name the rows); a DataFrame of embeddings
+            indexed by id (as ``PreferenceData.from_arrays`` reads one); a bare
             ``(M, D)`` array or tensor, whose rows have no other name than their numbers
             (ids ``0..M-1``); or None for ``default``.
         default:
@@ -228,7 +228,7 @@ class PreferenceData:
 
     Attributes are index arrays into ``user_ids`` / ``item_ids``; the original ids are kept
     so results can be reported (and new data matched) by id. Build it with
-    :meth:`from_arrays` or :meth:`from_frame`, which validate everything.
+    ``from_arrays`` or ``from_frame``, which validate everything.
     """
 
     user: np.ndarray  # (N,) int64 index into user_ids
@@ -369,7 +369,7 @@ class PreferenceData:
         **columns: str,
     ) -> PreferenceData:
         """Build from comparisons whose items are texts: ``texts`` maps item id -> text (a
-        dict or Series); ``embedder`` (e.g. :class:`bayespal.embed.TextEmbedder`) embeds
+        dict or Series); ``embedder`` (e.g. ``bayespal.embed.TextEmbedder``) embeds
         them. The embedder's configuration is recorded for reward export."""
         frame = _as_frame(frame)
         texts = pd.Series(texts)
@@ -415,7 +415,7 @@ class PreferenceData:
             A DataFrame or a ``datasets.Dataset``.
         embedder:
             A callable mapping a list of texts to an ``(n, D)`` array (e.g.
-            :class:`bayespal.embed.TextEmbedder`); its configuration is recorded.
+            ``bayespal.embed.TextEmbedder``); its configuration is recorded.
         chosen, rejected, user, prompt:
             Column names (``prompt`` None: no prompts).
         prompt_embedder:
@@ -471,12 +471,12 @@ class PreferenceData:
 
     @cached_property
     def item_table(self) -> EmbeddingTable:
-        """The items as an :class:`EmbeddingTable` (ids and embeddings)."""
+        """The items as an ``EmbeddingTable`` (ids and embeddings)."""
         return EmbeddingTable(self.item_ids, self.items)
 
     @cached_property
     def prompt_table(self) -> EmbeddingTable | None:
-        """The prompts as an :class:`EmbeddingTable`; None without prompts."""
+        """The prompts as an ``EmbeddingTable``; None without prompts."""
         return None if self.prompts is None else EmbeddingTable(self.prompt_ids, self.prompts)
 
     def comparisons_per_user(self) -> np.ndarray:

@@ -222,7 +222,7 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) 
 
 
 def read(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a file written by :func:`write_atomic` with the same ``kind``.
+    """Read and verify a file written by ``write_atomic`` with the same ``kind``.
 
     Parameters
     ----------
@@ -303,7 +303,7 @@ def flatten_state(prefix: str, state: Any, tensors: dict[str, torch.Tensor]) -> 
 
 
 def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state` (dict keys keep their JSON types: int or str).
+    """Inverse of ``flatten_state`` (dict keys keep their JSON types: int or str).
 
     Parameters
     ----------

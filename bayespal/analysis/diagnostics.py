@@ -149,7 +149,7 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
 
 
 def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.ELPDData:
-    """PSIS-LOO of a fit (or of a DataTree from :func:`to_datatree`) with ``arviz_stats.loo``.
+    """PSIS-LOO of a fit (or of a DataTree from ``to_datatree``) with ``arviz_stats.loo``.
 
     Comparisons whose log-likelihood is the same in every draw (to 1e-9 nats: a MAP
     fit, or probabilities saturated near 0 or 1) make PSIS fail; for them leaving one out changes
@@ -243,7 +243,7 @@ def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = 3
 def align_prototypes(reference, other, items=None) -> np.ndarray:
     """The permutation ``perm`` with ``other``'s prototype ``perm[j]`` matching
     ``reference``'s prototype ``j``, by the prototypes' rewards of ``items`` (default: the
-    reference's training items; :func:`~bayespal.model.matching.match_prototypes`). When
+    reference's training items; ``match_prototypes``). When
     ``other`` has more prototypes the extra ones are left out; with fewer, unmatched
     reference prototypes get -1.
 

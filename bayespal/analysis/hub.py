@@ -1,6 +1,6 @@
 """A fitted PAL's reward as a ``torch.nn.Module``: Hugging Face folders and TRL rewards.
 
-:class:`PALRewardModel` scores responses for one mixture of the prototypes (a user seen
+``PALRewardModel`` scores responses for one mixture of the prototypes (a user seen
 in training, a new user's posterior, given weights, or the population): the posterior mean
 of ``beta * sum_k w_k r_k(x)``, centred on the training items. With the distance metric the
 reward is linear in ``w``, in each prototype and in ``beta``, and the variational posterior
@@ -15,7 +15,7 @@ The folder records the text embedder by name and a fingerprint of its weights, n
 path of the machine that fitted it; point ``embedder_path=`` at a local copy when
 loading, and the fingerprint is checked against it.
 
-:meth:`PALRewardModel.reward_function` is a callable with the signature TRL's trainers
+``PALRewardModel.reward_function`` is a callable with the signature TRL's trainers
 take as a reward function (``GRPOTrainer(reward_funcs=[...])``):
 ``f(prompts, completions, **kwargs) -> list[float]``.
 """
@@ -62,7 +62,7 @@ def _embedder_name(source: str) -> str:
 class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
                      tags=["bayespal", "pal", "reward-model", "pluralistic-alignment"]):
     """A fitted PAL's reward of responses for one mixture of prototypes (see the module
-    docstring). Build it with :meth:`from_fit`; the constructor's arguments are what
+    docstring). Build it with ``from_fit``; the constructor's arguments are what
     ``config.json`` stores.
 
     Parameters
@@ -110,11 +110,11 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         Parameters
         ----------
         fit:
-            A PAL-A :class:`~bayespal.FittedPAL` with the distance metric.
+            A PAL-A ``FittedPAL`` with the distance metric.
         user, weights, new_user:
             At most one source of weights.
         embedder:
-            The :class:`~bayespal.embed.TextEmbedder` the items were embedded with
+            The ``TextEmbedder`` the items were embedded with
             (default: built from the fit's recorded configuration, if any); its name and
             weights fingerprint are recorded.
         """

@@ -94,7 +94,7 @@ def plot_prototype_items(fit, items=None, labels: Sequence[str] | None = None,
         A fitted posterior.
     items:
         The items (default: the fit's training items): an
-        :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a
+        ``EmbeddingTable``, a DataFrame of embeddings indexed by id, or a
         bare ``(M, D)`` array (named by row number).
     labels:
         A label per item (default: the items' ids).
@@ -196,7 +196,7 @@ def plot_heterogeneity(check: xr.Dataset, ax=None) -> Figure:
 
 
 def plot_k_selection(table, axes=None) -> Figure:
-    """How many kinds of people: the evidence per K from :func:`~bayespal.select_k`.
+    """How many kinds of people: the evidence per K from ``select_k``.
 
     Left: the criterion (seen + unseen held-out log-loss) per K with its paired standard
     error against the best K, the chosen K marked. Right: each prototype's share of the

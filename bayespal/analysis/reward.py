@@ -3,13 +3,13 @@
 A user's reward of a response ``x`` is ``beta`` times the reward of their ideal point,
 ``beta * sum_k w_k r_k(x)`` with ``r_k(x) = 2 P_k . f(x) - ||f(x)||^2`` (PAL-B: for a
 prompt, with its prototypes ``g_k(c)``): differences of it are the model's log-odds that
-one response is preferred. :class:`RewardModel` returns its posterior mean and sd over
+one response is preferred. ``RewardModel`` returns its posterior mean and sd over
 draws of the population and of ``w``, for one of four sources of ``w``:
 
 - a user seen in training (``user=``), from their posterior;
 - given mixture ``weights=`` (fixed);
 - a new user's posterior (``new_user=``, a single-user
-  :class:`~bayespal.users.NewUserPosteriors`);
+  ``NewUserPosteriors``);
 - the population (default): ``w ~ Dirichlet(alpha)``.
 
 Rewards are centred per draw on a reference set of items (default: the fit's training
@@ -46,7 +46,7 @@ class RewardModel:
     weights:
         Fixed mixture weights ``(K,)`` (non-negative, summing to one).
     new_user:
-        A single-user :class:`~bayespal.users.NewUserPosteriors` (e.g. a ``NewUser``).
+        A single-user ``NewUserPosteriors`` (e.g. a ``NewUser``).
     num_samples:
         Posterior draws.
     reference:
@@ -138,7 +138,7 @@ class RewardModel:
         ----------
         items:
             The items (default: the fit's training items): an
-            :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a
+            ``EmbeddingTable``, a DataFrame of embeddings indexed by id, or a
             bare ``(M, D)`` array (named by row number).
         """
         table = self.posterior.item_table(items)
@@ -147,7 +147,7 @@ class RewardModel:
 
     def reward_texts(self, texts: Sequence[str], embedder=None) -> tuple[np.ndarray, np.ndarray]:
         """Embed raw texts with the embedding configuration the model was fitted with (or
-        ``embedder``) and return :meth:`reward` of them.
+        ``embedder``) and return ``reward`` of them.
 
         Parameters
         ----------

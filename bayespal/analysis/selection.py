@@ -1,7 +1,7 @@
-"""How many kinds of people: :func:`select_k` chooses the number of prototypes from the data
+"""How many kinds of people: ``select_k`` chooses the number of prototypes from the data
 and shows the evidence.
 
-Every candidate K is fitted (self-tuned, as :func:`bayespal.fit`) to the comparisons of
+Every candidate K is fitted (self-tuned, as ``bayespal.fit``) to the comparisons of
 the *seen* users, a random ``1 - unseen_fraction`` of the users, with an internal
 validation split of each seen user's comparisons and no refit, so two held-out scores are
 honest:
@@ -18,9 +18,9 @@ computed from per-user *paired* differences (the same people are scored under ev
 and the chosen K is the smallest within one standard error of the best (the one-standard-
 error rule: a larger K must earn its keep). Before that, if 1 is a candidate, the K = 1
 fit's posterior predictive heterogeneity check
-(:func:`~bayespal.analysis.diagnostics.heterogeneity_check`) asks whether one reward
+(``heterogeneity_check``) asks whether one reward
 model reproduces how much the seen users' answers differ; if it does (p above
-:data:`HETEROGENEITY_LEVEL`), K = 1 is chosen: held-out log-losses of larger K then differ
+``HETEROGENEITY_LEVEL``), K = 1 is chosen: held-out log-losses of larger K then differ
 only by the luck of each fit (measured: a K = 4 fit of one-type data scored 0.009 better
 than K = 1, beyond one paired standard error of 0.008). The chosen K is then refitted on
 all users.
@@ -53,7 +53,7 @@ HETEROGENEITY_LEVEL = 0.05
 
 @dataclass(frozen=True)
 class KSelection:
-    """The evidence per K and the chosen fit, from :func:`select_k`.
+    """The evidence per K and the chosen fit, from ``select_k``.
 
     Attributes
     ----------
@@ -114,7 +114,7 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
         Show the fits' progress bars.
     **options:
         Settings of every fit (fields of ModelConfig / TrainConfig, ``ensemble``,
-        ``model=``, ``train=``), as for :func:`bayespal.fit`.
+        ``model=``, ``train=``), as for ``bayespal.fit``.
 
     Returns
     -------

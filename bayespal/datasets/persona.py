@@ -142,7 +142,7 @@ def build(statements: pd.DataFrame, embeddings: np.ndarray, *, n_users: int = 20
 
 def persona_demo(**kwargs) -> SyntheticPreferences:
     """The shipped demo subset (6 personas x 100 statements, MiniLM embeddings); keyword
-    arguments go to :func:`build` (``n_users``, ``k``, ``n_train``, ``sharpness``, ...).
+    arguments go to ``build`` (``n_users``, ``k``, ``n_train``, ``sharpness``, ...).
 
     Parameters
     ----------

@@ -137,11 +137,11 @@ def synthetic_deep(
     sharpness: float = 3.0,
     seed: int = 0,
 ) -> SyntheticPreferences:
-    """PAL-A data with known truth from a *different* family than :func:`synthetic`: items
+    """PAL-A data with known truth from a *different* family than ``synthetic``: items
     are Gaussian (not unit-norm) ``embed_dim``-vectors, the true map is a random two-layer
     GELU network ``f*(x) = W2 gelu(W1 x)`` scaled to unit RMS per coordinate, and the
     prototypes are drawn at the scale of ``f*``'s values. Users and labels as in
-    :func:`synthetic` (the same PAL-A likelihood, so the Bayes-optimal prediction is known).
+    ``synthetic`` (the same PAL-A likelihood, so the Bayes-optimal prediction is known).
 
     Parameters
     ----------
@@ -224,7 +224,7 @@ class PromptedSyntheticPreferences(SyntheticPreferences):
     Attributes
     ----------
     data, true_weights, true_prob, group, true_prototypes:
-        As for :class:`SyntheticPreferences`.
+        As for ``SyntheticPreferences``.
     """
 
     true_loadings: np.ndarray = None  # type: ignore[assignment]
@@ -269,7 +269,7 @@ def synthetic_prompted(
     """Generate PAL-B data with known truth: prompt ``c`` moves the prototypes,
     ``g_k(c) = P_k + prompt_strength * L_k c`` (``L_k`` standard normal, ``c`` unit-norm
     random prompt embeddings), so which item a user prefers depends on the prompt. Items
-    as in :func:`synthetic`; every comparison gets a random prompt. ``prompt_strength=0``
+    as in ``synthetic``; every comparison gets a random prompt. ``prompt_strength=0``
     gives prompt-free (PAL-A) data that still carries prompts.
 
     Parameters

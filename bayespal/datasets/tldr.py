@@ -92,8 +92,8 @@ def read_comparisons(folder: str | Path) -> pd.DataFrame:
 def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
          labels: str = "workers", embed_prompts: bool = False, pairs: str = "seen",
          seed: int = 0) -> TLDRPreferences:
-    """Load the comparisons as :class:`PreferenceData`; ``embed`` maps texts to an
-    ``(n, D)`` array (e.g. a :class:`bayespal.embed.TextEmbedder`). Summaries identical in
+    """Load the comparisons as ``PreferenceData``; ``embed`` maps texts to an
+    ``(n, D)`` array (e.g. a ``bayespal.embed.TextEmbedder``). Summaries identical in
     text are one item; comparisons of a summary with itself are dropped.
 
     Parameters

@@ -5,8 +5,8 @@ finished and a rerun embeds nothing twice. Entries are keyed by SHA-256 of the i
 The cache is on by default (``cache_dir="auto"`` of the embedders) in the user's cache
 folder, ``platformdirs.user_cache_dir("bayespal")/embeddings`` (e.g.
 ``~/.cache/bayespal/embeddings`` on Linux), or in ``$BAYESPAL_CACHE_DIR`` when that is
-set; ``cache_dir=None`` switches it off. :func:`cache_usage` reports its size and
-:func:`clear_cache` empties it (``bayespal cache info`` / ``bayespal cache clear``)."""
+set; ``cache_dir=None`` switches it off. ``cache_usage`` reports its size and
+``clear_cache`` empties it (``bayespal cache info`` / ``bayespal cache clear``)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def default_cache_dir() -> Path:
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path | None:
     """An embedder's ``cache_dir`` argument as a folder: ``"auto"`` is
-    :func:`default_cache_dir`, None no cache.
+    ``default_cache_dir``, None no cache.
 
     Parameters
     ----------
@@ -68,7 +68,7 @@ def cache_usage(root: str | os.PathLike | None = None) -> dict:
     Parameters
     ----------
     root:
-        The cache folder (default: :func:`default_cache_dir`).
+        The cache folder (default: ``default_cache_dir``).
     """
     folder = default_cache_dir() if root is None else Path(root)
     shards = _shards(folder)
@@ -78,12 +78,12 @@ def cache_usage(root: str | os.PathLike | None = None) -> dict:
 
 def clear_cache(root: str | os.PathLike | None = None) -> dict:
     """Delete the cache's shard files (and their emptied configuration folders); nothing
-    else in the folder is touched. Returns :func:`cache_usage` of what was removed.
+    else in the folder is touched. Returns ``cache_usage`` of what was removed.
 
     Parameters
     ----------
     root:
-        The cache folder (default: :func:`default_cache_dir`).
+        The cache folder (default: ``default_cache_dir``).
     """
     usage = cache_usage(root)
     folder = Path(usage["folder"])

@@ -38,7 +38,7 @@ class ImageEmbedder:
         Of the returned vectors.
     cache_dir:
         The on-disk cache folder: ``"auto"`` (default) the user's cache folder or
-        ``$BAYESPAL_CACHE_DIR`` (:mod:`bayespal.embed.cache`); None: no cache.
+        ``$BAYESPAL_CACHE_DIR`` (``bayespal.embed.cache``); None: no cache.
     """
 
     def __init__(self, model, processor=None, *, layer: int = -2, pooling: str = "cls",

@@ -89,7 +89,7 @@ class TextEmbedder:
         Of the returned vectors (float16 by default).
     cache_dir:
         The on-disk cache folder: ``"auto"`` (default) the user's cache folder or
-        ``$BAYESPAL_CACHE_DIR`` (:mod:`bayespal.embed.cache`); None: no cache.
+        ``$BAYESPAL_CACHE_DIR`` (``bayespal.embed.cache``); None: no cache.
     progress:
         Show a progress bar.
     """

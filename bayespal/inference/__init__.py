@@ -1,6 +1,6 @@
 """The inference layer: how a model is fitted.
 
-``config`` (:class:`TrainConfig`), ``guides`` (the variational families, which hand out
+``config`` (``TrainConfig``), ``guides`` (the variational families, which hand out
 population draws and user weights), ``trainer`` (the minibatched SVI loop and its
 checkpoint state), ``distributed`` (ranks of a ``torchrun`` launch), ``train`` (one fit,
 from data and the two configurations to the trained state) and ``tuning`` (the self-tuning

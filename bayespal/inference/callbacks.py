@@ -2,7 +2,7 @@
 
 A callback is any object with an ``on_epoch_end(info)`` method (or a plain function of
 ``info``), and optionally ``on_fit_end(info)``; pass a list of them to
-:func:`bayespal.fit` (``callbacks=[...]``). ``info`` is an :class:`EpochInfo`. A callback
+``bayespal.fit`` (``callbacks=[...]``). ``info`` is an ``EpochInfo``. A callback
 that returns ``True`` from ``on_epoch_end`` stops the fit after that epoch (``stopped =
 "callback"``; with validation the best epoch so far is kept, as for any stop). A self-tuning
 fit trains several runs (one per candidate size, and a refit if asked for): ``info.run``
@@ -88,7 +88,7 @@ def epoch_end(callbacks: Sequence[Any], info: EpochInfo) -> bool:
     Parameters
     ----------
     callbacks:
-        From :func:`check_callbacks`.
+        From ``check_callbacks``.
     info:
         The epoch.
     """
@@ -105,7 +105,7 @@ def fit_end(callbacks: Sequence[Any], info: EpochInfo) -> None:
     Parameters
     ----------
     callbacks:
-        From :func:`check_callbacks`.
+        From ``check_callbacks``.
     info:
         The run's last epoch (``stopped`` set).
     """

@@ -1,4 +1,4 @@
-"""How a model is fitted: :class:`TrainConfig` (validated once, hashable, JSON-serialisable)."""
+"""How a model is fitted: ``TrainConfig`` (validated once, hashable, JSON-serialisable)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class TrainConfig:
         Centre the item (and prompt) embeddings and scale them to unit RMS norm before the
         maps (from the training tables), so their offset and scale do not matter.
     device:
-        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``. Not part of :meth:`hash`: where a fit runs
+        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``. Not part of ``hash``: where a fit runs
         does not change what it fits (beyond rounding).
     seed:
         Seeds the initialisation, the batches and the ELBO's draws; same seed, same fit on
@@ -117,7 +117,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
+        """The configuration from ``to_dict``'s output; unknown keys are an error."""
         return cls(**check_fields("train config", d, cls))
 
     def hash(self) -> str:

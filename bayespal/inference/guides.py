@@ -30,7 +30,7 @@ def _inv_softplus(x: float) -> float:
 
 
 class PALGuide(nn.Module):
-    """The guide of :class:`~bayespal.model.PALModel`.
+    """The guide of ``PALModel``.
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ class PALGuide(nn.Module):
     @torch.no_grad()
     def weight_draws(self, num_samples: int, users: torch.Tensor | None = None) -> torch.Tensor:
         """Draws of users' weights ``(S, B, K)`` for positions ``users`` (all if None);
-        ``S`` is 1 for MAP (use with :meth:`population_draws`).
+        ``S`` is 1 for MAP (use with ``population_draws``).
 
         Parameters
         ----------

@@ -1,6 +1,6 @@
-"""Fitting one model: :func:`train` builds the model and guide from the two
+"""Fitting one model: ``train`` builds the model and guide from the two
 configurations, runs the SVI loop (with validation, checkpoints or ranks) and returns the
-trained state. It knows nothing of result types: :func:`bayespal.fit` wraps the state."""
+trained state. It knows nothing of result types: ``bayespal.fit`` wraps the state."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ VALIDATION_DRAWS = 32  # posterior draws per validation of held-out comparisons
 
 @dataclass
 class Trained:
-    """What :func:`train` returns: the fitted model and guide and the fit's history.
+    """What ``train`` returns: the fitted model and guide and the fit's history.
 
     Attributes
     ----------
     model, guide:
-        The trained :class:`~bayespal.model.PALModel` and :class:`PALGuide` (eval mode).
+        The trained ``PALModel`` and ``PALGuide`` (eval mode).
     loss_history:
         Per epoch: the negative ELBO per comparison (the training loss).
     epoch_seconds:
@@ -115,7 +115,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
           distributed: bool = False, progress: bool = True,
           replay: list[float] | None = None, callbacks: Sequence[Any] | None = None,
           run_name: str = "fit") -> Trained:
-    """Fit one model to ``data`` (arguments as :func:`bayespal.fit`).
+    """Fit one model to ``data`` (arguments as ``bayespal.fit``).
 
     Parameters
     ----------

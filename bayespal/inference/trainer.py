@@ -178,7 +178,7 @@ class Trainer:
     replay:
         Per epoch, the learning-rate factor to run at (no stopping).
     callbacks, run_name:
-        Called at every epoch's end (:mod:`bayespal.inference.callbacks`), with this
+        Called at every epoch's end (``bayespal.inference.callbacks``), with this
         run's name.
     """
 
@@ -364,7 +364,7 @@ class Trainer:
 
     def _plateaued(self) -> None:
         """``patience`` epochs without improvement: stop, or (``"plateau"`` schedule) lower
-        the learning rate by :data:`PLATEAU_DECAY` and go on while it stays at or above
+        the learning rate by ``PLATEAU_DECAY`` and go on while it stays at or above
         ``lr * lr_final_factor``."""
         nxt = self.lr_factor * PLATEAU_DECAY
         if not self.plateau or nxt < self.final_factor * (1 - 1e-9):

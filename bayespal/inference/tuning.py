@@ -4,11 +4,11 @@ stopping and the learning-rate schedule driven by it, and the mapping's size cho
 A point-estimated mapping is the part of PAL that over- or under-fits: a wide one memorises
 the items of a small data set, a narrow one cannot follow a rich embedding. No rule from
 the data's sizes tells the two apart (two data sets of the same sizes can want either), so
-:func:`tuned_train` asks the data: it holds out ``validation_fraction`` of each user's
-comparisons, fits each candidate size (``ModelConfig(hidden=None)``: :data:`AUTO_HIDDEN`)
+``tuned_train`` asks the data: it holds out ``validation_fraction`` of each user's
+comparisons, fits each candidate size (``ModelConfig(hidden=None)``: ``AUTO_HIDDEN``)
 with the validation log-loss monitored (the learning rate lowered on its plateaus, the best
 epoch kept), and keeps the candidate with the lowest validation log-loss. What it chose,
-and why, is a :class:`Selection`.
+and why, is a ``Selection``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class Selection:
 
     @classmethod
     def from_dict(cls, d: dict) -> Selection:
-        """The selection from :meth:`to_dict`'s output.
+        """The selection from ``to_dict``'s output.
 
         Parameters
         ----------
@@ -97,7 +97,7 @@ def validation_split(data: PreferenceData, fraction: float, seed: int
     Each user holds out ``floor(n_i * fraction + u)`` comparisons (``u ~ U(0, 1)``: the
     expected share is exactly ``fraction`` for every ``n_i``) and keeps at least one for
     training, so every user stays in the fit. ``validation`` is None when ``fraction`` is 0
-    or fewer than :data:`MIN_VALIDATION` comparisons would be held out.
+    or fewer than ``MIN_VALIDATION`` comparisons would be held out.
 
     Parameters
     ----------
@@ -148,13 +148,13 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
                 distributed: bool = False, progress: bool = True,
                 callbacks: Sequence[Any] | None = None
                 ) -> tuple[Trained, ModelConfig, Selection]:
-    """Fit ``data`` as :func:`~bayespal.inference.train` does, with validation and the
+    """Fit ``data`` as ``train`` does, with validation and the
     choice of sizes added: returns the chosen candidate's trained state, its concrete
-    configuration and the :class:`Selection`.
+    configuration and the ``Selection``.
 
     ``validation`` given: it steers every candidate. Otherwise
     ``train_config.validation_fraction`` of every user's comparisons are held out
-    (:func:`validation_split`) and, with ``train_config.refit``, the chosen candidate is
+    (``validation_split``) and, with ``train_config.refit``, the chosen candidate is
     refitted on all comparisons for as many epochs as its best epoch, replaying its
     learning-rate schedule. Without validation (fraction 0, or too little data)
     the training loss steers the schedule and, if sizes are to be chosen, the smallest

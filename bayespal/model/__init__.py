@@ -1,8 +1,8 @@
 """The model layer: what PAL is, independent of how it is fitted.
 
-``config`` (:class:`ModelConfig`), ``likelihood`` (the logit and rewards, once), ``nets``
+``config`` (``ModelConfig``), ``likelihood`` (the logit and rewards, once), ``nets``
 (the MLP maps), ``pal`` (the Pyro model, PAL-A and PAL-B) and ``draws``
-(:class:`PopulationDraws`, the value every consumer of a fit uses).
+(``PopulationDraws``, the value every consumer of a fit uses).
 """
 
 from bayespal.model.config import ModelConfig

@@ -1,4 +1,4 @@
-"""What is modelled: :class:`ModelConfig` (validated once, hashable, JSON-serialisable)."""
+"""What is modelled: ``ModelConfig`` (validated once, hashable, JSON-serialisable)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _flag(name: str, value: object) -> bool:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The PAL model: its sizes and priors (how it is *fitted* is :class:`TrainConfig`).
+    """The PAL model: its sizes and priors (how it is *fitted* is ``TrainConfig``).
 
     Parameters
     ----------
@@ -38,7 +38,7 @@ class ModelConfig:
         Width ``d`` of the preference space the mapping ``f`` maps items into.
     hidden:
         Hidden layer widths of the mapping (an MLP; ``()`` is linear). ``None`` (default):
-        chosen by :func:`bayespal.fit` on a validation split of the data (the candidates
+        chosen by ``bayespal.fit`` on a validation split of the data (the candidates
         are ``bayespal.inference.tuning.AUTO_HIDDEN``).
     prototype_scale:
         Prior sd ``s_P`` of every prototype coordinate.
@@ -121,7 +121,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        """The configuration from :meth:`to_dict`'s output; unknown keys are an error."""
+        """The configuration from ``to_dict``'s output; unknown keys are an error."""
         d = check_fields("model config", d, cls)
         for key in ("hidden", "prompt_hidden"):
             if d.get(key) is not None:

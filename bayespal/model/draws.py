@@ -1,12 +1,12 @@
 """The seam between a fitted population and everything that uses it.
 
-:class:`PopulationDraws` is one immutable value: per-draw prototypes (and PAL-B loadings),
+``PopulationDraws`` is one immutable value: per-draw prototypes (and PAL-B loadings),
 sharpness, position term and population prior, and the point-estimated maps that give
 items (and prompts) their features. A MAP fit hands out one draw, a Bayesian fit ``S``
 draws of its posterior, an ensemble its members' draws pooled (each draw with its own
 member's maps). Predictions, new users, queries, rewards and diagnostics all consume it
 and never look inside a fit's model or guide; its methods call
-:mod:`bayespal.model.likelihood` for every logit and reward.
+``bayespal.model.likelihood`` for every logit and reward.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class PopulationDraws:
     # -- the logit -----------------------------------------------------------------------
     def terms(self, fa: torch.Tensor, fb: torch.Tensor, pc: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:func:`~bayespal.model.likelihood.pair_terms` of comparisons for every draw.
+        """``pair_terms`` of comparisons for every draw.
 
         Parameters
         ----------
@@ -195,7 +195,7 @@ class PopulationDraws:
     def logits(self, weights: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
                pc: torch.Tensor | None = None) -> torch.Tensor:
         """Per-draw logits ``(P, n)`` of comparisons for weights ``(P, n, K)`` (arguments as
-        :meth:`terms`).
+        ``terms``).
 
         Parameters
         ----------
@@ -218,7 +218,7 @@ class PopulationDraws:
             ``(P, n, K)``: each comparison's user's weights, drawn with the population draw
             (None: every user is unknown).
         fa, fb, pc:
-            As for :meth:`terms`.
+            As for ``terms``.
         known:
             ``(n,)`` bool: comparisons whose user has ``weights``; the others integrate
             ``w`` over each draw's population ``Dirichlet(alpha)`` (``UNKNOWN_USER_DRAWS``
@@ -253,7 +253,7 @@ class PopulationDraws:
             population draws (None: no user is known).
         users:
             ``(n,)`` user positions; -1 for users the fit does not know (integrated over
-            the population prior, see :meth:`probs`).
+            the population prior, see ``probs``).
         emb_a, emb_b, emb_c:
             ``(n, D)`` item embeddings of each comparison; ``(n, Dc)`` prompt embeddings
             (PAL-B; ignored for PAL-A).
@@ -301,7 +301,7 @@ class PopulationDraws:
 
     def user_rewards(self, weights: torch.Tensor, features: torch.Tensor,
                      pc: torch.Tensor | None = None) -> torch.Tensor:
-        """A user's reward (sharpness times :func:`~bayespal.model.likelihood.mixture_rewards`,
+        """A user's reward (sharpness times ``mixture_rewards``,
         logit units) of items for weight draws ``(P, K)`` paired with these draws, with member
         features ``(E, M, d)`` (PAL-B: one prompt's ``(E, 1, q)``) -> ``(P, M)``.
 
@@ -374,7 +374,7 @@ def sample_dirichlet(concentration: torch.Tensor, shape: tuple[int, ...],
 
 
 class BoundPopulation:
-    """:class:`PopulationDraws` with the features of one item (and prompt) table, for
+    """``PopulationDraws`` with the features of one item (and prompt) table, for
     comparisons given by rows of those tables.
 
     Parameters
@@ -430,7 +430,7 @@ class BoundPopulation:
 
         With one member, PAL-A and the distance metric the logit is computed from the ideal
         points ``z = w P`` (a batched matrix product, memory ``(U, S, n)``); otherwise the
-        terms of :meth:`terms` are gathered per draw (memory ``(U, S, n, K)``).
+        terms of ``terms`` are gathered per draw (memory ``(U, S, n, K)``).
 
         Parameters
         ----------

@@ -5,12 +5,12 @@ prototype or a user's ideal point), the reward ``r_p(x) = 2 p . f - ||f||^2``, i
 ``-||f - p||^2`` up to a constant of ``p``. A comparison of ``a`` with ``b`` has the logit
 ``beta * (r_z(a) - r_z(b))`` for the user's ideal point ``z = sum_k w_k p_k``; because the
 reward is linear in ``p`` and ``sum_k w_k = 1``, that is ``w . diff`` with the per-prototype
-terms ``diff_k = beta * (r_k(a) - r_k(b))`` (:func:`pair_terms`), so every consumer
+terms ``diff_k = beta * (r_k(a) - r_k(b))`` (``pair_terms``), so every consumer
 (training, predictions, new users, queries, rewards, diagnostics) contracts the same
-terms with the weights (:func:`mixture_logits`).
+terms with the weights (``mixture_logits``).
 
 PAL-B's prototypes depend on the prompt, ``g_k(c) = P_k + L_k phi(c)``
-(:func:`prompt_prototypes`). With its optional cosine metric the logit is
+(``prompt_prototypes``). With its optional cosine metric the logit is
 ``beta * (cos(f_a, z) - cos(f_b, z))`` = ``w . diff / sqrt(w^T G w)`` with ``G = g g^T``.
 """
 
@@ -87,7 +87,7 @@ def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tens
                position_bias: torch.Tensor | float = 0.0
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The per-prototype terms of comparisons' logits, from which the logit of any weights
-    follows (:func:`mixture_logits`).
+    follows (``mixture_logits``).
 
     Parameters
     ----------
@@ -135,14 +135,14 @@ def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tens
 
 def mixture_logits(weights: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None = None
                    ) -> torch.Tensor:
-    """Logits ``w . diff`` (cosine: ``/ sqrt(w^T gram w)``) from :func:`pair_terms`.
+    """Logits ``w . diff`` (cosine: ``/ sqrt(w^T gram w)``) from ``pair_terms``.
 
     Parameters
     ----------
     weights:
         Mixture weights broadcastable to ``diff (..., K)``.
     diff, gram:
-        From :func:`pair_terms`.
+        From ``pair_terms``.
     """
     num = (weights * diff).sum(-1)
     if gram is None:
@@ -165,7 +165,7 @@ def point_rewards(prototypes: torch.Tensor, features: torch.Tensor, *,
     loadings, pc:
         PAL-B: loadings ``(..., K, d, q)`` and the features of one prompt ``(1, q)``.
     metric:
-        ``"distance"``: :func:`rewards`; ``"cosine"``: ``cos(f(x), g_k)``.
+        ``"distance"``: ``rewards``; ``"cosine"``: ``cos(f(x), g_k)``.
 
     Returns
     -------
@@ -197,7 +197,7 @@ def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: t
     features:
         ``(M, d)`` or ``(..., M, d)`` mapped items.
     loadings, pc, metric:
-        As for :func:`point_rewards`.
+        As for ``point_rewards``.
 
     Returns
     -------

@@ -13,7 +13,7 @@
     logit_n = beta * (||f(x_b) - z_u||^2 - ||f(x_a) - z_u||^2)   (+ position term)
     y_n     ~ Bernoulli(logits=logit_n)  y = 1: item a preferred
 
-The logit is computed by :mod:`bayespal.model.likelihood` (the only place it is written).
+The logit is computed by ``bayespal.model.likelihood`` (the only place it is written).
 ``alpha`` is fixed (``concentration``, a float) or learned by empirical Bayes (``None``): a
 point-estimated vector, so the population's mixture distribution, which is also a new
 user's prior, is fitted to the data instead of assumed uniform.
@@ -48,7 +48,7 @@ WEIGHT_FLOOR = 1e-20  # where SafeDirichlet's log-density stops following a weig
 
 
 class SafeDirichlet(dist.Dirichlet):
-    """``Dirichlet`` whose log-density reads each weight as at least :data:`WEIGHT_FLOOR`.
+    """``Dirichlet`` whose log-density reads each weight as at least ``WEIGHT_FLOOR``.
 
     A Dirichlet draw with a small concentration can put a weight at ~1e-38 or exactly 0 in
     float32; the log-density's gradient ``(alpha - 1) / w`` then overflows and, through the

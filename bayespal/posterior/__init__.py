@@ -1,8 +1,8 @@
-"""The posterior layer: fitted results behind one interface (:class:`Posterior`).
+"""The posterior layer: fitted results behind one interface (``Posterior``).
 
-``base`` (what every result offers, over :class:`~bayespal.model.PopulationDraws`),
-``fitted`` (:class:`FittedPAL`, one fit; :func:`load`), ``ensemble`` (:class:`EnsemblePAL`),
-``io`` (the model file) and ``fitting`` (:func:`fit`, which picks the result type).
+``base`` (what every result offers, over ``PopulationDraws``),
+``fitted`` (``FittedPAL``, one fit; ``load``), ``ensemble`` (``EnsemblePAL``),
+``io`` (the model file) and ``fitting`` (``fit``, which picks the result type).
 """
 
 from bayespal.posterior.base import Posterior

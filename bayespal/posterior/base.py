@@ -1,4 +1,4 @@
-"""What every fitted posterior offers, written once over :class:`PopulationDraws`.
+"""What every fitted posterior offers, written once over ``PopulationDraws``.
 
 A fitted result (one fit, a MAP fit, an ensemble; PAL-A or PAL-B) implements four
 things: population draws, the users' weight draws paired with them, the weights'
@@ -29,7 +29,7 @@ class Posterior(ABC):
     Users seen in training are predicted from their own weight posterior; a user *not*
     seen in training from the **population average**: their weights integrated over the
     fitted population ``Dirichlet(alpha)`` (the prior a new user starts from). To *place*
-    a new user from their answers use :mod:`bayespal.users`.
+    a new user from their answers use ``bayespal.users``.
     """
 
     model_config: ModelConfig
@@ -175,7 +175,7 @@ class Posterior(ABC):
         Parameters
         ----------
         num_samples, seed:
-            As for :meth:`posterior_draws`.
+            As for ``posterior_draws``.
         """
         draws, weights = self.posterior_draws(num_samples, seed)
         out = {"prototypes": draws.prototypes, "sharpness": draws.sharpness,
@@ -215,7 +215,7 @@ class Posterior(ABC):
         return self.user_index(users), table.embeddings[ia], table.embeddings[ib], emb_c
 
     def item_table(self, items=None) -> EmbeddingTable:
-        """The item table that item ids name: ``items`` (an :class:`EmbeddingTable`, a
+        """The item table that item ids name: ``items`` (an ``EmbeddingTable``, a
         DataFrame indexed by id, or a bare ``(M, D)`` array whose ids are its row numbers)
         or, if None, the training items.
 
@@ -227,7 +227,7 @@ class Posterior(ABC):
         return EmbeddingTable.of(items, self.items, name="items", dim=self.embed_dim)
 
     def prompt_table(self, prompts=None) -> EmbeddingTable:
-        """The prompt table that prompt ids name (PAL-B); as :meth:`item_table`.
+        """The prompt table that prompt ids name (PAL-B); as ``item_table``.
 
         Parameters
         ----------
@@ -246,7 +246,7 @@ class Posterior(ABC):
         ids:
             Item ids.
         items:
-            As for :meth:`item_table`.
+            As for ``item_table``.
         """
         return self.item_table(items).rows(ids, "ids")
 
@@ -278,13 +278,13 @@ class Posterior(ABC):
         Parameters
         ----------
         data:
-            Comparisons as :class:`PreferenceData` (users matched by id); or give the next
+            Comparisons as ``PreferenceData`` (users matched by id); or give the next
             arguments instead.
         user, item_a, item_b:
             User ids and item ids of ``items`` (an unknown id is an error).
         items:
             The item table the ids name (default: the training items): an
-            :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a
+            ``EmbeddingTable``, a DataFrame of embeddings indexed by id, or a
             bare ``(M, D)`` array (its ids are its row numbers).
         prompt, prompts:
             PAL-B: each comparison's prompt id and the prompt table (default: the
@@ -317,7 +317,7 @@ class Posterior(ABC):
         item_a, item_b:
             Item ids of ``items``.
         items, prompt, prompts, num_samples, seed, rows:
-            As for :meth:`predict_proba`.
+            As for ``predict_proba``.
         """
         n = len(np.asarray(item_a).reshape(-1))
         return self.predict_proba(user=np.full(n, _NOBODY, dtype=object), item_a=item_a,
@@ -339,7 +339,7 @@ class Posterior(ABC):
         Parameters
         ----------
         items:
-            The items (default: the training items), as for :meth:`item_table`: a bare
+            The items (default: the training items), as for ``item_table``: a bare
             ``(M, D)`` array's items are named by row number.
         num_samples, seed:
             Posterior draws and their seed (default: the fit's).

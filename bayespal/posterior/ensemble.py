@@ -30,7 +30,7 @@ from bayespal.posterior.fitted import FittedPAL
 
 def match_by_users(reference: FittedPAL, other: FittedPAL) -> np.ndarray:
     """``perm`` with ``other``'s prototype ``perm[j]`` matching ``reference``'s ``j``, by the
-    users' posterior-mean weights (:func:`~bayespal.model.matching.match_prototypes`).
+    users' posterior-mean weights (``match_prototypes``).
 
     Parameters
     ----------

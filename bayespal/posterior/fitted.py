@@ -1,4 +1,4 @@
-"""One fitted posterior (SVI or MAP, PAL-A or PAL-B): :class:`FittedPAL`."""
+"""One fitted posterior (SVI or MAP, PAL-A or PAL-B): ``FittedPAL``."""
 
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ from bayespal.posterior.base import Posterior
 
 @dataclass(eq=False, repr=False)
 class FittedPAL(Posterior):
-    """A fitted PAL posterior, returned by :func:`bayespal.fit` (or :func:`bayespal.load`).
+    """A fitted PAL posterior, returned by ``bayespal.fit`` (or ``bayespal.load``).
 
     Attributes
     ----------
     model_config, train_config:
         What was modelled and how it was fitted.
     user_ids:
-        The training users' ids (the rows of :meth:`user_weights`).
+        The training users' ids (the rows of ``user_weights``).
     items, prompts:
         The training item (and PAL-B prompt) tables: ids and embeddings. Present after
-        :func:`bayespal.load` when the file was saved with them.
+        ``bayespal.load`` when the file was saved with them.
     loss_history:
         Per epoch: the negative ELBO per comparison (MAP: the negative log posterior).
     epoch_seconds:
@@ -36,16 +36,16 @@ class FittedPAL(Posterior):
     validation_history:
         Per epoch: the held-out log-loss, when the fit was validated (else empty).
     training_data:
-        The training comparisons; None after :func:`bayespal.load` (analyses that need
+        The training comparisons; None after ``bayespal.load`` (analyses that need
         them then ask for data).
     embedding:
         The text-embedding configuration of the items, if known.
     selection:
-        What the self-tuning fit chose and why (:class:`~bayespal.inference.Selection`;
-        see :meth:`summary`).
+        What the self-tuning fit chose and why (``Selection``;
+        see ``summary``).
     k_selection:
         With ``bayespal.fit(data, k="auto")``: the evidence per K
-        (:class:`~bayespal.KSelection` ``.table``); else None.
+        (``KSelection`` ``.table``); else None.
     """
 
     model_config: ModelConfig
@@ -149,7 +149,7 @@ class FittedPAL(Posterior):
 
     def save(self, path, include_items: bool = True) -> None:
         """Write the fit to ``path`` atomically: one safetensors file with JSON metadata
-        (see :mod:`bayespal.posterior.io`).
+        (see ``bayespal.posterior.io``).
 
         Parameters
         ----------
@@ -210,7 +210,7 @@ class FittedPAL(Posterior):
 
 
 def load(path, device: str = "cpu") -> FittedPAL:
-    """Read a model written by :meth:`FittedPAL.save` (files of format 1, written before
+    """Read a model written by ``FittedPAL.save`` (files of format 1, written before
     0.2, load too).
 
     Parameters

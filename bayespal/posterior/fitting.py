@@ -63,16 +63,16 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         callbacks: Sequence[Any] | None = None, **options) -> Posterior:
     """Fit PAL to preference data and return its posterior.
 
-    The model (:class:`~bayespal.ModelConfig`: K prototypes in a ``pref_dim``-dimensional
+    The model (``ModelConfig``: K prototypes in a ``pref_dim``-dimensional
     preference space reached by an MLP over the item embeddings, Dirichlet user weights,
     PAL-A or, with ``prompt_dim``, prompt-conditioned PAL-B) is fitted
-    (:class:`~bayespal.TrainConfig`) by minibatched stochastic variational inference: the
+    (``TrainConfig``) by minibatched stochastic variational inference: the
     ELBO of a mean-field posterior over prototypes, loadings, sharpness and every user's
     weights, with the maps (and a learned population concentration) as point estimates,
     optimised by AdamW; ``inference="map"`` gives point estimates everywhere instead (the
     reference PAL).
 
-    By default the fit tunes itself (:mod:`bayespal.inference.tuning`): 10% of every user's
+    By default the fit tunes itself (``bayespal.inference.tuning``): 10% of every user's
     comparisons are held out, their log-loss lowers the learning rate on each plateau
     and stops the fit, it chooses the mapping's size among candidates (``hidden=None``),
     and the best epoch of the chosen one is kept (``refit=True`` refits it on all
@@ -90,7 +90,7 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         (``fit(data, 3, pref_dim=8, epochs=50)``), but not both for one setting.
     ensemble:
         ``M > 1`` fits ``M`` members with seeds ``seed, seed + 1, ...`` and returns an
-        :class:`~bayespal.EnsemblePAL` (a deep ensemble over the point-estimated maps);
+        ``EnsemblePAL`` (a deep ensemble over the point-estimated maps);
         sizes left to choose are chosen by the first member, and the rest use them.
     validation:
         Held-out comparisons of the training users: the monitored loss becomes their
@@ -103,22 +103,22 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         uninterrupted fit ends on the CPU.
     distributed:
         Data-parallel SVI over the ranks of a ``torchrun`` launch, each rank training on
-        its shard of ``data`` (:mod:`bayespal.inference.distributed`); every rank returns
+        its shard of ``data`` (``bayespal.inference.distributed``); every rank returns
         the same fit.
     progress:
         Show a progress bar (the loss, and the validation log-loss and best epoch when
         validated); an early stop is reported with its reason.
     callbacks:
         Called at the end of every epoch with an
-        :class:`~bayespal.inference.callbacks.EpochInfo` (losses, learning rate, seconds,
-        why it stopped); see :mod:`bayespal.inference.callbacks`, e.g.
+        ``EpochInfo`` (losses, learning rate, seconds,
+        why it stopped); see ``bayespal.inference.callbacks``, e.g.
         ``callbacks=[bayespal.inference.callbacks.TensorBoard("runs/fit")]``.
     **options:
-        Fields of :class:`~bayespal.ModelConfig` and :class:`~bayespal.TrainConfig`.
+        Fields of ``ModelConfig`` and ``TrainConfig``.
 
     Returns
     -------
-    :class:`~bayespal.FittedPAL`, or :class:`~bayespal.EnsemblePAL` for ``ensemble > 1``.
+    ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
     """
     model_config, train_config = configs(k, model, train, **options)
     if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:

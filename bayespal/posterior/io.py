@@ -1,6 +1,6 @@
 """The model file: one safetensors file (tensors) with JSON metadata (both configurations
 and their hashes, library and format versions, id maps, histories), written atomically and
-checksummed (:mod:`bayespal.files`). Reading never unpickles and never runs code from the
+checksummed (``bayespal.files``). Reading never unpickles and never runs code from the
 file; every key and size in the metadata is checked before it is trusted.
 
 Format 2 (bayespal 0.2) stores ``model_config`` and ``train_config``. Format 1 (0.1) files
@@ -48,7 +48,7 @@ def _encode_ids(name: str, ids: np.ndarray) -> dict:
 
 
 def _decode_ids(path, name: str, spec, count: int | None = None) -> np.ndarray:
-    """Ids stored by :func:`_encode_ids`, checked: one declared type, unique, and ``count``
+    """Ids stored by ``_encode_ids``, checked: one declared type, unique, and ``count``
     of them when the tensors fix how many there must be."""
     if not (isinstance(spec, dict) and set(spec) == {"type", "values"}
             and spec["type"] in ("int", "str") and isinstance(spec["values"], list)):
@@ -247,7 +247,7 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
     Parameters
     ----------
     path:
-        A file written by :func:`write_model` (format 2) or by bayespal 0.1 (format 1).
+        A file written by ``write_model`` (format 2) or by bayespal 0.1 (format 1).
     device:
         Where the modules are placed.
     """

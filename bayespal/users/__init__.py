@@ -1,8 +1,8 @@
 """The users layer: new users placed in a fitted population, and the questions to ask them.
 
-``newuser`` (few-shot posteriors: :class:`NewUser`, :class:`NewUserPosteriors`, the
-reference's :class:`PointPlacement`, :func:`place_users`) and ``active`` (query selection:
-:func:`acquisition`, :func:`suggest`).
+``newuser`` (few-shot posteriors: ``NewUser``, ``NewUserPosteriors``, the
+reference's ``PointPlacement``, ``place_users``) and ``active`` (query selection:
+``acquisition``, ``suggest``).
 """
 
 from bayespal.users.active import STRATEGIES, acquisition, suggest

@@ -1,8 +1,8 @@
 """Active query selection: which comparison to ask a new user next.
 
 Acquisition functions value candidate pairs ``(a, b)`` for one user's posterior
-(:class:`~bayespal.users.NewUserPosteriors`), using equally weighted posterior draws ``j``
-and ``p_j = P(a > b | draw j)`` (:meth:`~bayespal.users.NewUserPosteriors.draw_probs`):
+(``NewUserPosteriors``), using equally weighted posterior draws ``j``
+and ``p_j = P(a > b | draw j)`` (``draw_probs``):
 
 - ``"information_gain"`` (BALD): the mutual information between the answer and ``w``,
   ``H[mean_j p_j] - mean_j H[p_j]``. Near zero when the posterior already knows the
@@ -132,7 +132,7 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
         For ``n > 1``, candidates whose per-draw answer probabilities correlate above it (in
         absolute value) with an already chosen one are skipped.
     num_draws, seed, rows:
-        As for :func:`acquisition`.
+        As for ``acquisition``.
 
     Returns
     -------

@@ -205,7 +205,7 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
 
 
 def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
-    """The log posterior density of ``y (B, J)`` (see :func:`_laplace`); ``alpha (B, K)``,
+    """The log posterior density of ``y (B, J)`` (see ``_laplace``); ``alpha (B, K)``,
     ``sign (B, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(B,)``."""
     log_w = _alr_inverse(y)
     ll = F.logsigmoid(sign * mixture_logits(log_w.exp().unsqueeze(-2), diff, gram)) * (sign != 0)
@@ -214,7 +214,7 @@ def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
 
 
 def _derivatives(y, alpha, diff, gram, sign):
-    """``(f, grad, hessian)`` of :func:`_log_target` at ``y (B, J)``."""
+    """``(f, grad, hessian)`` of ``_log_target`` at ``y (B, J)``."""
     if gram is not None:  # the cosine score: autograd (one backward pass per coordinate)
         with torch.enable_grad():
             yy = y.detach().requires_grad_(True)
@@ -264,14 +264,14 @@ class NewUserPosteriors:
     Parameters
     ----------
     posterior:
-        A fitted posterior (:class:`~bayespal.FittedPAL`, :class:`~bayespal.EnsemblePAL`):
-        its population draws (:meth:`~bayespal.posterior.Posterior.population_draws`) are
+        A fitted posterior (``FittedPAL``, ``EnsemblePAL``):
+        its population draws (``population_draws``) are
         the fixed population.
     ids:
         The new users' ids (unique).
     items, prompts:
         The item (and, PAL-B, prompt) tables that ids name: an
-        :class:`~bayespal.EmbeddingTable`, a DataFrame of embeddings indexed by id, or a bare
+        ``EmbeddingTable``, a DataFrame of embeddings indexed by id, or a bare
         ``(M, D)`` array (its ids are its row numbers); default: the fit's own.
     population:
         ``"draws"`` integrates over ``num_population_draws`` posterior draws of the
@@ -448,7 +448,7 @@ class NewUserPosteriors:
 
     def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, sign) -> torch.Tensor:
         """``log p(answers | w)`` of draws ``log_w (u, S, K)`` of population draws ``pop``
-        for the answers ``rows = (a, b, c)`` with ``sign`` of :meth:`_answers`."""
+        for the answers ``rows = (a, b, c)`` with ``sign`` of ``_answers``."""
         if sign.shape[1] == 0:
             return log_w.new_zeros(log_w.shape[:2])
         logits = self.pop.logits(log_w.exp(), pop, *rows)
@@ -784,17 +784,17 @@ def _weighted_quantiles(w: torch.Tensor, weight: torch.Tensor, qs) -> list[torch
 
 
 class NewUser(NewUserPosteriors):
-    """One new user's posterior: :meth:`observe` each answer, then :meth:`predict_proba`,
-    ``weights()`` or :func:`bayespal.users.suggest` for the next question.
+    """One new user's posterior: ``observe`` each answer, then ``predict_proba``,
+    ``weights()`` or ``bayespal.users.suggest`` for the next question.
 
     Parameters
     ----------
     posterior:
-        The fitted population (as for :class:`NewUserPosteriors`).
+        The fitted population (as for ``NewUserPosteriors``).
     user_id:
         The user's id (used in ``weights()``).
     **kwargs:
-        Sampler options of :class:`NewUserPosteriors`.
+        Sampler options of ``NewUserPosteriors``.
     """
 
     def __init__(self, posterior: Posterior, user_id="new user", **kwargs) -> None:
@@ -850,7 +850,7 @@ class PointPlacement(NewUserPosteriors):
     posterior:
         A fit with one population (not an ensemble).
     ids, items, prompts:
-        As for :class:`NewUserPosteriors`.
+        As for ``NewUserPosteriors``.
     steps, lr:
         Adam steps and learning rate of the maximum-likelihood fit.
     seed:
@@ -902,7 +902,7 @@ def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes
     data:
         The users' answers.
     method:
-        ``"bayes"`` (:class:`NewUserPosteriors`) or ``"point"`` (:class:`PointPlacement`).
+        ``"bayes"`` (``NewUserPosteriors``) or ``"point"`` (``PointPlacement``).
     **kwargs:
         Options of the chosen class.
     """
