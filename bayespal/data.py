@@ -89,6 +89,15 @@ def _texts(frame: pd.DataFrame, column: str) -> np.ndarray:
     return values
 
 
+def _record_embedder(data: PreferenceData, embedder: Any) -> None:
+    """Record the embedder's configuration in ``data.meta`` (for reward export), if it has one."""
+    if hasattr(embedder, "config"):
+        try:
+            data.meta["embedding"] = embedder.config()
+        except ValueError:
+            pass  # an embedder built from a model object has no name to record
+
+
 def _check_embeddings(values: Any, field_name: str) -> np.ndarray:
     try:
         return check_table(field_name, values)
@@ -377,11 +386,7 @@ class PreferenceData:
             raise _fail("texts", texts.index[texts.index.duplicated()][0], "unique item ids")
         data = cls.from_frame(frame, embedder(texts.tolist()), texts.index.to_numpy(), **columns)
         data.meta["texts"] = texts.tolist()
-        if hasattr(embedder, "config"):
-            try:
-                data.meta["embedding"] = embedder.config()
-            except ValueError:
-                pass  # an embedder built from a model object has no name to record
+        _record_embedder(data, embedder)
         return data
 
     @classmethod
@@ -445,11 +450,7 @@ class PreferenceData:
         data.meta["texts"] = responses.tolist()
         if prompt_texts is not None:
             data.meta["prompt_texts"] = prompt_texts.tolist()
-        if hasattr(embedder, "config"):
-            try:
-                data.meta["embedding"] = embedder.config()
-            except ValueError:
-                pass  # an embedder built from a model object has no name to record
+        _record_embedder(data, embedder)
         return data
 
     # ------------------------------------------------------------------ views
