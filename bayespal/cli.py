@@ -270,17 +270,10 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _write_csv_atomic(frame, path: Path) -> None:
-    """Write a CSV beside ``path`` and move it into place: a failed write leaves nothing."""
-    import tempfile
+    """Write a CSV atomically: a failed write leaves nothing (``bayespal.files``)."""
+    from bayespal.files import write_bytes_atomic
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, frame.to_csv(index=False).encode())
 
 
 def _cache_dir(args: argparse.Namespace):
@@ -342,9 +335,44 @@ def _suggest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_cmd(args: argparse.Namespace) -> int:
+    import bayespal
+    from bayespal.analysis.report import pluralism_report
+    from bayespal.files import check_writable
+
+    target = Path(args.out) if args.out else Path(args.model_file).with_suffix(".report.html")
+    _refuse_overwrite(target, args.force, "--out")
+    check_writable(target)
+    fit = bayespal.load(args.model_file)
+    if fit.items is None and args.items is None:
+        raise ValueError(f"model: got {args.model_file!r} saved without its item table; "
+                         "expected a model saved with include_items=True (or --items)")
+    ids, emb = (fit.items.ids, fit.items.embeddings) if args.items is None else _items(args, fit)[:2]
+    prompts = {}
+    if fit.prompts is not None:
+        prompts = dict(prompt="prompt", prompts=fit.prompts.embeddings, prompt_ids=fit.prompts.ids)
+
+    def comparisons(path, what):
+        if path is None:
+            return None
+        return bayespal.PreferenceData.from_frame(_read_table(path, what), emb, ids, **prompts)
+
+    test, unseen = comparisons(args.test, "--test"), comparisons(args.unseen, "--unseen")
+    items = None if args.items is None else bayespal.EmbeddingTable(ids, emb)
+    report = pluralism_report(fit, test, unseen, items=items, seed=args.seed)
+    report.save(target, overwrite=True)  # --force was checked above
+    numbers = {k: v for k, v in report.numbers.items() if not k.endswith("_text")}
+    _report(args, f"wrote {target}: " + "; ".join(
+        f"{label} {report.numbers[key]}" for key, label in (
+            ("effective_prototypes_text", "effective prototypes"),
+            ("calibration_text", "calibration"), ("placement_text", "new people"))
+        if key in report.numbers), out=str(target), **numbers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayespal`` command's argument parser (subcommands demo, fit, evaluate, embed,
-    suggest, cache)."""
+    suggest, report, cache)."""
     parser = argparse.ArgumentParser(
         prog="bayespal", description="Bayesian pluralistic preference modeling (PAL)."
     )
@@ -444,6 +472,27 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--seed", type=int, default=0)
     sg.add_argument("--json", action="store_true", help="print weights and questions as JSON")
     sg.set_defaults(func=_suggest)
+
+    rp = sub.add_parser("report", help="a pluralism report of a saved model, as one HTML page",
+                        description="Write one self-contained HTML page: how many kinds of "
+                        "people, who is where, what each prototype prefers, how calibrated "
+                        "the predictions are, how fast a new person is placed.")
+    rp.add_argument("model_file", help="a saved model (with its item table)")
+    rp.add_argument("--out", help="the HTML file (default: <model>.report.html); an existing "
+                    "file is never replaced without --force")
+    rp.add_argument("--test", help="held-out comparisons of the training users (user, item_a, "
+                    "item_b, label) for the calibration section (default: none, said so)")
+    rp.add_argument("--unseen", help="comparisons of users the model never saw, for the "
+                    "few-shot curve (default: people simulated from the fitted population)")
+    rp.add_argument("--items", help="items file, if the model was saved without its items")
+    rp.add_argument("--model", help="transformers model to embed --items texts (default: the "
+                    "embedder the model file records)")
+    cache_args(rp)
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--force", action="store_true", help="replace an existing --out")
+    rp.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    rp.set_defaults(func=_report_cmd)
 
     ca = sub.add_parser("cache", help="the embedding cache: where it is, its size; clear it",
                         description="The on-disk embedding cache the embedders use by default.")

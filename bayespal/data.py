@@ -130,10 +130,14 @@ class EmbeddingTable:
         One id per row (unique; all integers or all strings).
     embeddings:
         ``(n, D)`` finite numbers, one row per id.
+    texts:
+        The rows' texts, where they are texts (``PreferenceData.from_texts`` and
+        ``from_pairs`` record them): one string per row, or None.
     """
 
     ids: np.ndarray
     embeddings: np.ndarray
+    texts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         ids = _as_id_array(self.ids, "ids")
@@ -144,6 +148,14 @@ class EmbeddingTable:
             raise _fail("ids", ids[pd.Index(ids).duplicated()][0], "unique ids")
         object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "embeddings", emb)
+        if self.texts is not None:
+            texts = np.asarray(self.texts, dtype=object).reshape(-1)
+            if len(texts) != len(ids):
+                raise _fail("texts", f"{len(texts)} texts", f"{len(ids)}, one per row")
+            bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+            if bad:
+                raise _fail(f"texts[{bad[0]}]", texts[bad[0]], "a string")
+            object.__setattr__(self, "texts", texts)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -472,13 +484,22 @@ class PreferenceData:
 
     @cached_property
     def item_table(self) -> EmbeddingTable:
-        """The items as an ``EmbeddingTable`` (ids and embeddings)."""
-        return EmbeddingTable(self.item_ids, self.items)
+        """The items as an ``EmbeddingTable`` (ids, embeddings and, where the data were
+        built from texts, the texts)."""
+        return EmbeddingTable(self.item_ids, self.items, self._texts("texts", self.n_items))
 
     @cached_property
     def prompt_table(self) -> EmbeddingTable | None:
         """The prompts as an ``EmbeddingTable``; None without prompts."""
-        return None if self.prompts is None else EmbeddingTable(self.prompt_ids, self.prompts)
+        if self.prompts is None:
+            return None
+        return EmbeddingTable(self.prompt_ids, self.prompts,
+                              self._texts("prompt_texts", len(self.prompt_ids)))
+
+    def _texts(self, key: str, n: int) -> list | None:
+        """``meta[key]``'s texts if they name the ``n`` rows (else None: no texts known)."""
+        texts = self.meta.get(key)
+        return [str(t) for t in texts] if texts is not None and len(texts) == n else None
 
     def comparisons_per_user(self) -> np.ndarray:
         """How many comparisons each user (in ``user_ids`` order) has."""

@@ -161,7 +161,25 @@ def write_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     meta_json = json.dumps(meta, sort_keys=True)
     header = {"format": FORMAT, "kind": kind, "meta": meta_json,
               "sha256": _digest(tensors, meta_json)}
-    blob = st_save(tensors, metadata=header)
+    write_bytes_atomic(path, st_save(tensors, metadata=header))
+
+
+def write_bytes_atomic(path: str | os.PathLike, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` atomically (a temporary beside it, synced, then moved into
+    place): a reader sees the old file or the new one, never a part.
+
+    Parameters
+    ----------
+    path:
+        The file to (over)write.
+    blob:
+        Its new content.
+
+    Raises
+    ------
+    FileWriteError
+        As ``write_atomic``.
+    """
     path = _target(path)
     _remove_stale_temporaries(path)
     try:

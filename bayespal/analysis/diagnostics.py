@@ -206,9 +206,13 @@ def compare(fits: Mapping, num_samples: int = 500, seed: int | None = None) -> p
 
 
 # ---------------------------------------------------------------------- label alignment
+MAX_PROMPTS = 32
+"""PAL-B: the most training prompts ``prototype_reward_matrix`` scores items under."""
+
+
 @keeps_global_rng
 @torch.no_grad()
-def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = 32
+def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = MAX_PROMPTS
                             ) -> np.ndarray:
     """``sharpness * r_k(x)`` at the posterior mean (one draw per member, averaged), centred
     over items: ``(K, M)``, comparable across fits (logit units, additive constant removed).
@@ -238,6 +242,24 @@ def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = 3
         r = r.mean(0)
         parts.append(r - r.mean(-1, keepdim=True))
     return torch.cat(parts, -1).cpu().numpy()
+
+
+def item_rewards(posterior, items) -> np.ndarray:
+    """Each prototype's reward of each item, ``(K, M)``: ``prototype_reward_matrix``
+    averaged over the prompts for PAL-B (what each prototype prefers across the prompts),
+    centred over the items.
+
+    Parameters
+    ----------
+    posterior:
+        A fitted posterior.
+    items:
+        ``(M, D)`` item embeddings.
+    """
+    r = prototype_reward_matrix(posterior, items)
+    m = np.asarray(items).shape[0]
+    r = r.reshape(r.shape[0], r.shape[1] // m, m).mean(1)
+    return r - r.mean(1, keepdims=True)
 
 
 def align_prototypes(reference, other, items=None) -> np.ndarray:

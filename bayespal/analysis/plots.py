@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 from scipy import stats
 
-from bayespal.analysis.diagnostics import prototype_reward_matrix
+from bayespal.analysis.diagnostics import item_rewards
 
 
 def plot_loss(fit, ax=None) -> Figure:
@@ -86,7 +86,8 @@ def plot_users_simplex(fit, users: Sequence | None = None, ax=None) -> Figure:
 
 def plot_prototype_items(fit, items=None, labels: Sequence[str] | None = None,
                          top: int = 5) -> Figure:
-    """For each prototype, the ``top`` items it rewards most (centred reward in logits).
+    """For each prototype, the ``top`` items it rewards most (centred reward in logits;
+    PAL-B: averaged over the training prompts).
 
     Parameters
     ----------
@@ -102,7 +103,7 @@ def plot_prototype_items(fit, items=None, labels: Sequence[str] | None = None,
         Items shown per prototype.
     """
     table = fit.item_table(items)
-    r = prototype_reward_matrix(fit, table.embeddings)
+    r = item_rewards(fit, table.embeddings)
     labels = [str(i) for i in table.ids] if labels is None else list(labels)
     if len(labels) != len(table):
         raise ValueError(f"labels: got {len(labels)}; expected {len(table)}, one per item")
@@ -113,6 +114,34 @@ def plot_prototype_items(fit, items=None, labels: Sequence[str] | None = None,
         ax.barh(np.arange(len(best))[::-1], r[k, best])
         ax.set_yticks(np.arange(len(best))[::-1], [labels[i] for i in best])
         ax.set(title=f"prototype {k}", xlabel="centred reward (logits)")
+    return fig
+
+
+def plot_prototype_shares(shares: np.ndarray, ax=None) -> Figure:
+    """How much of the users' weight each prototype carries: the posterior mean share with
+    its 90% interval (from draws of the shares, e.g. the report's).
+
+    Parameters
+    ----------
+    shares:
+        ``(draws, K)``: per posterior draw, each prototype's mean weight over the users.
+    ax:
+        Axes to draw on (default: a new figure).
+    """
+    shares = np.asarray(shares, dtype=float)
+    if shares.ndim != 2:
+        raise ValueError(f"shares: got shape {shares.shape}; expected (draws, K)")
+    mean = shares.mean(0)
+    lo, hi = np.quantile(shares, [0.05, 0.95], axis=0)
+    fig, ax = _axes(ax)
+    k = np.arange(shares.shape[1])
+    ax.bar(k, mean, color=[colormaps["tab10"](j % 10) for j in k], alpha=0.8)
+    ax.errorbar(k, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="k", capsize=4,
+                label="90% interval")
+    ax.axhline(1 / len(k), color="grey", lw=1, ls=":", label="equal shares")
+    ax.set(xlabel="prototype", ylabel="share of the users' weight", xticks=k,
+           title="weight carried by each prototype")
+    ax.legend(frameon=False, fontsize="small")
     return fig
 
 
@@ -232,6 +261,37 @@ def plot_k_selection(table, axes=None) -> Figure:
             bottom += s
     right.set(xlabel="K (prototypes)", ylabel="share of users' weight", xticks=ks,
               title="weight carried by each prototype")
+    return fig
+
+
+def plot_fewshot(table, ax=None) -> Figure:
+    """How fast a new person is placed: accuracy on held-out comparisons against the number
+    of answers ``n`` a new user was placed from (``evaluate_fewshot``'s unseen rows), with
+    the best accuracy reachable where the table knows it (a ``bayes_optimal`` column).
+
+    Parameters
+    ----------
+    table:
+        ``evaluate_fewshot``'s table (or the report's few-shot table).
+    ax:
+        Axes to draw on (default: a new figure).
+    """
+    rows = table[table["group"] == "unseen"] if "group" in table else table
+    if len(rows) == 0:
+        raise ValueError("table: got no unseen rows; expected evaluate_fewshot's table")
+    fig, ax = _axes(ax)
+    n = rows["n_shots"].to_numpy(float)
+    ax.plot(n, rows["accuracy"], marker="o", label="placed from n answers")
+    if "bayes_optimal" in rows:
+        ax.plot(n, rows["bayes_optimal"], "k--", lw=1, label="knowing the weights")
+    if "seen" in set(table.get("group", [])):
+        seen = table[table["group"] == "seen"]["accuracy"].iloc[0]
+        ax.axhline(seen, color="C2", lw=1, ls=":", label="seen users")
+    ax.set_xscale("log")
+    ax.set_xticks(n, [f"{int(v)}" for v in n])
+    ax.set(xlabel="answers n (log scale)", ylabel="held-out accuracy",
+           title="how fast a new person is placed")
+    ax.legend(frameon=False, fontsize="small")
     return fig
 
 

@@ -324,6 +324,33 @@ class Posterior(ABC):
                                   item_b=item_b, items=items, prompt=prompt, prompts=prompts,
                                   num_samples=num_samples, seed=seed, rows=rows)
 
+    def report(self, test=None, unseen=None, **options):
+        """The pluralism report of this fit: how many kinds of people, who is where, what
+        each prototype prefers, how calibrated the predictions are, how fast a new person is
+        placed. Displays itself in a notebook; ``.save("report.html")`` writes the page.
+
+        The same as ``bayespal.analysis.report.pluralism_report(self, test, unseen, ...)``:
+        the one place this layer reaches up to the analysis layer, a convenience declared in
+        the package's import-linter contract.
+
+        Parameters
+        ----------
+        test:
+            Held-out comparisons of the training users (calibration).
+        unseen:
+            Comparisons of users the fit never saw (the few-shot curve).
+        **options:
+            Other arguments of ``pluralism_report``.
+
+        Returns
+        -------
+        PluralismReport
+            The report.
+        """
+        from bayespal.analysis.report import pluralism_report
+
+        return pluralism_report(self, test, unseen, **options)
+
     @keeps_global_rng
     @torch.no_grad()
     def prototype_rewards(self, items=None, num_samples: int = 200, seed: int | None = None,

@@ -169,7 +169,8 @@ class FittedPAL(Posterior):
                                   "epoch_seconds": self.epoch_seconds,
                                   "validation_history": self.validation_history},
                        embedding=self.embedding,
-                       selection=None if self.selection is None else self.selection.to_dict())
+                       selection=None if self.selection is None else self.selection.to_dict(),
+                       k_selection=self.k_selection)
 
     def summary(self) -> str:
         """What was fitted, what the self-tuning fit chose and why, and how training ended.

@@ -77,6 +77,10 @@ def _is_float_list(v) -> bool:
     return isinstance(v, list) and all(type(x) in (int, float) for x in v)
 
 
+def _is_str_list(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
 def _dim(v) -> bool:
     return _is_int(v) and 0 < v <= MAX_DIM
 
@@ -108,9 +112,27 @@ _META = {
         "model_config_hash": lambda v: isinstance(v, str),
         "train_config": lambda v: isinstance(v, dict),
         "train_config_hash": lambda v: isinstance(v, str), "loss_history": _is_float_list,
-        "selection": lambda v: v is None or isinstance(v, dict)},
+        "selection": lambda v: v is None or isinstance(v, dict),
+        "item_texts": lambda v: v is None or _is_str_list(v),
+        "prompt_texts": lambda v: v is None or _is_str_list(v),
+        "k_selection": lambda v: v is None or isinstance(v, list)},
 }
-_OPTIONAL = {"prompt_embed_dim", "prompt_ids", "embedding", "selection"}
+_OPTIONAL = {"prompt_embed_dim", "prompt_ids", "embedding", "selection", "item_texts",
+             "prompt_texts", "k_selection"}
+
+# the evidence per K (``select_k``'s table): each column's check
+_K_SELECTION = {
+    "k": lambda v: _is_int(v) and 0 < v <= MAX_DIM,
+    "seen_log_loss": lambda v: type(v) in (int, float),
+    "unseen_log_loss": lambda v: v is None or type(v) in (int, float),
+    "criterion": lambda v: type(v) in (int, float),
+    "se_vs_best": lambda v: v is None or type(v) in (int, float),
+    "weight_share": _is_float_list,
+    "smallest_share": lambda v: type(v) in (int, float),
+    "effective_prototypes": lambda v: type(v) in (int, float),
+    "seconds": lambda v: type(v) in (int, float),
+    "chosen": lambda v: type(v) is bool,
+}
 
 
 def _check_meta(path, meta: dict) -> int:
@@ -195,7 +217,7 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
                 train_config: TrainConfig, model, guide, user_ids: np.ndarray,
                 items: EmbeddingTable | None, prompts: EmbeddingTable | None,
                 item_ids: np.ndarray, histories: dict, embedding: dict | None,
-                selection: dict | None = None) -> None:
+                selection: dict | None = None, k_selection=None) -> None:
     """Write a fitted model's parts to ``path`` atomically (format 2).
 
     Parameters
@@ -214,6 +236,10 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
         The items' embedding configuration, if known.
     selection:
         What a self-tuning fit chose (``Selection.to_dict()``), if known.
+    k_selection:
+        The evidence per K of a ``k="auto"`` fit (``select_k``'s table), if any.
+
+    The tables' texts (``EmbeddingTable.texts``) are stored with them, where known.
     """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
@@ -236,9 +262,67 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
         "prompt_ids": None if prompts is None else _encode_ids("prompt_ids", prompts.ids),
         "embedding": embedding,
         "selection": selection,
+        "item_texts": _texts(items),
+        "prompt_texts": _texts(prompts),
+        "k_selection": _encode_k_selection(k_selection),
         **{name: [float(x) for x in values] for name, values in histories.items()},
     }
     files.write_atomic(path, tensors, meta, kind=KIND)
+
+
+def _texts(table: EmbeddingTable | None) -> list[str] | None:
+    return None if table is None or table.texts is None else [str(t) for t in table.texts]
+
+
+def _encode_k_selection(table) -> list[dict] | None:
+    if table is None:
+        return None
+    records = []
+    for row in table[list(_K_SELECTION)].to_dict(orient="records"):
+        out = {}
+        for name, value in row.items():
+            if name == "weight_share":
+                out[name] = [float(x) for x in value]
+            elif name in ("k",):
+                out[name] = int(value)
+            elif name == "chosen":
+                out[name] = bool(value)
+            else:
+                out[name] = None if value is None or not np.isfinite(value) else float(value)
+        records.append(out)
+    return records
+
+
+def _decode_k_selection(path, records):
+    """The evidence per K, every record checked column by column."""
+    if records is None:
+        return None
+    import pandas as pd
+
+    for i, row in enumerate(records):
+        if not isinstance(row, dict) or set(row) != set(_K_SELECTION):
+            raise FileFormatError(f"{path}: got k_selection row {i} with keys "
+                                  f"{sorted(row) if isinstance(row, dict) else type(row).__name__}"
+                                  f"; expected {sorted(_K_SELECTION)}")
+        bad = [name for name, check in _K_SELECTION.items() if not check(row[name])]
+        if bad:
+            raise FileFormatError(f"{path}: got k_selection row {i} {bad[0]} "
+                                  f"{str(row[bad[0]])[:40]!r}; expected a valid value")
+        if len(row["weight_share"]) != row["k"]:
+            raise FileFormatError(f"{path}: got k_selection row {i} with "
+                                  f"{len(row['weight_share'])} weight shares; expected "
+                                  f"{row['k']}, one per prototype")
+    table = pd.DataFrame(records, columns=list(_K_SELECTION))
+    return table.astype({c: float for c in _K_SELECTION
+                         if c not in ("k", "weight_share", "chosen")})
+
+
+def _table_texts(path, meta: dict, key: str, n: int) -> list[str] | None:
+    texts = meta.get(key)
+    if texts is not None and len(texts) != n:
+        raise FileFormatError(f"{path}: got {len(texts)} {key}; expected {n}, one per row "
+                              "of the stored table")
+    return texts
 
 
 def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
@@ -296,14 +380,16 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
     dev = resolve_device(device)
     item_table = prompt_table = None
     if items is not None:
-        item_table = EmbeddingTable(item_ids, items.numpy())
+        item_table = EmbeddingTable(item_ids, items.numpy(),
+                                    _table_texts(path, meta, "item_texts", len(item_ids)))
         if "prompts" in tensors:
             prompts = tensors["prompts"].numpy()
             if prompts.ndim != 2 or prompts.shape[1] != prompt_dim:
                 raise FileFormatError(f"{path}: got a prompt table of shape {prompts.shape}; "
                                       f"expected (prompts, {prompt_dim})")
             prompt_table = EmbeddingTable(
-                _decode_ids(path, "prompt_ids", meta.get("prompt_ids"), len(prompts)), prompts)
+                _decode_ids(path, "prompt_ids", meta.get("prompt_ids"), len(prompts)), prompts,
+                _table_texts(path, meta, "prompt_texts", len(prompts)))
     losses = meta["loss_history"] if version == 2 else meta["elbo_history"]
     return dict(
         model_config=model_config, train_config=train_config, model=model.to(dev).eval(),
@@ -311,6 +397,7 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
         loss_history=np.asarray(losses), epoch_seconds=np.asarray(meta["epoch_seconds"]),
         validation_history=np.asarray(meta["validation_history"]),
         embedding=meta.get("embedding"), selection=_selection(path, meta.get("selection")),
+        k_selection=_decode_k_selection(path, meta.get("k_selection")),
     )
 
 
