@@ -8,6 +8,13 @@ factorises over them, so plugging in their posterior means gives the posterior m
 reward exactly (for the point-estimated mapping). The module is differentiable in the
 embeddings and in its own parameters, and moves with ``.to(device)``.
 
+For a risk-aware reward, ``quantile=q`` scores each response by the ``q``-quantile of its
+reward over the posterior of the weights (``num_draws`` draws stored in the folder): with
+``q = 0.1`` a response scores high only if it is good under nearly every mixture the
+person may hold (a new user after few answers, or anyone drawn from the population). The
+prototypes and the sharpness stay at their posterior means: for a person the fit does not
+know well, the weights are the uncertainty that matters.
+
 ``save_pretrained(folder)`` / ``PALRewardModel.from_pretrained(folder)`` write and read a
 Hugging Face model folder through ``huggingface_hub``'s ``PyTorchModelHubMixin``: a
 ``config.json`` and ``model.safetensors``, nothing pickled (``push_to_hub`` works too).
@@ -79,11 +86,17 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
     embedder_path:
         Where to load the embedder from (default: its recorded name); its weights must
         match the recorded fingerprint.
+    quantile:
+        None: the posterior mean reward; a number in (0, 1): that quantile of the reward
+        over ``num_draws`` stored draws of the weights.
+    num_draws:
+        How many weight draws the folder stores (0 without ``quantile``).
     """
 
     def __init__(self, *, embed_dim: int, pref_dim: int, hidden: Sequence[int], k: int,
                  weights: Sequence[float], source: str = "given weights",
-                 embedder: dict | None = None, embedder_path: str | None = None) -> None:
+                 embedder: dict | None = None, embedder_path: str | None = None,
+                 quantile: float | None = None, num_draws: int = 0) -> None:
         super().__init__()
         self.embed_dim, self.k, self.source = int(embed_dim), int(k), str(source)
         self.embedder_config = None if embedder is None else dict(embedder)
@@ -97,15 +110,26 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
             raise ValueError(f"weights: got {np.asarray(weights).tolist()}; expected {k} "
                              "non-negative numbers summing to 1")
         self.register_buffer("weights", w)
+        if quantile is not None and not (isinstance(quantile, (int, float)) and 0 < quantile < 1):
+            raise ValueError(f"quantile: got {quantile!r}; expected None or a number in (0, 1)")
+        if (quantile is None) != (int(num_draws) == 0):
+            raise ValueError(f"num_draws: got {num_draws!r} with quantile={quantile!r}; "
+                             "expected draws exactly when a quantile is asked for")
+        self.quantile = None if quantile is None else float(quantile)
+        self.register_buffer("weight_draws", torch.zeros(int(num_draws), k))
         self._embedder = None
 
     # -- building -----------------------------------------------------------------------
     @classmethod
     def from_fit(cls, fit: FittedPAL, *, user=None, weights: Sequence[float] | None = None,
-                 new_user: NewUserPosteriors | None = None, embedder=None) -> PALRewardModel:
+                 new_user: NewUserPosteriors | None = None, embedder=None,
+                 quantile: float | None = None, num_draws: int = 256,
+                 seed: int = 0) -> PALRewardModel:
         """The reward of a fit for one source of weights: a seen ``user``, given
         ``weights``, a single-user ``new_user`` posterior, or (none of them) the population
-        average ``alpha / sum(alpha)``. Each is the weights' posterior mean.
+        average ``alpha / sum(alpha)``. Each is the weights' posterior mean; with
+        ``quantile``, the reward's quantile over the weights' posterior (a seen user's
+        Dirichlet ``q``, a new user's posterior draws, or the population prior).
 
         Parameters
         ----------
@@ -117,6 +141,11 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
             The ``TextEmbedder`` the items were embedded with
             (default: built from the fit's recorded configuration, if any); its name and
             weights fingerprint are recorded.
+        quantile:
+            None (the posterior mean reward) or a number in (0, 1): a risk-aware reward
+            (e.g. 0.1). Not with given ``weights`` (they have no uncertainty) nor a MAP fit.
+        num_draws, seed:
+            With ``quantile``: how many weight draws to store, and their seed.
         """
         if not isinstance(fit, FittedPAL):
             raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (for an "
@@ -138,6 +167,9 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         else:
             alpha = np.asarray(fit.concentration, dtype=np.float64)
             w, source = alpha / alpha.sum(), "the population average"
+        draws = None
+        if quantile is not None:
+            draws = _weight_draws(fit, user, weights, new_user, num_draws, seed)
         config = None
         if embedder is None and fit.embedding:
             from bayespal.embed import TextEmbedder
@@ -150,12 +182,15 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         guide = fit.guide
         out = cls(embed_dim=fit.embed_dim, pref_dim=fit.model_config.pref_dim,
                   hidden=list(fit.model_config.hidden), k=fit.k,
-                  weights=(w / w.sum()).tolist(), source=source, embedder=config)
+                  weights=(w / w.sum()).tolist(), source=source, embedder=config,
+                  quantile=quantile, num_draws=0 if draws is None else len(draws))
         with torch.no_grad():
             out.mapping.load_state_dict(fit.model.mapping.state_dict())
             out.prototypes.copy_(guide.prototypes_loc.detach().cpu())
             beta = guide.sharpness_dist().mean if not guide.point else guide.sharpness_loc.exp()
             out.sharpness.copy_(beta.detach().cpu())
+            if draws is not None:
+                out.weight_draws.copy_(torch.as_tensor(draws, dtype=torch.float32))
             if fit.items is not None:
                 out.offset.copy_(out.raw_reward(torch.as_tensor(fit.items.embeddings)).mean())
         out._embedder = embedder
@@ -163,9 +198,13 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
 
     # -- rewards -----------------------------------------------------------------------
     def raw_reward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """``beta * sum_k w_k r_k(x)`` of embeddings ``(n, D)``, not centred."""
+        """``beta * sum_k w_k r_k(x)`` of embeddings ``(n, D)``, not centred (with a
+        quantile: that quantile over the stored weight draws)."""
         features = self.mapping(embeddings.to(self.prototypes.device))
-        return self.sharpness * mixture_rewards(self.weights, self.prototypes, features)
+        if self.quantile is None:
+            return self.sharpness * mixture_rewards(self.weights, self.prototypes, features)
+        per_draw = mixture_rewards(self.weight_draws, self.prototypes, features)  # (S, n)
+        return self.sharpness * torch.quantile(per_draw, self.quantile, dim=0)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The centred reward ``(n,)`` of response embeddings ``(n, D)`` (differentiable).
@@ -234,6 +273,26 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
 
         pal_reward.__name__ = "pal_reward"  # TRL logs rewards under the function's name
         return pal_reward
+
+
+def _weight_draws(fit: FittedPAL, user, weights, new_user, num: int, seed: int) -> np.ndarray:
+    """``(num, K)`` draws of the weights' posterior, for a quantile reward."""
+    if not isinstance(num, int) or isinstance(num, bool) or num < 2:
+        raise ValueError(f"num_draws: got {num!r}; expected an integer >= 2")
+    if weights is not None:
+        raise ValueError("quantile: got given weights; expected a user, a new user or the "
+                         "population (given weights have no uncertainty to take a quantile of)")
+    rng = np.random.default_rng(seed)
+    if new_user is not None:
+        return new_user.draws(num, seed)[0][0].cpu().numpy()
+    if user is not None:
+        conc = fit.weight_concentration([user])
+        if conc is None:
+            raise ValueError(f"quantile: got a {fit.train_config.inference.upper()} fit with "
+                             f"K = {fit.k}; expected a posterior over the user's weights (SVI, "
+                             "K > 1)")
+        return rng.dirichlet(np.asarray(conc[0], dtype=np.float64), size=num)
+    return rng.dirichlet(np.asarray(fit.concentration, dtype=np.float64), size=num)
 
 
 def _text(value: Any) -> str:

@@ -88,15 +88,108 @@ def test_trl_reward_function(text_fit):
     assert isinstance(plain, list) and all(isinstance(v, float) for v in plain)
     np.testing.assert_allclose(plain, chat)
     np.testing.assert_allclose(plain, rm.reward_texts(texts).numpy(), rtol=1e-6)
-    pytest.importorskip("trl")
-    import inspect
-
-    from trl.trainer import grpo_trainer
-
-    # TRL's trainer calls a custom reward function as
-    # reward_func(prompts=..., completions=..., completion_ids=..., **dataset_columns)
-    src = inspect.getsource(grpo_trainer.GRPOTrainer)
-    assert "reward_func(\n                        prompts=prompts, completions=completions" in src \
-        or "prompts=prompts, completions=completions, completion_ids=" in src
-    assert "reward_funcs" in inspect.signature(grpo_trainer.GRPOTrainer.__init__).parameters
     assert f.__name__ == "pal_reward"  # the name TRL logs the reward under
+
+
+def test_grpo_trains_on_the_pal_reward(text_fit, tmp_path):
+    """TRL's own GRPOTrainer takes the reward function and trains a (tiny, offline) policy
+    on it: it is called on the trainer's completions and what TRL logs is our reward."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from trl import GRPOConfig, GRPOTrainer
+
+    fit, data, emb = text_fit
+    rm = PALRewardModel.from_fit(fit, user=fit.user_ids[0], embedder=emb)
+    words = sorted({w for t in data.meta["texts"] for w in t.lower().split()})[:200]
+    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<eos>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.Whitespace(), decoders.WordPiece()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>",
+                                        unk_token="<unk>", eos_token="<eos>")
+    torch.manual_seed(0)
+    policy = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=32, n_embd=16,
+                                        n_layer=1, n_head=2, bos_token_id=2, eos_token_id=2,
+                                        pad_token_id=0))
+    reward = rm.reward_function()
+    seen: list[tuple[list, list]] = []
+
+    def pal_reward(prompts, completions, **kwargs):
+        values = reward(prompts, completions, **kwargs)
+        seen.append((list(completions), values))
+        return values
+
+    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=4,
+                      num_generations=2, max_completion_length=8, max_steps=2, use_cpu=True,
+                      report_to=[], logging_steps=1, save_strategy="no", bf16=False, seed=0)
+    prompts = Dataset.from_dict({"prompt": [" ".join(words[i:i + 3]) for i in range(0, 12, 3)]})
+    trainer = GRPOTrainer(model=policy, reward_funcs=[pal_reward], args=args,
+                          train_dataset=prompts, processing_class=tokenizer)
+    before = [p.detach().clone() for p in policy.parameters()]
+    trainer.train()
+    assert len(seen) == 2  # one call per step, on that step's completions
+    completions, values = seen[0]
+    assert len(completions) == 4 and all(isinstance(c, str) for c in completions)
+    np.testing.assert_allclose(values, rm.reward_texts(completions).numpy(), rtol=1e-5,
+                               atol=1e-5)
+    logged = [h for h in trainer.state.log_history if "reward" in h]
+    assert logged[0]["reward"] == pytest.approx(np.mean(values), rel=1e-4, abs=1e-4)
+    assert any((a != b.detach()).any() for a, b in zip(before, policy.parameters(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def two_types():
+    from bayespal.datasets import synthetic
+
+    syn = synthetic(n_users=120, k=2, n_train=40, n_test=0, n_items=300, seed=2)
+    seen = syn.data.subset(syn.data.user < 100)
+    fit = bayespal.fit(seen, k=2, pref_dim=4, hidden=(16,), epochs=80, validation_fraction=0,
+                       seed=0, progress=False)
+    return fit, syn.data.subset(syn.data.user >= 100)
+
+
+def test_risk_aware_quantile_reward(two_types, tmp_path):
+    from bayespal.model.likelihood import mixture_rewards
+    from bayespal.users import NewUser
+
+    fit, unseen = two_types
+    items = torch.as_tensor(fit.items.embeddings.astype(np.float32))
+    low = PALRewardModel.from_fit(fit, quantile=0.1, num_draws=400)
+    high = PALRewardModel.from_fit(fit, quantile=0.9, num_draws=400)
+    with torch.no_grad():
+        assert (low.raw_reward(items) <= high.raw_reward(items) + 1e-5).all()
+        # the quantile of the reward over the stored draws, the reward linear in w
+        per_prototype = mixture_rewards(torch.eye(fit.k), low.prototypes, low.mapping(items))
+        expected = np.quantile((low.weight_draws @ per_prototype).numpy(), 0.1, axis=0)
+        np.testing.assert_allclose(low.raw_reward(items).numpy(), low.sharpness.item() * expected,
+                                   rtol=1e-4, atol=1e-3)
+
+    def gap(n):
+        """Mean minus 10% quantile reward, over items and 20 new users, after n answers."""
+        gaps = []
+        for u in unseen.user_ids[:20]:
+            own = unseen.subset(unseen.user_ids[unseen.user] == u)
+            person = NewUser(fit, seed=0)
+            person.observe(own.item_ids[own.item_a[:n]], own.item_ids[own.item_b[:n]],
+                           own.label[:n])
+            mean = PALRewardModel.from_fit(fit, new_user=person)
+            q10 = PALRewardModel.from_fit(fit, new_user=person, quantile=0.1)
+            with torch.no_grad():
+                gaps.append(float((mean.raw_reward(items) - q10.raw_reward(items)).mean()))
+        return np.mean(gaps)
+
+    # the more a person has said, the less the risk-aware reward discounts
+    few, many = gap(2), gap(40)
+    assert few > 0 and many < 0.7 * few  # measured: 1.90 -> 0.96
+    seen_user = PALRewardModel.from_fit(fit, user=fit.user_ids[0], quantile=0.1)
+    assert seen_user.weight_draws.shape == (256, fit.k)
+    low.save_pretrained(tmp_path / "q")
+    back = PALRewardModel.from_pretrained(tmp_path / "q")
+    assert back.quantile == 0.1 and back.weight_draws.shape == (400, fit.k)
+    with torch.no_grad():
+        np.testing.assert_allclose(back(items).numpy(), low(items).numpy(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="no uncertainty"):
+        PALRewardModel.from_fit(fit, weights=[0.5, 0.5], quantile=0.1)
+    with pytest.raises(ValueError, match="quantile"):
+        PALRewardModel.from_fit(fit, quantile=1.5)
