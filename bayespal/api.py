@@ -32,7 +32,8 @@ def fit(data: PreferenceData, k: int | str | None = None, **options) -> Posterio
 
     Returns
     -------
-    ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
+    FittedPAL or EnsemblePAL
+        ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
     """
     if isinstance(k, str):
         if k != "auto":

@@ -20,3 +20,28 @@ def test_nothing_cites_a_design_file_outside_the_repository():
     assert not (ROOT / "DESIGN.md").exists()
     cited = [str(p.relative_to(ROOT)) for p in texts if "DESIGN.md" in p.read_text()]
     assert cited == []
+
+
+def _returns_sections():
+    """(where, first line, described) of every numpy-style Returns/Yields section."""
+    import ast
+
+    for path in (ROOT / "bayespal").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            lines = (ast.get_docstring(node, clean=True) or "").splitlines()
+            for i, line in enumerate(lines[:-2]):
+                if line.strip() in ("Returns", "Yields") and set(lines[i + 1].strip()) == {"-"}:
+                    described = i + 3 < len(lines) and lines[i + 3].startswith("    ")
+                    yield f"{path.relative_to(ROOT)}:{node.name}", lines[i + 2], described
+
+
+def test_returns_sections_render_as_a_type_and_a_description():
+    """mkdocstrings (numpy style) reads a Returns entry's first line as its type: prose
+    there renders as one long code span, so it is a type with the prose indented below."""
+    sections = list(_returns_sections())
+    assert len(sections) > 10
+    bad = [(where, first) for where, first, described in sections
+           if not described or "``" in first or len(first.split()) > 4]
+    assert bad == []

@@ -118,7 +118,8 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
 
     Returns
     -------
-    KSelection: the table per K, the chosen K and its fit on all users.
+    KSelection
+        KSelection: the table per K, the chosen K and its fit on all users.
     """
     if not isinstance(data, PreferenceData):
         raise fail("data", type(data).__name__, "a PreferenceData")

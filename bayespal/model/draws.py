@@ -181,7 +181,8 @@ class PopulationDraws:
 
         Returns
         -------
-        ``diff (P, n, K)`` and ``gram`` ``(P, n or 1, K, K)`` (cosine) or None.
+        tuple
+            ``diff (P, n, K)`` and ``gram`` ``(P, n or 1, K, K)`` (cosine) or None.
         """
         if not self.takes_prompts:
             pc = None

@@ -32,7 +32,8 @@ def rewards(points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    ``(..., J, M)``.
+    torch.Tensor
+        ``(..., J, M)``.
     """
     return 2 * points @ features.transpose(-1, -2) - features.pow(2).sum(-1).unsqueeze(-2)
 
@@ -51,7 +52,8 @@ def reward_gap(points: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
 
     Returns
     -------
-    ``(..., B, J)``.
+    torch.Tensor
+        ``(..., B, J)``.
     """
     delta = fa - fb
     if per_comparison:
@@ -76,7 +78,8 @@ def prompt_prototypes(prototypes: torch.Tensor, loadings: torch.Tensor, pc: torc
 
     Returns
     -------
-    ``(..., B, K, d)``.
+    torch.Tensor
+        ``(..., B, K, d)``.
     """
     return prototypes.unsqueeze(-3) + torch.einsum("...kdq,...bq->...bkd", loadings, pc)
 
@@ -110,7 +113,8 @@ def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tens
 
     Returns
     -------
-    ``diff (..., B, K)`` and ``gram`` (None for the distance metric).
+    tuple
+        ``diff (..., B, K)`` and ``gram`` (None for the distance metric).
     """
     if (loadings is None) != (pc is None):
         raise ValueError(f"prompt: got {'no ' if pc is None else ''}prompt features for a "
@@ -169,7 +173,8 @@ def point_rewards(prototypes: torch.Tensor, features: torch.Tensor, *,
 
     Returns
     -------
-    ``(..., K, M)``.
+    torch.Tensor
+        ``(..., K, M)``.
     """
     points = prototypes
     if loadings is not None:
@@ -201,7 +206,8 @@ def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: t
 
     Returns
     -------
-    ``(..., M)``.
+    torch.Tensor
+        ``(..., M)``.
     """
     points = prototypes
     if loadings is not None:

@@ -24,8 +24,9 @@ def match_prototypes(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ``(K,)`` integers; with ``K' > K`` the extra prototypes of ``other`` are left out, with
-    ``K' < K`` unmatched reference prototypes get -1.
+    numpy.ndarray
+        ``(K,)`` integers; with ``K' > K`` the extra prototypes of ``other`` are left out, with
+        ``K' < K`` unmatched reference prototypes get -1.
     """
     a, b = np.asarray(reference, np.float64), np.asarray(other, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:

@@ -177,9 +177,10 @@ class FittedPAL(Posterior):
 
         Returns
         -------
-        A few lines of text: the model, the data sizes, the validation split, one line per
-        candidate mapping (validation log-loss, best epoch, epochs, seconds, why it stopped)
-        and the sharpness.
+        str
+            A few lines of text: the model, the data sizes, the validation split, one line per
+            candidate mapping (validation log-loss, best epoch, epochs, seconds, why it stopped)
+            and the sharpness.
         """
         cfg, tc = self.model_config, self.train_config
         lines = [f"{cfg.name}, k={cfg.k}, pref_dim={cfg.pref_dim}, hidden={cfg.hidden}, "

@@ -118,7 +118,8 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
 
     Returns
     -------
-    ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
+    FittedPAL or EnsemblePAL
+        ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
     """
     model_config, train_config = configs(k, model, train, **options)
     if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:

@@ -136,8 +136,9 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
 
     Returns
     -------
-    A DataFrame with ``item_a``, ``item_b`` (``prompt``), named as the candidates were (ids,
-    or rows with ``rows=True``), and ``acquisition``, indexed by rank.
+    pandas.DataFrame
+        A DataFrame with ``item_a``, ``item_b`` (``prompt``), named as the candidates were (ids,
+        or rows with ``rows=True``), and ``acquisition``, indexed by rank.
     """
     pairs, prompt = _candidates(candidates)
     if not isinstance(n, (int, np.integer)) or n < 1:

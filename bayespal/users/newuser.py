@@ -662,7 +662,8 @@ class NewUserPosteriors:
 
         Returns
         -------
-        ``w (U, num, K)`` and the population draw each belongs to, ``(U, num)``.
+        tuple
+            ``w (U, num, K)`` and the population draw each belongs to, ``(U, num)``.
         """
         num = check_int("num", num)
         log_w, weight, _ = self._state()
