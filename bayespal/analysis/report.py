@@ -91,7 +91,7 @@ class Section:
         self.figures.append((caption, buf.getvalue()))
 
 
-@dataclass
+@dataclass(repr=False)
 class PluralismReport:
     """The report: its sections, the headline numbers, and their HTML.
 
@@ -127,6 +127,11 @@ class PluralismReport:
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.numbers.items()
+                          if isinstance(v, (int, float, str)) and not k.endswith("_text"))
+        return f"PluralismReport({self.title!r}; sections {list(self.sections)}; {shown})"
 
     def _glance(self) -> str:
         rows = [(label, self.numbers[key]) for key, label in _GLANCE if key in self.numbers]
