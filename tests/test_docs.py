@@ -45,3 +45,20 @@ def test_returns_sections_render_as_a_type_and_a_description():
     bad = [(where, first) for where, first, described in sections
            if not described or "``" in first or len(first.split()) > 4]
     assert bad == []
+
+
+def test_the_gallery_shows_every_figure():
+    """Every public plot function has its section, code and (committed) image."""
+    import inspect
+
+    from bayespal.analysis import plots
+
+    page = (ROOT / "docs" / "gallery.md").read_text()
+    names = [n for n, f in inspect.getmembers(plots, inspect.isfunction)
+             if n.startswith("plot_") and f.__module__ == plots.__name__]
+    assert len(names) >= 9
+    for name in names:
+        assert f"## {name}\n" in page and f"plots.{name}(" in page, name
+        assert f"](gallery/{name}.png)" in page, name
+        assert (ROOT / "docs" / "gallery" / f"{name}.png").stat().st_size > 5000, name
+    assert (ROOT / "docs" / "gallery" / "report.html").exists()

@@ -22,6 +22,15 @@ The folder records the text embedder by name and a fingerprint of its weights, n
 path of the machine that fitted it; point ``embedder_path=`` at a local copy when
 loading, and the fingerprint is checked against it.
 
+PAL-B fits export too: the reward of a response then depends on its prompt,
+``forward(embeddings, prompt_embeddings)`` (one prompt per response, or one for all), with
+each prototype at its prompt's point ``g_k(c) = P_k + L_k phi(c)``; ``prompt_embedder=``
+names how prompts are embedded for ``reward_texts`` and TRL (the loadings enter linearly,
+so the posterior mean reward is again exact).
+
+Rewards are centred per prompt (and, for a quantile, per weight draw) on the training
+items: a response's reward minus the mean reward of the items the fit was trained on.
+
 ``PALRewardModel.reward_function`` is a callable with the signature TRL's trainers
 take as a reward function (``GRPOTrainer(reward_funcs=[...])``):
 ``f(prompts, completions, **kwargs) -> list[float]``.
@@ -39,7 +48,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from bayespal.model.likelihood import mixture_rewards
+from bayespal.model.likelihood import paired_rewards, prompt_prototypes
 from bayespal.model.nets import Mapping
 from bayespal.posterior import FittedPAL
 from bayespal.users import NewUserPosteriors
@@ -91,12 +100,19 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         over ``num_draws`` stored draws of the weights.
     num_draws:
         How many weight draws the folder stores (0 without ``quantile``).
+    prompt_embed_dim, prompt_dim, prompt_hidden:
+        PAL-B: the prompt map's sizes (None for PAL-A).
+    prompt_embedder:
+        PAL-B: the prompt embedder's configuration (as ``embedder``), if given.
     """
 
     def __init__(self, *, embed_dim: int, pref_dim: int, hidden: Sequence[int], k: int,
                  weights: Sequence[float], source: str = "given weights",
                  embedder: dict | None = None, embedder_path: str | None = None,
-                 quantile: float | None = None, num_draws: int = 0) -> None:
+                 quantile: float | None = None, num_draws: int = 0,
+                 prompt_embed_dim: int | None = None, prompt_dim: int | None = None,
+                 prompt_hidden: Sequence[int] = (), prompt_embedder: dict | None = None
+                 ) -> None:
         super().__init__()
         self.embed_dim, self.k, self.source = int(embed_dim), int(k), str(source)
         self.embedder_config = None if embedder is None else dict(embedder)
@@ -104,7 +120,19 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         self.mapping = Mapping(embed_dim, pref_dim, tuple(hidden))
         self.register_buffer("prototypes", torch.zeros(k, pref_dim))
         self.register_buffer("sharpness", torch.ones(()))
-        self.register_buffer("offset", torch.zeros(()))
+        # the training items' mean feature and spread: rewards are centred on them
+        self.register_buffer("item_mean", torch.zeros(pref_dim))
+        self.register_buffer("item_spread", torch.zeros(()))
+        self.prompt_embed_dim = None if prompt_embed_dim is None else int(prompt_embed_dim)
+        self.prompt_map = None
+        if prompt_embed_dim is not None:
+            if prompt_dim is None:
+                raise ValueError("prompt_dim: got None with prompt_embed_dim; expected both "
+                                 "for a PAL-B reward")
+            self.prompt_map = Mapping(prompt_embed_dim, prompt_dim, tuple(prompt_hidden))
+            self.register_buffer("loadings", torch.zeros(k, pref_dim, prompt_dim))
+        self.prompt_embedder_config = None if prompt_embedder is None else dict(prompt_embedder)
+        self._prompt_embedder = None
         w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
         if w.shape != (k,) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-4:
             raise ValueError(f"weights: got {np.asarray(weights).tolist()}; expected {k} "
@@ -124,7 +152,7 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
     def from_fit(cls, fit: FittedPAL, *, user=None, weights: Sequence[float] | None = None,
                  new_user: NewUserPosteriors | None = None, embedder=None,
                  quantile: float | None = None, num_draws: int = 256,
-                 seed: int = 0) -> PALRewardModel:
+                 seed: int = 0, prompt_embedder=None) -> PALRewardModel:
         """The reward of a fit for one source of weights: a seen ``user``, given
         ``weights``, a single-user ``new_user`` posterior, or (none of them) the population
         average ``alpha / sum(alpha)``. Each is the weights' posterior mean; with
@@ -134,7 +162,7 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         Parameters
         ----------
         fit:
-            A PAL-A ``FittedPAL`` with the distance metric.
+            A ``FittedPAL`` (PAL-A or PAL-B) with the distance metric.
         user, weights, new_user:
             At most one source of weights.
         embedder:
@@ -146,13 +174,16 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
             (e.g. 0.1). Not with given ``weights`` (they have no uncertainty) nor a MAP fit.
         num_draws, seed:
             With ``quantile``: how many weight draws to store, and their seed.
+        prompt_embedder:
+            PAL-B: the ``TextEmbedder`` the prompts were embedded with, to score texts
+            (``reward_texts``, TRL); without it, the reward takes prompt embeddings only.
         """
         if not isinstance(fit, FittedPAL):
             raise ValueError(f"fit: got {type(fit).__name__}; expected a FittedPAL (for an "
                              "ensemble, export ens.members[i])")
-        if fit.model_config.prompted or fit.model_config.metric != "distance":
-            raise ValueError(f"fit: got {fit.model_config.name}; expected PAL-A with the "
-                             "distance metric (a prompt-conditioned reward is not exported yet)")
+        if fit.model_config.metric != "distance":
+            raise ValueError(f"fit: got the {fit.model_config.metric!r} metric; expected the "
+                             "distance metric (the cosine reward is not linear in the weights)")
         if sum(x is not None for x in (user, weights, new_user)) > 1:
             raise ValueError("user/weights/new_user: got more than one; expected at most one "
                              "source of mixture weights")
@@ -175,15 +206,20 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
             from bayespal.embed import TextEmbedder
 
             embedder = TextEmbedder.from_config(fit.embedding, progress=False)
-        if embedder is not None:
-            config = {"name": _embedder_name(embedder.config()["model"]),
-                      "fingerprint": weights_fingerprint(embedder.model),
-                      **{k: v for k, v in embedder.config().items() if k != "model"}}
+        config = None if embedder is None else _embedder_record(embedder)
+        cfg = fit.model_config
+        if prompt_embedder is not None and not cfg.prompted:
+            raise ValueError("prompt_embedder: got one for a PAL-A fit; expected it only for "
+                             "PAL-B (a prompt-conditioned fit)")
         guide = fit.guide
-        out = cls(embed_dim=fit.embed_dim, pref_dim=fit.model_config.pref_dim,
-                  hidden=list(fit.model_config.hidden), k=fit.k,
+        out = cls(embed_dim=fit.embed_dim, pref_dim=cfg.pref_dim,
+                  hidden=list(cfg.hidden), k=fit.k,
                   weights=(w / w.sum()).tolist(), source=source, embedder=config,
-                  quantile=quantile, num_draws=0 if draws is None else len(draws))
+                  quantile=quantile, num_draws=0 if draws is None else len(draws),
+                  prompt_embed_dim=fit.prompt_embed_dim, prompt_dim=cfg.prompt_dim,
+                  prompt_hidden=list(cfg.prompt_hidden) if cfg.prompted else [],
+                  prompt_embedder=None if prompt_embedder is None
+                  else _embedder_record(prompt_embedder))
         with torch.no_grad():
             out.mapping.load_state_dict(fit.model.mapping.state_dict())
             out.prototypes.copy_(guide.prototypes_loc.detach().cpu())
@@ -191,46 +227,94 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
             out.sharpness.copy_(beta.detach().cpu())
             if draws is not None:
                 out.weight_draws.copy_(torch.as_tensor(draws, dtype=torch.float32))
+            if cfg.prompted:
+                out.prompt_map.load_state_dict(fit.model.prompt_map.state_dict())
+                out.loadings.copy_(guide.loadings_loc.detach().cpu())
             if fit.items is not None:
-                out.offset.copy_(out.raw_reward(torch.as_tensor(fit.items.embeddings)).mean())
-        out._embedder = embedder
+                f = out.mapping(torch.as_tensor(fit.items.embeddings))
+                out.item_mean.copy_(f.mean(0))
+                out.item_spread.copy_((f - f.mean(0)).pow(2).sum(-1).mean())
+        out._embedder, out._prompt_embedder = embedder, prompt_embedder
         return out.eval()
 
     # -- rewards -----------------------------------------------------------------------
-    def raw_reward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """``beta * sum_k w_k r_k(x)`` of embeddings ``(n, D)``, not centred (with a
-        quantile: that quantile over the stored weight draws)."""
-        features = self.mapping(embeddings.to(self.prototypes.device))
-        if self.quantile is None:
-            return self.sharpness * mixture_rewards(self.weights, self.prototypes, features)
-        per_draw = mixture_rewards(self.weight_draws, self.prototypes, features)  # (S, n)
-        return self.sharpness * torch.quantile(per_draw, self.quantile, dim=0)
+    def _ideal_points(self, weights: torch.Tensor, pc: torch.Tensor | None) -> torch.Tensor:
+        """The ideal points ``z = sum_k w_k g_k`` of weights ``(K,)`` or draws ``(S, K)``:
+        ``(1, d)`` / ``(S, 1, d)`` for PAL-A, ``(n, d)`` / ``(S, n, d)`` for PAL-B (one per
+        response's prompt features ``pc (n, q)``)."""
+        if pc is None:
+            return (weights @ self.prototypes).unsqueeze(-2)
+        points = prompt_prototypes(self.prototypes, self.loadings, pc)  # (n, K, d)
+        w = weights if weights.dim() == 1 else weights[:, None, :]
+        return (w.unsqueeze(-1) * points).sum(-2)
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """The centred reward ``(n,)`` of response embeddings ``(n, D)`` (differentiable).
+    def _prompt_features(self, embeddings: torch.Tensor, prompt_embeddings) -> torch.Tensor | None:
+        if self.prompt_map is None:
+            if prompt_embeddings is not None:
+                raise ValueError("prompt_embeddings: got some for a PAL-A reward; expected "
+                                 "None (its reward does not depend on the prompt)")
+            return None
+        if prompt_embeddings is None:
+            raise ValueError("prompt_embeddings: got None for a PAL-B reward; expected the "
+                             "embedding of each response's prompt (n, Dc) or of one (1, Dc)")
+        pe = torch.as_tensor(prompt_embeddings).to(self.prototypes.device)
+        if pe.ndim != 2 or pe.shape[1] != self.prompt_embed_dim or pe.shape[0] not in (
+                1, embeddings.shape[0]):
+            raise ValueError(f"prompt_embeddings: got shape {tuple(pe.shape)}; expected (n, "
+                             f"{self.prompt_embed_dim}) or (1, {self.prompt_embed_dim}), n = "
+                             f"{embeddings.shape[0]} responses")
+        return self.prompt_map(pe).expand(embeddings.shape[0], -1)
+
+    def forward(self, embeddings: torch.Tensor, prompt_embeddings=None) -> torch.Tensor:
+        """The centred reward ``(n,)`` of response embeddings ``(n, D)`` (differentiable):
+        ``beta * (r_z(x) - mean over the training items of r_z)``, ``z`` the person's ideal
+        point (PAL-B: under each response's prompt); with a quantile, that quantile over
+        the stored weight draws.
 
         Parameters
         ----------
         embeddings:
             Embeddings made as the fit's items were.
+        prompt_embeddings:
+            PAL-B: the prompts' embeddings, ``(n, Dc)`` or one ``(1, Dc)`` for all.
         """
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embed_dim:
             raise ValueError(f"embeddings: got shape {tuple(embeddings.shape)}; expected "
                              f"(n, {self.embed_dim})")
-        return self.raw_reward(embeddings) - self.offset
+        embeddings = embeddings.to(self.prototypes.device)
+        pc = self._prompt_features(embeddings, prompt_embeddings)
+        f = self.mapping(embeddings)
+        w = self.weights if self.quantile is None else self.weight_draws
+        z = self._ideal_points(w, pc)
+        # r_z(x) - mean_items r_z = paired(z, f) - paired(z, mean f) + mean ||f - mean f||^2
+        centred = paired_rewards(z, f) - paired_rewards(z, self.item_mean) + self.item_spread
+        if self.quantile is not None:
+            centred = torch.quantile(centred, self.quantile, dim=0)
+        return self.sharpness * centred
 
     def embedder(self):
         """The recorded text embedder, loaded (from ``embedder_path`` or its name) and
         checked against the recorded weights fingerprint."""
-        if self._embedder is not None:
-            return self._embedder
-        cfg = self.embedder_config
+        if self._embedder is None:
+            self._embedder = self._load_embedder(self.embedder_config, self.embedder_path,
+                                                 "embedder")
+        return self._embedder
+
+    def prompt_embedder(self):
+        """PAL-B: the recorded prompt embedder, loaded and checked as ``embedder``."""
+        if self._prompt_embedder is None:
+            self._prompt_embedder = self._load_embedder(self.prompt_embedder_config, None,
+                                                        "prompt_embedder")
+        return self._prompt_embedder
+
+    def _load_embedder(self, cfg: dict | None, path: str | None, what: str):
         if not cfg:
-            raise ValueError("embedder: this reward model records none; expected a fit "
-                             "whose items were embedded by a TextEmbedder")
+            raise ValueError(f"{what}: this reward model records none; expected a fit whose "
+                             "texts were embedded by a TextEmbedder (PAL-B prompts: "
+                             "from_fit(..., prompt_embedder=...))")
         from bayespal.embed import TextEmbedder
 
-        where = self.embedder_path or cfg["name"]
+        where = path or cfg["name"]
         emb = TextEmbedder.from_config({"model": where, **{k: v for k, v in cfg.items()
                                                            if k not in ("name", "fingerprint")}},
                                        progress=False, device=str(self.prototypes.device))
@@ -239,20 +323,30 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
             raise ValueError(f"embedder_path: got {where!r}, whose weights have fingerprint "
                              f"{found}; expected {cfg['fingerprint']}, the weights the items "
                              f"were embedded with ({cfg['name']!r})")
-        self._embedder = emb
         return emb
 
     @torch.no_grad()
-    def reward_texts(self, texts: Sequence[str]) -> torch.Tensor:
+    def reward_texts(self, texts: Sequence[str], prompts: Sequence[str] | None = None
+                     ) -> torch.Tensor:
         """The centred reward ``(n,)`` of raw response texts, through the recorded embedder.
 
         Parameters
         ----------
         texts:
             Response texts.
+        prompts:
+            PAL-B: each response's prompt text (embedded by the recorded prompt embedder).
         """
-        emb = self.embedder()(list(texts))
-        return self(torch.as_tensor(np.asarray(emb, dtype=np.float32)))
+        emb = torch.as_tensor(np.asarray(self.embedder()(list(texts)), dtype=np.float32))
+        pe = None
+        if self.prompt_map is not None:
+            if prompts is None or len(prompts) != len(texts):
+                raise ValueError(f"prompts: got {None if prompts is None else len(prompts)}; "
+                                 f"expected {len(texts)} prompt texts, one per response, for "
+                                 "a PAL-B reward")
+            pe = torch.as_tensor(np.asarray(self.prompt_embedder()(list(prompts)),
+                                            dtype=np.float32))
+        return self(emb, pe)
 
     def reward_function(self, with_prompt: bool = False):
         """A reward function as TRL's trainers take it (e.g. ``GRPOTrainer(reward_funcs=
@@ -267,12 +361,21 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         """
         def pal_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs) -> list[float]:
             texts = [_text(c) for c in completions]
+            asked = [_text(p) for p in prompts]
             if with_prompt:
-                texts = [_text(p) + t for p, t in zip(prompts, texts, strict=True)]
-            return self.reward_texts(texts).cpu().tolist()
+                texts = [p + t for p, t in zip(asked, texts, strict=True)]
+            return self.reward_texts(texts, asked if self.prompt_map is not None else None
+                                     ).cpu().tolist()
 
         pal_reward.__name__ = "pal_reward"  # TRL logs rewards under the function's name
         return pal_reward
+
+
+def _embedder_record(embedder) -> dict:
+    """An embedder by portable name and weights fingerprint, with its settings."""
+    return {"name": _embedder_name(embedder.config()["model"]),
+            "fingerprint": weights_fingerprint(embedder.model),
+            **{k: v for k, v in embedder.config().items() if k != "model"}}
 
 
 def _weight_draws(fit: FittedPAL, user, weights, new_user, num: int, seed: int) -> np.ndarray:

@@ -140,8 +140,8 @@ def plot_prototype_shares(shares: np.ndarray, ax=None) -> Figure:
                 label="90% interval")
     ax.axhline(1 / len(k), color="grey", lw=1, ls=":", label="equal shares")
     ax.set(xlabel="prototype", ylabel="share of the users' weight", xticks=k,
-           title="weight carried by each prototype")
-    ax.legend(frameon=False, fontsize="small")
+           title="weight carried by each prototype", ylim=(0, 1.3 * max(hi.max(), 1 / len(k))))
+    ax.legend(frameon=False, fontsize="small", loc="upper right", ncols=2)
     return fig
 
 

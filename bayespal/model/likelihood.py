@@ -38,6 +38,25 @@ def rewards(points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return 2 * points @ features.transpose(-1, -2) - features.pow(2).sum(-1).unsqueeze(-2)
 
 
+def paired_rewards(points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """``r_{p_i}(x_i) = 2 p_i . f(x_i) - ||f(x_i)||^2``: each point with its own item, row by
+    row (``rewards`` scores every point against every item).
+
+    Parameters
+    ----------
+    points:
+        ``(..., n, d)`` ideal points (``n = 1`` broadcasts one point over the items).
+    features:
+        ``(n, d)`` mapped items.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., n)``.
+    """
+    return 2 * (points * features).sum(-1) - features.pow(2).sum(-1)
+
+
 def reward_gap(points: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
                per_comparison: bool = False) -> torch.Tensor:
     """``r_p(a) - r_p(b)`` for comparisons, without forming either reward.

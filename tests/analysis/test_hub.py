@@ -158,11 +158,13 @@ def test_risk_aware_quantile_reward(two_types, tmp_path):
     low = PALRewardModel.from_fit(fit, quantile=0.1, num_draws=400)
     high = PALRewardModel.from_fit(fit, quantile=0.9, num_draws=400)
     with torch.no_grad():
-        assert (low.raw_reward(items) <= high.raw_reward(items) + 1e-5).all()
-        # the quantile of the reward over the stored draws, the reward linear in w
+        assert (low(items) <= high(items) + 1e-5).all()
+        # the quantile over the stored draws of each draw's reward, centred on the training
+        # items (the reward is linear in w: each prototype's centred rewards, mixed)
         per_prototype = mixture_rewards(torch.eye(fit.k), low.prototypes, low.mapping(items))
+        per_prototype = per_prototype - per_prototype.mean(1, keepdim=True)
         expected = np.quantile((low.weight_draws @ per_prototype).numpy(), 0.1, axis=0)
-        np.testing.assert_allclose(low.raw_reward(items).numpy(), low.sharpness.item() * expected,
+        np.testing.assert_allclose(low(items).numpy(), low.sharpness.item() * expected,
                                    rtol=1e-4, atol=1e-3)
 
     def gap(n):
@@ -176,7 +178,7 @@ def test_risk_aware_quantile_reward(two_types, tmp_path):
             mean = PALRewardModel.from_fit(fit, new_user=person)
             q10 = PALRewardModel.from_fit(fit, new_user=person, quantile=0.1)
             with torch.no_grad():
-                gaps.append(float((mean.raw_reward(items) - q10.raw_reward(items)).mean()))
+                gaps.append(float((mean(items) - q10(items)).mean()))
         return np.mean(gaps)
 
     # the more a person has said, the less the risk-aware reward discounts
@@ -193,3 +195,70 @@ def test_risk_aware_quantile_reward(two_types, tmp_path):
         PALRewardModel.from_fit(fit, weights=[0.5, 0.5], quantile=0.1)
     with pytest.raises(ValueError, match="quantile"):
         PALRewardModel.from_fit(fit, quantile=1.5)
+
+
+def test_a_pal_b_reward_is_the_posterior_mean_under_each_prompt(tmp_path):
+    from bayespal.datasets import synthetic_prompted
+
+    syn = synthetic_prompted(n_users=60, n_train=30, n_test=0, n_items=200, n_prompts=8,
+                             seed=0)
+    fit = bayespal.fit(syn.data, k=2, prompt_dim=2, pref_dim=4, hidden=(16,), epochs=40,
+                       validation_fraction=0, seed=0, progress=False)
+    user = fit.user_ids[3]
+    rm = PALRewardModel.from_fit(fit, user=user)
+    items = fit.items.embeddings.astype(np.float32)
+    for c in range(3):
+        prompt = fit.prompts.embeddings[c:c + 1]
+        ours = rm(torch.as_tensor(items), torch.as_tensor(prompt)).detach().numpy()
+        mc, _ = RewardModel(fit, user=user, num_samples=4000, seed=0,
+                            prompt_embedding=prompt[0]).reward(items)
+        assert np.abs(ours - mc).max() < 0.05 * mc.std()  # Monte Carlo error of 4000 draws
+    # one prompt per response: the same as scoring each response under its own prompt
+    rows = np.arange(6)
+    per_row = rm(torch.as_tensor(items[rows]), torch.as_tensor(fit.prompts.embeddings[rows % 3]))
+    alone = [rm(torch.as_tensor(items[[i]]), torch.as_tensor(fit.prompts.embeddings[[i % 3]]))
+             for i in rows]
+    np.testing.assert_allclose(per_row.detach().numpy(), torch.cat(alone).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="prompt_embeddings"):
+        rm(torch.as_tensor(items))
+    rm.save_pretrained(tmp_path / "b")
+    back = PALRewardModel.from_pretrained(tmp_path / "b")
+    prompt = torch.as_tensor(fit.prompts.embeddings[:1])
+    np.testing.assert_allclose(back(torch.as_tensor(items), prompt).detach().numpy(),
+                               rm(torch.as_tensor(items), prompt).detach().numpy(), rtol=1e-6,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="prompt_embedder"):
+        back.reward_texts(["a response"], ["a prompt"])
+
+
+def test_a_pal_b_reward_scores_texts_under_their_prompts(text_fit):
+    """Texts and prompts through the recorded embedders, as TRL passes them."""
+    _, data, emb = text_fit
+    texts = data.meta["texts"]
+    rng = np.random.default_rng(1)
+    asked = np.array(["Which statement do you agree with?", "Which would you say in public?"])
+    a = rng.integers(0, len(texts), 600)
+    b = (a + rng.integers(1, len(texts), 600)) % len(texts)
+    c = rng.integers(0, 2, 600)
+    user = rng.integers(0, 20, 600)
+    first = (a < b) == (c == 0)
+    frame = pd.DataFrame({"user": user, "prompt": asked[c],
+                          "chosen": np.where(first, np.array(texts)[a], np.array(texts)[b]),
+                          "rejected": np.where(first, np.array(texts)[b], np.array(texts)[a])})
+    pdata = bayespal.PreferenceData.from_pairs(frame, emb, prompt="prompt")
+    fit = bayespal.fit(pdata, k=2, prompt_dim=2, pref_dim=4, hidden=(16,), epochs=10,
+                       validation_fraction=0, seed=0, progress=False)
+    rm = PALRewardModel.from_fit(fit, user=fit.user_ids[0], embedder=emb, prompt_embedder=emb)
+    responses, prompts = texts[:4], [asked[0], asked[1], asked[0], asked[1]]
+    by_text = rm.reward_texts(responses, prompts).numpy()
+    with torch.no_grad():
+        direct = rm(torch.as_tensor(emb(responses)), torch.as_tensor(emb(prompts))).numpy()
+    np.testing.assert_allclose(by_text, direct, rtol=1e-5, atol=1e-5)
+    f = rm.reward_function()
+    np.testing.assert_allclose(f(prompts=prompts, completions=responses), by_text, rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="prompts"):
+        rm.reward_texts(responses)
+    with pytest.raises(ValueError, match="PAL-A"):
+        PALRewardModel.from_fit(text_fit[0], embedder=emb, prompt_embedder=emb)
