@@ -218,7 +218,8 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
                 items: EmbeddingTable | None, prompts: EmbeddingTable | None,
                 item_ids: np.ndarray, histories: dict, embedding: dict | None,
                 selection: dict | None = None, k_selection=None) -> None:
-    """Write a fitted model's parts to ``path`` atomically (format 2).
+    """Write a fitted model's parts to ``path`` atomically (format 2). The tables' texts
+    (``EmbeddingTable.texts``) are stored with them, where known.
 
     Parameters
     ----------
@@ -238,8 +239,6 @@ def write_model(path: str | os.PathLike, *, model_config: ModelConfig,
         What a self-tuning fit chose (``Selection.to_dict()``), if known.
     k_selection:
         The evidence per K of a ``k="auto"`` fit (``select_k``'s table), if any.
-
-    The tables' texts (``EmbeddingTable.texts``) are stored with them, where known.
     """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
