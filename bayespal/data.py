@@ -396,6 +396,9 @@ class PreferenceData:
         texts = pd.Series(texts)
         if texts.index.has_duplicates:
             raise _fail("texts", texts.index[texts.index.duplicated()][0], "unique item ids")
+        bad = [i for i, t in zip(texts.index, texts, strict=True) if not isinstance(t, str)]
+        if bad:
+            raise _fail(f"texts[{bad[0]!r}]", texts[bad[0]], "a string")
         data = cls.from_frame(frame, embedder(texts.tolist()), texts.index.to_numpy(), **columns)
         data.meta["texts"] = texts.tolist()
         _record_embedder(data, embedder)
@@ -486,7 +489,7 @@ class PreferenceData:
     def item_table(self) -> EmbeddingTable:
         """The items as an ``EmbeddingTable`` (ids, embeddings and, where the data were
         built from texts, the texts)."""
-        return EmbeddingTable(self.item_ids, self.items, self._texts("texts", self.n_items))
+        return EmbeddingTable(self.item_ids, self.items, self._texts("texts"))
 
     @cached_property
     def prompt_table(self) -> EmbeddingTable | None:
@@ -494,12 +497,13 @@ class PreferenceData:
         if self.prompts is None:
             return None
         return EmbeddingTable(self.prompt_ids, self.prompts,
-                              self._texts("prompt_texts", len(self.prompt_ids)))
+                              self._texts("prompt_texts"))
 
-    def _texts(self, key: str, n: int) -> list | None:
-        """``meta[key]``'s texts if they name the ``n`` rows (else None: no texts known)."""
+    def _texts(self, key: str) -> list | None:
+        """``meta[key]``'s texts (None where none are recorded); ``EmbeddingTable`` checks
+        there is one string per row, so a wrong ``meta`` is an error, not ignored."""
         texts = self.meta.get(key)
-        return [str(t) for t in texts] if texts is not None and len(texts) == n else None
+        return None if texts is None else list(texts)
 
     def comparisons_per_user(self) -> np.ndarray:
         """How many comparisons each user (in ``user_ids`` order) has."""

@@ -282,7 +282,7 @@ def _encode_k_selection(table) -> list[dict] | None:
         for name, value in row.items():
             if name == "weight_share":
                 out[name] = [float(x) for x in value]
-            elif name in ("k",):
+            elif name == "k":
                 out[name] = int(value)
             elif name == "chosen":
                 out[name] = bool(value)

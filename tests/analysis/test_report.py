@@ -160,3 +160,16 @@ def test_bad_input_is_named(setup, tmp_path):
     path = report.save(tmp_path / "r.html")
     with pytest.raises(ValueError, match="exists"):
         report.save(path)
+
+
+def test_texts_that_do_not_name_the_items_are_an_error():
+    """Texts go with the items, one string each; a wrong table is refused, not ignored."""
+    syn = synthetic(n_users=5, k=2, n_train=4, n_test=0, n_items=20, seed=0)
+    data = syn.data
+    data.meta["texts"] = ["too few"] * 3
+    with pytest.raises(ValueError, match="texts"):
+        _ = data.item_table
+    with pytest.raises(ValueError, match="a string"):
+        bayespal.PreferenceData.from_texts(
+            pd.DataFrame({"user": [0], "item_a": [1], "item_b": [2], "label": [1]}),
+            {1: "one", 2: 2.0}, lambda texts: np.eye(len(texts), 3))
