@@ -186,6 +186,44 @@ class EmbeddingTable:
                         " or, with rows=True, a row number")
         return rows.astype(np.int64)
 
+    def match(self, ids: Any, embeddings: np.ndarray) -> np.ndarray:
+        """Rows of this table holding the same items as ``(ids, embeddings)``: the same id
+        *and* the same embedding; -1 where this table has no such item (an unknown id, or a
+        known id with another embedding, i.e. another item under a reused name). With
+        ``ids=None`` items are matched by their embedding alone (the first row holding it).
+        Vectorised.
+
+        Parameters
+        ----------
+        ids:
+            ``(n,)`` item ids, or None.
+        embeddings:
+            ``(n, D)`` the items' embeddings.
+        """
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        emb = emb.reshape(len(emb), -1)
+        if emb.shape[1] != self.dim:
+            return np.full(len(emb), -1, dtype=np.int64)
+        if ids is None:
+            def key(x: np.ndarray) -> np.ndarray:
+                x = np.ascontiguousarray(x, dtype=np.float32) + np.float32(0)  # -0.0 == 0.0
+                return x.view(np.dtype((np.void, x.shape[1] * 4))).ravel()
+
+            table = pd.Index(key(self.embeddings))
+            first = ~table.duplicated()
+            found = pd.Index(table[first]).get_indexer(key(emb))  # -1: none
+            return np.append(np.flatnonzero(first), -1)[found].astype(np.int64)
+        ids = np.asarray(ids).reshape(-1)
+        try:
+            rows = pd.Index(self.ids).get_indexer(ids)
+        except TypeError:  # ids of another kind (strings vs integers): none match
+            return np.full(len(ids), -1, dtype=np.int64)
+        known = rows >= 0
+        known[known] = (self.embeddings[rows[known]] == emb[known]).all(1)
+        return np.where(known, rows, -1).astype(np.int64)
+
     def locate(self, values: Any, field_name: str, rows: bool = False) -> np.ndarray:
         """Row numbers of items named by id (default) or, with ``rows``, given as rows.
 

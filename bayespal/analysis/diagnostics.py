@@ -39,17 +39,22 @@ def _data(posterior, data: PreferenceData | None, what: str) -> PreferenceData:
 
 
 def _comparison_logits(draws: PopulationDraws, weights: torch.Tensor, users: np.ndarray,
-                       data: PreferenceData) -> torch.Tensor:
+                       data: PreferenceData, posterior) -> torch.Tensor:
     """Per-draw logits ``(P, N)`` of ``data``'s comparisons (users at ``users``)."""
     out = []
     for s in range(0, len(users), CHUNK):
         sl = slice(s, s + CHUNK)
-        fa = draws.features(data.items[data.item_a[sl]])
-        fb = draws.features(data.items[data.item_b[sl]])
+        ea, eb = data.items[data.item_a[sl]], data.items[data.item_b[sl]]
+        fa, fb = draws.features(ea), draws.features(eb)
         pc = None if data.prompt is None else draws.prompt_features(
             data.prompts[data.prompt[sl]])
+        offset = None
+        if draws.has_item_effects:
+            offset = (draws.item_offsets(posterior.training_rows(data.item_ids[data.item_a[sl]], ea))
+                      - draws.item_offsets(posterior.training_rows(data.item_ids[data.item_b[sl]],
+                                                                   eb)))
         w = weights[:, torch.as_tensor(users[sl], device=weights.device)]
-        out.append(draws.logits(w, fa, fb, pc))
+        out.append(draws.logits(w, fa, fb, pc, offset))
     return torch.cat(out, 1)
 
 
@@ -85,7 +90,7 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
         raise ValueError(f"data: got user {bad!r}, not in the fit; expected the fit's users "
                          "(diagnostics condition on each user's posterior)")
     draws, weights = posterior.posterior_draws(num_samples * posterior.n_members, seed)
-    logits = _comparison_logits(draws, weights, users, data)
+    logits = _comparison_logits(draws, weights, users, data, posterior)
     chains = draws.n_members
     label = torch.as_tensor(data.label, device=logits.device, dtype=torch.float64)
     bern = dist.Bernoulli(logits=logits.double())  # float64: no log-likelihood saturates to 0
@@ -230,7 +235,9 @@ def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = M
         The most prompts used.
     """
     draws = posterior.population_draws(1, "mean")
-    feats = draws.features(check_table("items", items, posterior.embed_dim, "items"))
+    items = check_table("items", items, posterior.embed_dim, "items")
+    feats = draws.features(items)
+    rows = posterior.training_rows(None, items)
     prompt_rows = [None]
     if draws.takes_prompts:
         table = posterior.embeddings("prompts") if prompts is None else prompts
@@ -238,7 +245,7 @@ def prototype_reward_matrix(posterior, items, prompts=None, max_prompts: int = M
     parts = []
     for row in prompt_rows:
         pc = None if row is None else draws.prompt_features(np.asarray(row).reshape(1, -1))
-        r = draws.rewards(feats, pc) * draws.sharpness[:, None, None]  # (P, K, M)
+        r = draws.rewards(feats, pc, rows) * draws.sharpness[:, None, None]  # (P, K, M)
         r = r.mean(0)
         parts.append(r - r.mean(-1, keepdim=True))
     return torch.cat(parts, -1).cpu().numpy()
@@ -316,7 +323,7 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
     with torch.no_grad():
         torch.manual_seed(seed)
         new_users = sample_dirichlet(draws.concentration, (data.n_users,))  # (S, U, K)
-        probs = torch.sigmoid(_comparison_logits(draws, new_users, data.user, data))
+        probs = torch.sigmoid(_comparison_logits(draws, new_users, data.user, data, posterior))
     probs = probs.cpu().numpy()
     majority = posterior.predict_population_proba(data.item_a, data.item_b, items=data.items,
                                                   prompt=data.prompt, prompts=data.prompts,

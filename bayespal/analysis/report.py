@@ -444,8 +444,13 @@ def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int =
         pc = draws.prompt_features(prompts.embeddings[c])
         extra = dict(prompt=prompts.ids[c], prompts=prompts.embeddings, prompt_ids=prompts.ids)
     w = torch.as_tensor(weights[user], dtype=torch.float32, device=draws.device)
+    offset = None
+    if draws.has_item_effects:  # the training items' own effects (rows of the table)
+        effects = draws.item_offsets(np.arange(len(table)))
+        offset = effects[:, a] - effects[:, b]
     prob = draws.probs(w.expand(draws.size, -1, -1), draws.features(table.embeddings[a]),
-                       draws.features(table.embeddings[b]), pc).mean(0).cpu().numpy()
+                       draws.features(table.embeddings[b]), pc,
+                       offset=offset).mean(0).cpu().numpy()
     label = (rng.random(user.size) < prob).astype(np.int64)
     data = PreferenceData.from_arrays([f"simulated {u}" for u in user], table.ids[a],
                                       table.ids[b], label, table.embeddings, table.ids, **extra)

@@ -111,8 +111,10 @@ class RewardModel:
         """Uncentred reward draws ``(S, n)``."""
         out = []
         for i in range(0, len(embeddings), CHUNK):
-            feats = self.draws.features(embeddings[i : i + CHUNK])
-            out.append(self.draws.user_rewards(self.weights, feats, self._pc))
+            part = embeddings[i : i + CHUNK]
+            rows = self.posterior.training_rows(None, part)  # item effects: training items'
+            out.append(self.draws.user_rewards(self.weights, self.draws.features(part),
+                                               self._pc, rows))
         return torch.cat(out, 1)
 
     @torch.no_grad()

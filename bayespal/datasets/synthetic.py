@@ -28,6 +28,14 @@ class SyntheticPreferences:
     true_weights, true_prob, group, true_prototypes:
         The truth: users' weights, each comparison's probability, single-type users' type
         (-1 for mixtures) and the prototypes.
+    is_test:
+        The held-out comparisons of each user.
+    true_rewards, true_sharpness:
+        Each prototype's reward of every item ``(K, M)`` (item effects included) and the
+        logit scale.
+    true_item_effects:
+        With ``item_effect_scale > 0``: each item's residual reward ``(M,)``, shared by every
+        prototype and not a function of its embedding; else None.
     """
 
     data: PreferenceData  # all comparisons
@@ -38,6 +46,7 @@ class SyntheticPreferences:
     is_test: np.ndarray  # (N,) True for the held-out comparisons of each user
     true_rewards: np.ndarray  # (K, M) each prototype's reward r_k of every item
     true_sharpness: float
+    true_item_effects: np.ndarray | None = None  # (M,) the items' residual rewards, if any
 
     def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray
                          ) -> np.ndarray:
@@ -85,6 +94,7 @@ def synthetic(
     mixture_concentration: float = 1.0,
     sharpness: float = 3.0,
     nonlinearity: float = 1.5,
+    item_effect_scale: float = 0.0,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """Generate PAL-A data with known truth.
@@ -108,6 +118,9 @@ def synthetic(
         The truth's logit scale.
     nonlinearity:
         Strength of the truth's nonlinear mapping.
+    item_effect_scale:
+        Sd of a residual reward per item, shared by every prototype, that the embedding
+        does not determine (``bayespal.ModelConfig.item_effects`` models it); 0: none.
     seed:
         Seeds everything.
     """
@@ -120,7 +133,7 @@ def synthetic(
     f = np.tanh(x @ a_map)  # (M, d), nonlinear in x
     prototypes = rng.normal(size=(k, pref_dim))
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
-                  mixture_concentration, sharpness)
+                  mixture_concentration, sharpness, item_effect_scale)
 
 
 def synthetic_deep(
@@ -135,6 +148,7 @@ def synthetic_deep(
     partition_fraction: float = 0.5,
     mixture_concentration: float = 1.0,
     sharpness: float = 3.0,
+    item_effect_scale: float = 0.0,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """PAL-A data with known truth from a *different* family than ``synthetic``: items
@@ -149,7 +163,7 @@ def synthetic_deep(
         Users, prototypes and comparisons per user (train, test).
     n_items, embed_dim, hidden, pref_dim:
         Items, embedding width, the true map's hidden width, the truth's preference dimension.
-    partition_fraction, mixture_concentration, sharpness:
+    partition_fraction, mixture_concentration, sharpness, item_effect_scale:
         As for synthetic.
     seed:
         Seeds everything.
@@ -164,24 +178,32 @@ def synthetic_deep(
     f = (f - f.mean(0)) / f.std(0) * 0.5  # (M, d): each coordinate RMS 0.5
     prototypes = rng.normal(size=(k, pref_dim)) * 0.5
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
-                  mixture_concentration, sharpness)
+                  mixture_concentration, sharpness, item_effect_scale)
 
 
 def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,
            n_users: int, n_train: int, n_test: int, partition_fraction: float,
-           mixture_concentration: float, sharpness: float) -> SyntheticPreferences:
-    """Users, pairs and PAL-A labels for items ``x`` with true features ``f (M, d)``."""
+           mixture_concentration: float, sharpness: float,
+           item_effect_scale: float = 0.0) -> SyntheticPreferences:
+    """Users, pairs and PAL-A labels for items ``x`` with true features ``f (M, d)`` (and,
+    with ``item_effect_scale > 0``, a residual reward per item)."""
+    if not item_effect_scale >= 0:
+        raise ValueError(f"item_effect_scale: got {item_effect_scale!r}; expected a number >= 0")
     k = len(prototypes)
     group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
     user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, len(x))
     rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
+    effects = None
+    if item_effect_scale > 0:  # drawn only then: data sets without effects are unchanged
+        effects = rng.normal(size=len(x)) * item_effect_scale
+        rewards = rewards + effects
     logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
     p = 1 / (1 + np.exp(-logit))
     label = (rng.random(user.size) < p).astype(np.int64)
     data = PreferenceData.from_arrays(user, a, b, label, x.astype(np.float32),
                                       user_ids=np.arange(n_users))
     return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
-                                float(sharpness))
+                                float(sharpness), effects)
 
 
 def _check(**values) -> None:

@@ -1,8 +1,8 @@
 """The variational families (guides) and what they hand out: population draws and user
 weights.
 
-SVI: mean-field Normal prototypes (and PAL-B loadings), LogNormal sharpness and a
-Dirichlet per user. MAP (the reference PAL's estimator): point masses everywhere. The
+SVI: mean-field Normal prototypes (and PAL-B loadings, and item effects), LogNormal
+sharpness and a Dirichlet per user. MAP (the reference PAL's estimator): point masses everywhere. The
 maps ``f`` and ``phi`` are point estimates in both (they live in the model).
 """
 
@@ -43,11 +43,21 @@ class PALGuide(nn.Module):
         off the simplex centre to break the prototypes' symmetry).
     point:
         Point masses (MAP) instead of the mean-field posterior (SVI).
+    n_items:
+        Rows of the training item table (with ``config.item_effects``).
     """
 
     def __init__(self, config: ModelConfig, n_users: int, generator: torch.Generator | None,
-                 point: bool = False) -> None:
+                 point: bool = False, n_items: int | None = None) -> None:
         super().__init__()
+        if config.item_effects and point:
+            raise ValueError("inference: got 'map' with item_effects=True; expected 'svi' (a "
+                             "point estimate of the effects with their scale learned collapses "
+                             "to zero scale)")
+        if config.item_effects != (n_items is not None):
+            raise ValueError(f"n_items: got {n_items!r} with item_effects="
+                             f"{config.item_effects}; expected the item table's size exactly "
+                             "when the model has item effects")
         self.config, self.n_users, self.point = config, n_users, point
         k, d = config.k, config.pref_dim
         init = torch.randn(k, d, generator=generator) * config.prototype_scale
@@ -59,6 +69,9 @@ class PALGuide(nn.Module):
             shape = (k, d, config.prompt_dim)
             self.loadings_loc = nn.Parameter(0.01 * torch.randn(*shape, generator=generator))
             self.loadings_raw_scale = nn.Parameter(torch.full(shape, _inv_softplus(0.05)))
+        if config.item_effects:
+            self.item_effects_loc = nn.Parameter(torch.zeros(n_items))
+            self.item_effects_raw_scale = nn.Parameter(torch.full((n_items,), _inv_softplus(0.1)))
         tilt = 0.1 * torch.randn(n_users, k, generator=generator)
         if point:
             self.weights_logits = nn.Parameter(tilt)
@@ -83,6 +96,11 @@ class PALGuide(nn.Module):
         if self.point:
             return dist.Delta(self.sharpness_loc.exp())
         return dist.LogNormal(self.sharpness_loc, F.softplus(self.sharpness_raw_scale))
+
+    def item_effects_dist(self) -> dist.Distribution:
+        """``q`` of the item effects ``(M,)`` (mean-field Normal)."""
+        return dist.Normal(self.item_effects_loc,
+                           F.softplus(self.item_effects_raw_scale)).to_event(1)
 
     def weights_dist(self, users: torch.Tensor | None = None) -> dist.Distribution:
         """``q(w)`` of the given user positions (all users if None), batch shape ``(B,)``.
@@ -112,6 +130,8 @@ class PALGuide(nn.Module):
             pyro.sample("loadings", self.loadings_dist())
         pyro.sample("prototypes", self.prototypes_dist())
         pyro.sample("sharpness", self.sharpness_dist())
+        if self.config.item_effects:
+            pyro.sample("item_effects", self.item_effects_dist())
         if self.config.k == 1:
             return
         if batch.user_scale is None:
@@ -148,12 +168,16 @@ class PALGuide(nn.Module):
             sharp = (self.sharpness_dist().mean if not self.point
                      else self.sharpness_loc.exp()).reshape(1)
             loadings = self.loadings_loc[None] if self.config.prompted else None
+            effects = self.item_effects_loc[None] if self.config.item_effects else None
         else:
             shape = torch.Size([num_samples])
             protos = self.prototypes_dist().sample(shape)
             sharp = self.sharpness_dist().sample(shape)
             loadings = self.loadings_dist().sample(shape) if self.config.prompted else None
+            effects = (self.item_effects_dist().sample(shape) if self.config.item_effects
+                       else None)
         n = len(sharp)
+        scale = model.item_effect_scale
         return PopulationDraws(
             prototypes=protos.detach(), sharpness=sharp.detach(),
             concentration=model.concentration.detach().expand(n, -1).clone(),
@@ -161,7 +185,9 @@ class PALGuide(nn.Module):
             member=torch.zeros(n, dtype=torch.long, device=protos.device),
             mappings=(model.mapping,),
             prompt_maps=(model.prompt_map,) if self.config.prompted else None,
-            metric=self.config.metric, loadings=None if loadings is None else loadings.detach())
+            metric=self.config.metric, loadings=None if loadings is None else loadings.detach(),
+            item_effects=None if effects is None else effects.detach(),
+            item_effect_scale=None if scale is None else scale.detach().expand(n).clone())
 
     @torch.no_grad()
     def weight_draws(self, num_samples: int, users: torch.Tensor | None = None) -> torch.Tensor:

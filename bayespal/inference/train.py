@@ -17,7 +17,7 @@ import pandas as pd
 import pyro
 import torch
 
-from bayespal.data import PreferenceData
+from bayespal.data import EmbeddingTable, PreferenceData
 from bayespal.device import resolve_device
 from bayespal.inference import distributed as _distributed
 from bayespal.inference.callbacks import check_callbacks
@@ -61,7 +61,8 @@ class Trained:
 
 def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: int,
           n_comparisons: int, prompt_embed_dim: int | None = None,
-          generator: torch.Generator | None = None) -> tuple[PALModel, PALGuide]:
+          generator: torch.Generator | None = None, n_items: int | None = None
+          ) -> tuple[PALModel, PALGuide]:
     """The model and its guide (``inference`` ``"svi"`` or ``"map"``) for data of these sizes.
 
     Parameters
@@ -78,14 +79,19 @@ def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: in
         PAL-B: width of the prompt embeddings.
     generator:
         Seeds the guide's initial values.
+    n_items:
+        Rows of the training item table (with item effects; ignored without).
     """
-    model = PALModel(model_config, embed_dim, n_users, n_comparisons, prompt_embed_dim)
-    return model, PALGuide(model_config, n_users, generator, point=inference == "map")
+    n_items = n_items if model_config.item_effects else None
+    model = PALModel(model_config, embed_dim, n_users, n_comparisons, prompt_embed_dim, n_items)
+    return model, PALGuide(model_config, n_users, generator, point=inference == "map",
+                           n_items=n_items)
 
 
 @torch.no_grad()
 def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
-                  data: PreferenceData, num_samples: int) -> np.ndarray:
+                  data: PreferenceData, num_samples: int,
+                  items: EmbeddingTable | None = None) -> np.ndarray:
     """The posterior predictive ``P(a preferred)`` of ``data``'s comparisons under the
     training state (users matched by id to ``user_ids``; unknown users get the population
     average): what validation and the collapse check score.
@@ -100,12 +106,23 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
         Comparisons to predict.
     num_samples:
         Posterior draws.
+    items:
+        The training item table (required with item effects: their items are matched to
+        it, ``EmbeddingTable.match``).
     """
     draws = guide.population_draws(model, num_samples)
     users = pd.Index(user_ids).get_indexer(data.user_ids[data.user])
+    emb_a, emb_b = data.items[data.item_a], data.items[data.item_b]
     emb_c = None if data.prompt is None else data.prompts[data.prompt]
-    p = draws.predict(lambda pos: guide.weight_draws(draws.size, pos), users,
-                      data.items[data.item_a], data.items[data.item_b], emb_c)
+    rows_a = rows_b = None
+    if draws.has_item_effects:
+        if items is None:
+            raise ValueError("items: got None; expected the training item table (the model "
+                             "has item effects)")
+        rows_a = items.match(data.item_ids[data.item_a], emb_a)
+        rows_b = items.match(data.item_ids[data.item_b], emb_b)
+    p = draws.predict(lambda pos: guide.weight_draws(draws.size, pos), users, emb_a, emb_b,
+                      emb_c, rows_a=rows_a, rows_b=rows_b)
     return p.mean(0).cpu().numpy()
 
 
@@ -163,7 +180,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
     generator = torch.Generator().manual_seed(cfg.seed)
     prompt_embed_dim = data.prompts.shape[1] if model_config.prompted else None
     model, guide = build(model_config, cfg.inference, data.embed_dim, data.n_users,
-                         data.n_comparisons, prompt_embed_dim, generator)
+                         data.n_comparisons, prompt_embed_dim, generator, len(data.items))
     if cfg.standardize:  # the maps see centred, unit-RMS inputs: the embeddings' scale is moot
         model.mapping.standardize_from(torch.as_tensor(data.items))
         if model_config.prompted:
@@ -185,7 +202,8 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         def validate() -> float:
             with torch.random.fork_rng(devices=[]):  # keep the SVI random stream intact
                 torch.manual_seed(cfg.seed)
-                p = heldout_probs(model, guide, data.user_ids, validation, VALIDATION_DRAWS)
+                p = heldout_probs(model, guide, data.user_ids, validation, VALIDATION_DRAWS,
+                                  data.item_table)
             return log_loss(p, validation.label)
 
     trainer = Trainer(model, guide, device_data, cfg, generator, validate=validate,
@@ -258,7 +276,7 @@ def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig,
     sub = data.subset(rows)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        p = heldout_probs(state.model, state.guide, data.user_ids, sub, 16)
+        p = heldout_probs(state.model, state.guide, data.user_ids, sub, 16, data.item_table)
     spread = float(np.abs(p - 0.5).mean())
     loss = log_loss(p, sub.label)
     beta = state.guide.sharpness_moments()[0]

@@ -60,6 +60,12 @@ class ModelConfig:
     position_bias:
         A learned offset of every logit: how much more often the item shown first is
         chosen whatever it is (off by default).
+    item_effects:
+        A residual reward per training item, shared by every prototype, ``e(x) ~
+        Normal(0, tau^2)`` with the scale ``tau`` learned (empirical Bayes): the part of how
+        much everyone likes an item that its embedding does not explain. Items not in the
+        training table draw theirs from the prior, so their predictions carry that
+        uncertainty. SVI and the distance metric only (off by default).
     """
 
     k: int = 3
@@ -74,6 +80,7 @@ class ModelConfig:
     loading_scale: float = 1.0
     metric: str = "distance"
     position_bias: bool = False
+    item_effects: bool = False
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -101,6 +108,10 @@ class ModelConfig:
         if self.position_bias and self.metric == "cosine":
             raise fail("position_bias", True, "False with metric='cosine' (a position term is "
                        "added to the logit, which the cosine score normalises)")
+        put("item_effects", _flag("item_effects", self.item_effects))
+        if self.item_effects and self.metric == "cosine":
+            raise fail("item_effects", True, "False with metric='cosine' (item effects are "
+                       "rewards, which the cosine score does not have)")
 
     @property
     def prompted(self) -> bool:

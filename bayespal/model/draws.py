@@ -62,6 +62,12 @@ class PopulationDraws:
         ``"distance"`` or ``"cosine"``.
     loadings:
         PAL-B's prompt loadings ``(P, K, d, q)``; None for PAL-A.
+    item_effects:
+        ``(P, M)``: each draw's effects of the training items (reward units, shared by
+        every prototype); None without item effects.
+    item_effect_scale:
+        ``(P,)``: the effects' prior scale ``tau``, from which an item not in the training
+        table draws its effect; None without item effects.
     """
 
     prototypes: torch.Tensor
@@ -73,6 +79,8 @@ class PopulationDraws:
     prompt_maps: tuple[nn.Module, ...] | None = None
     metric: str = "distance"
     loadings: torch.Tensor | None = None
+    item_effects: torch.Tensor | None = None
+    item_effect_scale: torch.Tensor | None = None
 
     @classmethod
     def pool(cls, parts: Sequence[PopulationDraws]) -> PopulationDraws:
@@ -92,7 +100,7 @@ class PopulationDraws:
         return cls(cat("prototypes"), cat("sharpness"), cat("concentration"),
                    cat("position_bias"), torch.cat(member), tuple(maps),
                    tuple(pmaps) if first.prompt_maps is not None else None, first.metric,
-                   cat("loadings"))
+                   cat("loadings"), cat("item_effects"), cat("item_effect_scale"))
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -117,12 +125,20 @@ class PopulationDraws:
     def device(self) -> torch.device:
         return self.prototypes.device
 
+    @property
+    def has_item_effects(self) -> bool:
+        return self.item_effects is not None
+
     def _map(self, fn) -> PopulationDraws:
         """The draws with ``fn`` applied to every per-draw tensor (the maps are kept)."""
+        def opt(t):
+            return None if t is None else fn(t)
+
         return replace(self, prototypes=fn(self.prototypes), sharpness=fn(self.sharpness),
                        concentration=fn(self.concentration),
                        position_bias=fn(self.position_bias), member=fn(self.member),
-                       loadings=None if self.loadings is None else fn(self.loadings))
+                       loadings=opt(self.loadings), item_effects=opt(self.item_effects),
+                       item_effect_scale=opt(self.item_effect_scale))
 
     def subset(self, rows: torch.Tensor | slice) -> PopulationDraws:
         """Some of the draws (the maps are kept whole).
@@ -167,9 +183,35 @@ class PopulationDraws:
             return None
         return member_rows[0] if self.n_members == 1 else member_rows[self.member]
 
+    def item_offsets(self, rows, generator: torch.Generator | None = None
+                     ) -> torch.Tensor | None:
+        """Each draw's effects ``(P, n)`` of items given by their rows in the training table
+        (``-1``: an item not in it, whose effect is drawn from the prior ``Normal(0, tau^2)``
+        of each draw); None without item effects.
+
+        Parameters
+        ----------
+        rows:
+            ``(n,)`` training-table rows, -1 for other items; None: every item is another.
+        generator:
+            For the prior draws (torch's global stream if None).
+        """
+        if self.item_effects is None:
+            return None
+        if rows is None:
+            raise ValueError("rows: got None; expected the items' rows in the training table "
+                             "(-1 for other items): this population has item effects")
+        rows = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.device)
+        known = rows >= 0
+        out = self.item_effects[:, rows.clamp(min=0)]
+        if not bool(known.all()):
+            noise = torch.randn(out.shape, generator=generator, device="cpu").to(self.device)
+            out = torch.where(known, out, noise * self.item_effect_scale[:, None])
+        return out
+
     # -- the logit -----------------------------------------------------------------------
-    def terms(self, fa: torch.Tensor, fb: torch.Tensor, pc: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def terms(self, fa: torch.Tensor, fb: torch.Tensor, pc: torch.Tensor | None = None,
+              offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``pair_terms`` of comparisons for every draw.
 
         Parameters
@@ -178,6 +220,9 @@ class PopulationDraws:
             ``(E, n, d)`` the comparisons' item features under each member's map.
         pc:
             ``(E, n, q)`` their prompt features (PAL-B; ignored for PAL-A).
+        offset:
+            ``(P, n)``: the items' effects ``e(a) - e(b)`` (``item_offsets``); required
+            exactly when the population has item effects.
 
         Returns
         -------
@@ -189,12 +234,18 @@ class PopulationDraws:
         elif pc is None:
             raise ValueError("prompt: got None; expected the comparisons' prompts (this is a "
                              "PAL-B population)")
+        if self.has_item_effects != (offset is not None):
+            raise ValueError(f"offset: got {'none' if offset is None else 'item effects'}; "
+                             f"expected {'the' if self.has_item_effects else 'no'} items' "
+                             "effects (this population "
+                             f"{'has' if self.has_item_effects else 'has no'} item effects)")
         return pair_terms(self.prototypes, self.sharpness, self._per_draw(fa), self._per_draw(fb),
                           loadings=self.loadings, pc=self._per_draw(pc), metric=self.metric,
-                          position_bias=self.position_bias)
+                          position_bias=self.position_bias, offset=offset)
 
     def logits(self, weights: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
-               pc: torch.Tensor | None = None) -> torch.Tensor:
+               pc: torch.Tensor | None = None, offset: torch.Tensor | None = None
+               ) -> torch.Tensor:
         """Per-draw logits ``(P, n)`` of comparisons for weights ``(P, n, K)`` (arguments as
         ``terms``).
 
@@ -202,15 +253,16 @@ class PopulationDraws:
         ----------
         weights:
             (P, n, K) weights paired with the draws.
-        fa, fb, pc:
+        fa, fb, pc, offset:
             As for terms.
         """
-        diff, gram = self.terms(fa, fb, pc)
+        diff, gram = self.terms(fa, fb, pc, offset)
         return mixture_logits(weights.expand(diff.shape[0], -1, -1), diff, gram)
 
     def probs(self, weights: torch.Tensor | None, fa: torch.Tensor, fb: torch.Tensor,
               pc: torch.Tensor | None = None, known: torch.Tensor | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, offset: torch.Tensor | None = None
+              ) -> torch.Tensor:
         """Per-draw ``P(a preferred over b)`` of comparisons, ``(P, n)``.
 
         Parameters
@@ -226,8 +278,10 @@ class PopulationDraws:
             draws), what a user not seen in training is predicted from.
         generator:
             For those population draws of ``w``.
+        offset:
+            As for ``terms``.
         """
-        diff, gram = self.terms(fa, fb, pc)
+        diff, gram = self.terms(fa, fb, pc, offset)
         n = diff.shape[-2]
         if weights is not None:
             weights = weights.expand(diff.shape[0], -1, -1)  # MAP: one draw of everything
@@ -243,7 +297,7 @@ class PopulationDraws:
 
     @torch.no_grad()
     def predict(self, weight_draws, users: np.ndarray, emb_a, emb_b, emb_c=None,
-                chunk: int = 4096) -> torch.Tensor:
+                chunk: int = 4096, rows_a=None, rows_b=None) -> torch.Tensor:
         """Per-draw ``P(a preferred over b)`` ``(P, n)`` of comparisons given by embeddings,
         in chunks of ``chunk`` comparisons.
 
@@ -258,6 +312,11 @@ class PopulationDraws:
         emb_a, emb_b, emb_c:
             ``(n, D)`` item embeddings of each comparison; ``(n, Dc)`` prompt embeddings
             (PAL-B; ignored for PAL-A).
+        chunk:
+            Comparisons per chunk.
+        rows_a, rows_b:
+            With item effects: the items' rows in the training table (-1 for other items;
+            see ``item_offsets``).
         """
         out = []
         for s in range(0, len(users), chunk):
@@ -269,12 +328,19 @@ class PopulationDraws:
                 w = weight_draws(pos.clamp(min=0))
             fa, fb = self.features(emb_a[sl]), self.features(emb_b[sl])
             pc = None if emb_c is None else self.prompt_features(emb_c[sl])
-            out.append(self.probs(w, fa, fb, pc, known))
+            offset = None
+            if self.has_item_effects:
+                if rows_a is None or rows_b is None:
+                    raise ValueError("rows_a: got None; expected the items' rows in the "
+                                     "training table: this population has item effects")
+                offset = self.item_offsets(rows_a[sl]) - self.item_offsets(rows_b[sl])
+            out.append(self.probs(w, fa, fb, pc, known, offset=offset))
         if not out:
             return torch.zeros(self.size, 0, device=self.device)
         return torch.cat(out, -1)
 
-    def rewards(self, features: torch.Tensor, pc: torch.Tensor | None = None) -> torch.Tensor:
+    def rewards(self, features: torch.Tensor, pc: torch.Tensor | None = None,
+                rows=None) -> torch.Tensor:
         """Each prototype's reward ``(P, K, M)`` of items with member features ``(E, M, d)``;
         PAL-B: for one prompt with member features ``(E, 1, q)``.
 
@@ -284,12 +350,14 @@ class PopulationDraws:
             (E, M, d) member features of the items.
         pc:
             PAL-B: (E, 1, q) one prompt's features.
+        rows:
+            With item effects: the items' training-table rows (``item_offsets``).
         """
         loadings = self._reward_loadings(pc)
         feats = self._per_draw(features)
         return point_rewards(self.prototypes, feats, loadings=loadings,
                              pc=None if loadings is None else self._per_draw(pc),
-                             metric=self.metric)
+                             metric=self.metric, effects=self.item_offsets(rows))
 
     def _reward_loadings(self, pc: torch.Tensor | None) -> torch.Tensor | None:
         """The loadings rewards use (None for PAL-A); PAL-B needs the prompt's features."""
@@ -301,7 +369,7 @@ class PopulationDraws:
         return self.loadings
 
     def user_rewards(self, weights: torch.Tensor, features: torch.Tensor,
-                     pc: torch.Tensor | None = None) -> torch.Tensor:
+                     pc: torch.Tensor | None = None, rows=None) -> torch.Tensor:
         """A user's reward (sharpness times ``mixture_rewards``,
         logit units) of items for weight draws ``(P, K)`` paired with these draws, with member
         features ``(E, M, d)`` (PAL-B: one prompt's ``(E, 1, q)``) -> ``(P, M)``.
@@ -314,15 +382,18 @@ class PopulationDraws:
             (E, M, d) member features of the items.
         pc:
             PAL-B: (E, 1, q) one prompt's features.
+        rows:
+            With item effects: the items' training-table rows (``item_offsets``).
         """
         loadings = self._reward_loadings(pc)
         r = mixture_rewards(weights.expand(self.size, -1), self.prototypes,
                             self._per_draw(features), loadings=loadings,
                             pc=None if loadings is None else self._per_draw(pc),
-                            metric=self.metric)
+                            metric=self.metric, effects=self.item_offsets(rows))
         return self.sharpness[:, None] * r
 
-    def bind(self, items, prompts=None, device: str | torch.device = "cpu") -> BoundPopulation:
+    def bind(self, items, prompts=None, device: str | torch.device = "cpu", rows=None
+             ) -> BoundPopulation:
         """These draws with the features of an item (and prompt) table, on ``device``, for
         work that indexes comparisons by rows (new users, queries).
 
@@ -334,14 +405,19 @@ class PopulationDraws:
             (C, Dc) prompt embeddings (PAL-B).
         device:
             Where the bound tensors live.
+        rows:
+            With item effects: the items' training-table rows (``item_offsets``); an item
+            not in it draws its effect once per draw, shared by all its comparisons.
         """
         if self.takes_prompts and prompts is None:
             raise ValueError("prompts: got None; expected a prompt-embedding table (this is a "
                              "PAL-B population)")
         feats = self.features(items).to(device)
         pfeats = self.prompt_features(prompts)
+        offsets = self.item_offsets(rows)
         return BoundPopulation(self.to(device), feats,
-                               None if pfeats is None else pfeats.to(device))
+                               None if pfeats is None else pfeats.to(device),
+                               None if offsets is None else offsets.to(device))
 
     def to(self, device: str | torch.device) -> PopulationDraws:
         """The draws' tensors on ``device`` (the maps stay where they are).
@@ -386,11 +462,16 @@ class BoundPopulation:
         ``(E, M, d)``.
     prompt_features:
         ``(E, C, q)`` (PAL-B) or None.
+    item_offsets:
+        ``(P, M)``: each draw's effects of the table's items (``item_offsets``); None
+        without item effects.
     """
 
     def __init__(self, draws: PopulationDraws, item_features: torch.Tensor,
-                 prompt_features: torch.Tensor | None) -> None:
+                 prompt_features: torch.Tensor | None,
+                 item_offsets: torch.Tensor | None = None) -> None:
         self.draws, self.item_features, self.prompt_features = draws, item_features, prompt_features
+        self.item_offsets = item_offsets
         self.k, self.size, self.metric = draws.k, draws.size, draws.metric
         self.concentration = draws.concentration
         self.n_items = item_features.shape[-2]
@@ -417,7 +498,10 @@ class BoundPopulation:
         pc = None
         if self.prompt_features is not None:
             pc = self.prompt_features[:, c.reshape(-1)]
-        diff, gram = self.draws.terms(fa, fb, pc)
+        offset = None
+        if self.item_offsets is not None:
+            offset = self.item_offsets[:, a.reshape(-1)] - self.item_offsets[:, b.reshape(-1)]
+        diff, gram = self.draws.terms(fa, fb, pc, offset)
         diff = diff.expand(self.size, *diff.shape[-2:]).reshape(self.size, *a.shape, self.k)
         if gram is not None:
             gram = gram.expand(self.size, -1, -1, -1).reshape(self.size, *a.shape, self.k, self.k)
@@ -450,6 +534,9 @@ class BoundPopulation:
                                   None if gram is None else gram[pop, rows])
         z = torch.einsum("usk,uskd->usd", w, d.prototypes[pop])
         f = self.item_features[0]
-        gap = reward_gap(z, f[a], f[b])  # (U, n, S): every draw's ideal point, every answer
-        return d.sharpness[pop].unsqueeze(-1) * gap.transpose(1, 2) + \
-            d.position_bias[pop].unsqueeze(-1)
+        gap = reward_gap(z, f[a], f[b]).transpose(1, 2)  # (U, S, n): every draw, every answer
+        if self.item_offsets is not None:  # (M, P) rows gathered per answer, then per draw
+            e = self.item_offsets.T
+            gap = gap + torch.gather(e[a] - e[b], 2, pop.unsqueeze(1).expand(-1, a.shape[1], -1)
+                                     ).transpose(1, 2)
+        return d.sharpness[pop].unsqueeze(-1) * gap + d.position_bias[pop].unsqueeze(-1)

@@ -9,6 +9,10 @@ terms ``diff_k = beta * (r_k(a) - r_k(b))`` (``pair_terms``), so every consumer
 (training, predictions, new users, queries, rewards, diagnostics) contracts the same
 terms with the weights (``mixture_logits``).
 
+An optional item effect ``e(x)`` (a residual reward per item, shared by every prototype:
+what the embedding does not explain about how much everyone likes the item) adds to every
+prototype's reward, ``r_k(x) + e(x)``, so the logit gains ``beta * (e(a) - e(b))``.
+
 PAL-B's prototypes depend on the prompt, ``g_k(c) = P_k + L_k phi(c)``
 (``prompt_prototypes``). With its optional cosine metric the logit is
 ``beta * (cos(f_a, z) - cos(f_b, z))`` = ``w . diff / sqrt(w^T G w)`` with ``G = g g^T``.
@@ -106,7 +110,8 @@ def prompt_prototypes(prototypes: torch.Tensor, loadings: torch.Tensor, pc: torc
 def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tensor,
                fb: torch.Tensor, *, loadings: torch.Tensor | None = None,
                pc: torch.Tensor | None = None, metric: str = "distance",
-               position_bias: torch.Tensor | float = 0.0
+               position_bias: torch.Tensor | float = 0.0,
+               offset: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The per-prototype terms of comparisons' logits, from which the logit of any weights
     follows (``mixture_logits``).
@@ -129,6 +134,9 @@ def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tens
     position_bias:
         ``(...)`` or a number, added to every ``diff_k`` (the weights sum to one, so it adds
         to the logit).
+    offset:
+        ``(..., B)``: the items' effects ``e(a) - e(b)`` (reward units, shared by every
+        prototype), added to every prototype's reward gap; None: none. Distance metric only.
 
     Returns
     -------
@@ -145,7 +153,13 @@ def pair_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fa: torch.Tens
     beta = sharpness[..., None, None]
     bias = position_bias[..., None, None] if torch.is_tensor(position_bias) else position_bias
     if metric == "distance":
-        return beta * reward_gap(points, fa, fb, per_comparison) + bias, None
+        gap = reward_gap(points, fa, fb, per_comparison)
+        if offset is not None:
+            gap = gap + offset.unsqueeze(-1)
+        return beta * gap + bias, None
+    if offset is not None:
+        raise ValueError("offset: got item effects with the cosine metric; expected none "
+                         "(item effects are rewards, which the cosine score does not have)")
     fa, fb = F.normalize(fa, dim=-1), F.normalize(fb, dim=-1)
     delta = fa - fb
     if per_comparison:
@@ -176,7 +190,8 @@ def mixture_logits(weights: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor
 
 def point_rewards(prototypes: torch.Tensor, features: torch.Tensor, *,
                   loadings: torch.Tensor | None = None, pc: torch.Tensor | None = None,
-                  metric: str = "distance") -> torch.Tensor:
+                  metric: str = "distance", effects: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """Each prototype's reward of items (what a user made of prototype ``k`` alone scores).
 
     Parameters
@@ -189,6 +204,9 @@ def point_rewards(prototypes: torch.Tensor, features: torch.Tensor, *,
         PAL-B: loadings ``(..., K, d, q)`` and the features of one prompt ``(1, q)``.
     metric:
         ``"distance"``: ``rewards``; ``"cosine"``: ``cos(f(x), g_k)``.
+    effects:
+        ``(..., M)``: the items' effects, added to every prototype's reward (distance
+        metric only); None: none.
 
     Returns
     -------
@@ -200,12 +218,14 @@ def point_rewards(prototypes: torch.Tensor, features: torch.Tensor, *,
         points = prompt_prototypes(prototypes, loadings, pc)[..., 0, :, :]
     if metric == "cosine":
         return F.normalize(points, dim=-1) @ F.normalize(features, dim=-1).T
-    return rewards(points, features)
+    r = rewards(points, features)
+    return r if effects is None else r + effects.unsqueeze(-2)
 
 
 def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: torch.Tensor,
                     *, loadings: torch.Tensor | None = None, pc: torch.Tensor | None = None,
-                    metric: str = "distance") -> torch.Tensor:
+                    metric: str = "distance", effects: torch.Tensor | None = None
+                    ) -> torch.Tensor:
     """A user's reward of items: the reward of their ideal point ``z = sum_k w_k g_k``.
 
     With the distance metric this is ``sum_k w_k r_k(x)`` (the reward is linear in the
@@ -220,7 +240,7 @@ def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: t
         ``(..., K, d)``.
     features:
         ``(M, d)`` or ``(..., M, d)`` mapped items.
-    loadings, pc, metric:
+    loadings, pc, metric, effects:
         As for ``point_rewards``.
 
     Returns
@@ -234,4 +254,5 @@ def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: t
     z = (weights.unsqueeze(-1) * points).sum(-2, keepdim=True)  # (..., 1, d)
     if metric == "cosine":
         return (F.normalize(z, dim=-1) @ F.normalize(features, dim=-1).transpose(-1, -2))[..., 0, :]
-    return rewards(z, features)[..., 0, :]
+    r = rewards(z, features)[..., 0, :]
+    return r if effects is None else r + effects

@@ -9,8 +9,9 @@
     beta    ~ LogNormal(m_b, s_b)        sharpness
     PAL-B:  phi : R^Dc -> R^q (MLP),  L_k ~ Normal(0, s_L^2 / q) (d x q),
             g_k(c) = P_k + L_k phi(c)    prototype k for prompt c (PAL-A: g_k = P_k)
+    e_x     ~ Normal(0, tau^2)           optional item effects (x = 1..M), tau learned
     z_i     = sum_k w_ik g_k             ideal point
-    logit_n = beta * (||f(x_b) - z_u||^2 - ||f(x_a) - z_u||^2)   (+ position term)
+    logit_n = beta * (||f(x_b) - z_u||^2 - ||f(x_a) - z_u||^2 + e_a - e_b)   (+ position term)
     y_n     ~ Bernoulli(logits=logit_n)  y = 1: item a preferred
 
 The logit is computed by ``bayespal.model.likelihood`` (the only place it is written).
@@ -25,8 +26,8 @@ the comparison subsample scaled by ``N/B`` the estimate is unbiased for the full
 (``tests/inference/test_elbo.py``), needs no ``unique`` (no host sync on a GPU) and touches
 only the users in the batch. With ``Batch.user_scale=None`` the model is the plain
 generative model: one ``w_i`` per user, all users, for Predictive, NUTS and the exact
-full-data ELBO. Sites: ``prototypes``, ``loadings`` (PAL-B), ``sharpness``, ``weights``
-(K > 1), ``label``.
+full-data ELBO. Sites: ``prototypes``, ``loadings`` (PAL-B), ``sharpness``,
+``item_effects`` (with ``ModelConfig.item_effects``), ``weights`` (K > 1), ``label``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from bayespal.model.config import ModelConfig
 from bayespal.model.likelihood import mixture_logits, pair_terms
 from bayespal.model.nets import Mapping
 
+ITEM_EFFECT_SCALE = 0.3  # the item effects' prior scale tau where its fit starts
 WEIGHT_FLOOR = 1e-20  # where SafeDirichlet's log-density stops following a weight to 0
 
 
@@ -93,17 +95,23 @@ class PALModel(nn.Module):
         Sizes of the user and comparison plates.
     prompt_embed_dim:
         PAL-B: width of the prompt embeddings (required exactly when ``config.prompted``).
+    n_items:
+        Rows of the training item table (required exactly when ``config.item_effects``).
     """
 
     def __init__(self, config: ModelConfig, embed_dim: int, n_users: int, n_comparisons: int,
-                 prompt_embed_dim: int | None = None) -> None:
+                 prompt_embed_dim: int | None = None, n_items: int | None = None) -> None:
         super().__init__()
         if config.prompted != (prompt_embed_dim is not None):
             raise ValueError(f"prompts: got prompt_embed_dim={prompt_embed_dim!r} with "
                              f"prompt_dim={config.prompt_dim!r}; expected prompt embeddings "
                              "exactly for PAL-B (PreferenceData with prompt/prompts)")
+        if config.item_effects != (n_items is not None):
+            raise ValueError(f"n_items: got {n_items!r} with item_effects="
+                             f"{config.item_effects}; expected the item table's size exactly "
+                             "when the model has item effects")
         self.config = config
-        self.n_users, self.n_comparisons = n_users, n_comparisons
+        self.n_users, self.n_comparisons, self.n_items = n_users, n_comparisons, n_items
         self.embed_dim, self.prompt_embed_dim = embed_dim, prompt_embed_dim
         self.mapping = Mapping(embed_dim, config.pref_dim, config.hidden)
         if config.prompted:
@@ -120,10 +128,17 @@ class PALModel(nn.Module):
                              persistent=False)
         loading_scale = config.loading_scale / math.sqrt(config.prompt_dim or 1)
         self.register_buffer("_loading_scale", torch.tensor(loading_scale), persistent=False)
+        if config.item_effects:  # the effects' prior scale tau, learned (empirical Bayes)
+            self.log_item_effect_scale = nn.Parameter(torch.tensor(math.log(ITEM_EFFECT_SCALE)))
         if config.position_bias:  # point-estimated, like the mapping
             self.position_bias = nn.Parameter(torch.zeros(()))
         else:
             self.register_buffer("position_bias", torch.zeros(()), persistent=False)
+
+    @property
+    def item_effect_scale(self) -> torch.Tensor | None:
+        """The item effects' prior scale ``tau`` (None without item effects)."""
+        return self.log_item_effect_scale.exp() if self.config.item_effects else None
 
     @property
     def concentration(self) -> torch.Tensor:
@@ -165,10 +180,16 @@ class PALModel(nn.Module):
         sharpness = pyro.sample(
             "sharpness", dist.LogNormal(z + cfg.sharpness_loc, z + cfg.sharpness_scale)
         )
+        offset = None
+        if cfg.item_effects:
+            effects = pyro.sample("item_effects", dist.Normal(z, self.item_effect_scale)
+                                  .expand([self.n_items]).to_event(1))
+            offset = effects[..., batch.item_a] - effects[..., batch.item_b]
         weights = self._weights(batch)
         diff, gram = pair_terms(prototypes, sharpness, self.mapping(batch.items[batch.item_a]),
                                 self.mapping(batch.items[batch.item_b]), loadings=loadings,
-                                pc=pc, metric=cfg.metric, position_bias=self.position_bias)
+                                pc=pc, metric=cfg.metric, position_bias=self.position_bias,
+                                offset=offset)
         logits = mixture_logits(weights, diff, gram)
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
             pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)

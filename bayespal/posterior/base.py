@@ -184,17 +184,41 @@ class Posterior(ABC):
             out["loadings"] = draws.loadings
         return {k: v.cpu().numpy() for k, v in out.items()}
 
+    def training_rows(self, ids, embeddings) -> np.ndarray | None:
+        """Where a fit has item effects: the rows of the training item table holding these
+        items (same id and same embedding; -1 for any other item, whose effect is drawn
+        from the prior); None for a fit without item effects.
+
+        Parameters
+        ----------
+        ids:
+            ``(n,)`` item ids.
+        embeddings:
+            ``(n, D)`` their embeddings.
+        """
+        if not self.model_config.item_effects:
+            return None
+        if self.items is None:
+            raise ValueError("items: got a fit with item effects but no training item table "
+                             "(saved without it); expected the table, to know which items "
+                             "the effects belong to")
+        return self.items.match(ids, embeddings)
+
     def _comparisons(self, data: PreferenceData | None, user, item_a, item_b, items,
                      prompt=None, prompts=None, rows: bool = False):
-        """``(user positions, emb_a, emb_b, emb_c)`` of comparisons given either way;
-        ``emb_c`` is None when no prompts are given."""
+        """``(user positions, emb_a, emb_b, emb_c, rows_a, rows_b)`` of comparisons given
+        either way; ``emb_c`` is None when no prompts are given, ``rows_a, rows_b`` (the
+        items' training-table rows, ``training_rows``; None when the fit has no item
+        effects)."""
         if data is not None:
             if not isinstance(data, PreferenceData):
                 raise ValueError(f"data: got {type(data).__name__}; expected PreferenceData")
             check_table("data.items", data.items[:1], self.embed_dim, "items")
             emb_c = None if data.prompt is None else data.prompts[data.prompt]
-            return (self.user_index(data.user_ids[data.user]), data.items[data.item_a],
-                    data.items[data.item_b], emb_c)
+            emb_a, emb_b = data.items[data.item_a], data.items[data.item_b]
+            return (self.user_index(data.user_ids[data.user]), emb_a, emb_b, emb_c,
+                    self.training_rows(data.item_ids[data.item_a], emb_a),
+                    self.training_rows(data.item_ids[data.item_b], emb_b))
         table = self.item_table(items)
         ia = table.locate(item_a, "item_a", rows)
         ib = table.locate(item_b, "item_b", rows)
@@ -212,7 +236,9 @@ class Posterior(ABC):
             if len(emb_c) != len(ia):
                 raise ValueError(f"prompt: got length {len(emb_c)}; expected {len(ia)}, one "
                                  "per comparison")
-        return self.user_index(users), table.embeddings[ia], table.embeddings[ib], emb_c
+        return (self.user_index(users), table.embeddings[ia], table.embeddings[ib], emb_c,
+                self.training_rows(table.ids[ia], table.embeddings[ia]),
+                self.training_rows(table.ids[ib], table.embeddings[ib]))
 
     def item_table(self, items=None) -> EmbeddingTable:
         """The item table that item ids name: ``items`` (an ``EmbeddingTable``, a
@@ -299,11 +325,12 @@ class Posterior(ABC):
             ``item_a``, ``item_b`` (and ``prompt``) are row numbers of the tables, not ids.
         """
         num_samples = check_int("num_samples", num_samples)
-        users, emb_a, emb_b, emb_c = self._comparisons(data, user, item_a, item_b, items,
-                                                       prompt, prompts, rows)
+        users, emb_a, emb_b, emb_c, rows_a, rows_b = self._comparisons(
+            data, user, item_a, item_b, items, prompt, prompts, rows)
         self._seed(seed)
         draws = self._population(num_samples, "draws")
-        p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c)
+        p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c,
+                          rows_a=rows_a, rows_b=rows_b)
         return (p if return_draws else p.mean(0)).cpu().numpy()
 
     def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,
@@ -382,7 +409,8 @@ class Posterior(ABC):
             ptable = check_table("prompt_embedding", np.asarray(prompt_embedding).reshape(1, -1),
                                  self.prompt_embed_dim, "prompts")
             pc = draws.prompt_features(ptable)
-        r = draws.rewards(draws.features(table.embeddings), pc).cpu().numpy()
+        r = draws.rewards(draws.features(table.embeddings), pc,
+                          self.training_rows(table.ids, table.embeddings)).cpu().numpy()
         dims = ("prototype", "item")
         return xr.Dataset(
             {"mean": (dims, r.mean(0)), "sd": (dims, r.std(0))},

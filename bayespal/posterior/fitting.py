@@ -53,6 +53,10 @@ def configs(k: int | None = None, model: ModelConfig | None = None,
                              f"one place (use dataclasses.replace({name}, {first}=...))")
     model_config = model if model is not None else ModelConfig(**model_opts)
     train_config = train if train is not None else TrainConfig(**train_opts)
+    if model_config.item_effects and train_config.inference != "svi":
+        raise ValueError(f"item_effects: got True with inference={train_config.inference!r}; "
+                         "expected inference='svi' (a point estimate of the effects, with "
+                         "their scale learned, collapses to zero scale)")
     return model_config, train_config
 
 

@@ -353,13 +353,22 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
                               f"expected (items, {meta['embed_dim']})")
     item_ids = _decode_ids(path, "item_ids", meta["item_ids"],
                            None if items is None else items.shape[0])
+    n_items = None
+    if model_config.item_effects:  # as many effects as the stored ones, and as items
+        loc = guide_state.get("item_effects_loc")
+        n_items = None if loc is None or loc.dim() != 1 else int(loc.shape[0])
+        if n_items is None or (items is not None and n_items != items.shape[0]):
+            raise FileFormatError(f"{path}: got item effects of shape "
+                                  f"{None if loc is None else tuple(loc.shape)} for "
+                                  f"{'no' if items is None else items.shape[0]} stored items; "
+                                  "expected one effect per training item")
     # Build on the meta device first: no memory is allocated for the sizes the metadata
     # claims until they are known to match the tensors actually in the file.
     try:
         with torch.device("meta"):
             shape_model, shape_guide = build(model_config, train_config.inference,
                                              meta["embed_dim"], len(user_ids),
-                                             meta["n_comparisons"], prompt_dim)
+                                             meta["n_comparisons"], prompt_dim, n_items=n_items)
     except ValueError as err:  # e.g. prompt embeddings for a PAL-A configuration
         raise FileFormatError(f"{path}: got a model that cannot be built ({err}); expected "
                               "a consistent model file") from err
@@ -373,7 +382,8 @@ def read_model(path: str | os.PathLike, device: str = "cpu") -> dict:
                                   f"configuration (first mismatch: {bad[0]!r}); expected a "
                                   "consistent model file")
     model, guide = build(model_config, train_config.inference, meta["embed_dim"],
-                         len(user_ids), meta["n_comparisons"], prompt_dim, torch.Generator())
+                         len(user_ids), meta["n_comparisons"], prompt_dim, torch.Generator(),
+                         n_items)
     model.load_state_dict(model_state)
     guide.load_state_dict(guide_state)
     dev = resolve_device(device)

@@ -326,7 +326,8 @@ class NewUserPosteriors:
             raise ValueError(f"ids: got {list(ids)[:5]!r}; expected unique user ids (at least one)")
         self.pop: BoundPopulation = posterior.population_draws(
             num_population_draws, population, population_seed).bind(
-                self.items.embeddings, None if self.prompts is None else self.prompts.embeddings)
+                self.items.embeddings, None if self.prompts is None else self.prompts.embeddings,
+                rows=posterior.training_rows(self.items.ids, self.items.embeddings))
         p = self.pop.size
         if num_samples < p or num_samples % p:
             num_samples = p * max(1, -(-num_samples // p))  # a multiple of P
