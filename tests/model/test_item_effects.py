@@ -100,14 +100,18 @@ def test_new_users_and_the_fast_path_use_the_effects(fits, effect_data):
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
     effects = bound.item_offsets
     assert effects is not None and torch.equal(effects, fit.population_draws(8).item_effects)
-    # a new user's predictions for training items include the effects
-    user = NewUser(fit)
+    # a new user's posterior and predictions use the training items' effects; the same
+    # answers on the same embeddings under new ids (other items, whose effects are drawn
+    # from the prior and updated by the answers) give other predictions
     train = effect_data.train
-    user.observe(train.item_ids[train.item_a[:10]], train.item_ids[train.item_b[:10]],
-                 train.label[:10])
-    p = user.predict_proba(train.item_ids[train.item_a[10:30]],
-                           train.item_ids[train.item_b[10:30]])
-    assert np.all((p > 0) & (p < 1))
+    other = EmbeddingTable(fit.items.ids + 10_000, fit.items.embeddings)
+    a, b = train.item_ids[train.item_a[:30]], train.item_ids[train.item_b[:30]]
+    known, unknown = NewUser(fit), NewUser(fit, items=other)
+    known.observe(a[:10], b[:10], train.label[:10])
+    unknown.observe(a[:10] + 10_000, b[:10] + 10_000, train.label[:10])
+    p_known = known.predict_proba(a[10:], b[10:])
+    p_unknown = unknown.predict_proba(a[10:] + 10_000, b[10:] + 10_000)
+    assert np.abs(p_known - p_unknown).max() > 0.1
 
 
 def test_item_effects_round_trip_and_refusals(fits, tmp_path, effect_data):
