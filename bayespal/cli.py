@@ -163,6 +163,8 @@ def _fit_options(args: argparse.Namespace) -> dict:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    if args.item_effects:
+        options["item_effects"] = True
     if args.hidden is not None:
         try:
             options["hidden"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
@@ -426,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--concentration", type=float,
                          help="a fixed Dirichlet prior alpha for the users' weights (default: "
                          "learned from the data)")
+    fit_cmd.add_argument("--item-effects", action="store_true",
+                         help="a residual reward per item that its embedding does not explain "
+                         "(SVI only)")
     fit_cmd.add_argument("--inference", choices=["svi", "map"], default="svi",
                          help="svi: Bayesian (default); map: point estimates")
     fit_cmd.add_argument("--device", help="'auto' (default), 'cpu', 'cuda', 'cuda:1', ...")

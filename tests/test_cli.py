@@ -61,6 +61,14 @@ def test_parquet_input(files, capsys):
     fit = bayespal.load(model)
     assert sorted(fit.item_ids) == sorted(f"m{i}" for i in range(80))
     assert fit.training_data is None or fit.training_data.n_comparisons == len(train)
+    assert not fit.model_config.item_effects
+    # --item-effects reaches the model, and the file keeps one effect per item
+    model = files / "effects.bayespal"
+    assert main(["fit", str(files / "train.parquet"), "--items", str(files / "items.parquet"),
+                 "--k", "2", "--pref-dim", "4", "--epochs", "2", "--item-effects", "--out",
+                 str(model), "--quiet"]) == 0
+    fit = bayespal.load(model)
+    assert fit.model_config.item_effects and fit.guide.item_effects_loc.shape == (80,)
 
 
 @pytest.mark.parametrize("argv, message", [

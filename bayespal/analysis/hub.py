@@ -157,7 +157,9 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         ``weights``, a single-user ``new_user`` posterior, or (none of them) the population
         average ``alpha / sum(alpha)``. Each is the weights' posterior mean; with
         ``quantile``, the reward's quantile over the weights' posterior (a seen user's
-        Dirichlet ``q``, a new user's posterior draws, or the population prior).
+        Dirichlet ``q``, a new user's posterior draws, or the population prior). A fit with
+        item effects exports the reward of responses not in its training table (what a
+        policy generates), whose effect has prior mean 0, the same for every user.
 
         Parameters
         ----------
