@@ -50,9 +50,9 @@ def _comparison_logits(draws: PopulationDraws, weights: torch.Tensor, users: np.
             data.prompts[data.prompt[sl]])
         offset = None
         if draws.has_item_effects:
-            offset = (draws.item_offsets(posterior.training_rows(data.item_ids[data.item_a[sl]], ea))
-                      - draws.item_offsets(posterior.training_rows(data.item_ids[data.item_b[sl]],
-                                                                   eb)))
+            offset = draws.pair_offsets(
+                posterior.training_rows(data.item_ids[data.item_a[sl]], ea),
+                posterior.training_rows(data.item_ids[data.item_b[sl]], eb))
         w = weights[:, torch.as_tensor(users[sl], device=weights.device)]
         out.append(draws.logits(w, fa, fb, pc, offset))
     return torch.cat(out, 1)

@@ -209,6 +209,19 @@ class PopulationDraws:
             out = torch.where(known, out, noise * self.item_effect_scale[:, None])
         return out
 
+    def pair_offsets(self, rows_a, rows_b) -> torch.Tensor | None:
+        """Each draw's ``e(a) - e(b)`` ``(P, n)`` of comparisons whose items have training-table
+        rows ``rows_a, rows_b`` (``item_offsets``); None without item effects.
+
+        Parameters
+        ----------
+        rows_a, rows_b:
+            ``(n,)`` rows, -1 for items not in the training table.
+        """
+        if not self.has_item_effects:
+            return None
+        return self.item_offsets(rows_a) - self.item_offsets(rows_b)
+
     # -- the logit -----------------------------------------------------------------------
     def terms(self, fa: torch.Tensor, fb: torch.Tensor, pc: torch.Tensor | None = None,
               offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -328,12 +341,8 @@ class PopulationDraws:
                 w = weight_draws(pos.clamp(min=0))
             fa, fb = self.features(emb_a[sl]), self.features(emb_b[sl])
             pc = None if emb_c is None else self.prompt_features(emb_c[sl])
-            offset = None
-            if self.has_item_effects:
-                if rows_a is None or rows_b is None:
-                    raise ValueError("rows_a: got None; expected the items' rows in the "
-                                     "training table: this population has item effects")
-                offset = self.item_offsets(rows_a[sl]) - self.item_offsets(rows_b[sl])
+            offset = self.pair_offsets(None if rows_a is None else rows_a[sl],
+                                       None if rows_b is None else rows_b[sl])
             out.append(self.probs(w, fa, fb, pc, known, offset=offset))
         if not out:
             return torch.zeros(self.size, 0, device=self.device)
