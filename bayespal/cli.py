@@ -120,11 +120,11 @@ def _items(args, fit=None) -> tuple:
     return frame["id"].to_numpy(), columns.to_numpy(np.float32), None
 
 
-def _comparisons(args, ids, embeddings, embedder):
+def _comparisons(args, ids, embeddings, embedder, levels: int = 2):
     import bayespal
 
     frame = _read_table(args.data, "data")
-    data = bayespal.PreferenceData.from_frame(frame, embeddings, ids)
+    data = bayespal.PreferenceData.from_frame(frame, embeddings, ids, levels=levels)
     if embedder is not None:
         data.meta["embedding"] = embedder.config()
     return data
@@ -191,7 +191,7 @@ def _fit(args: argparse.Namespace) -> int:
     _refuse_overwrite(args.out, args.force, "--out")
     check_writable(args.out)  # before the work: a bad --out must not cost a finished fit
     ids, emb, embedder = _items(args)
-    data = _comparisons(args, ids, emb, embedder)
+    data = _comparisons(args, ids, emb, embedder, args.levels)
     t0 = time.perf_counter()
     options = _fit_options(args)
     if args.checkpoint is not None:
@@ -234,8 +234,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     fit = bayespal.load(args.model_file)
     ids, emb, embedder = _items(args, fit)
-    data = _comparisons(args, ids, emb, embedder)
-    p = fit.predict_proba(data)
+    data = _comparisons(args, ids, emb, embedder, fit.levels)
+    p = fit.predict_outcomes(data) if fit.levels > 2 else fit.predict_proba(data)
     known = (fit.user_index(data.user_ids[data.user]) >= 0).mean()
     acc, ll = accuracy(p, data.label), log_loss(p, data.label)
     ece = expected_calibration_error(p, data.label)
@@ -357,7 +357,8 @@ def _report_cmd(args: argparse.Namespace) -> int:
     def comparisons(path, what):
         if path is None:
             return None
-        return bayespal.PreferenceData.from_frame(_read_table(path, what), emb, ids, **prompts)
+        return bayespal.PreferenceData.from_frame(_read_table(path, what), emb, ids,
+                                                  levels=fit.levels, **prompts)
 
     test, unseen = comparisons(args.test, "--test"), comparisons(args.unseen, "--unseen")
     items = None if args.items is None else bayespal.EmbeddingTable(ids, emb)
@@ -411,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit_cmd = sub.add_parser("fit", help="fit PAL-A to comparisons and save the model",
                          description="Fit PAL-A to a comparisons file (columns user, item_a, "
-                         "item_b, label; label 1 = item_a preferred) and save the model.")
+                         "item_b, label; label 1 = item_a preferred, with --levels 3 0.5 = a "
+                         "tie) and save the model.")
     data_args(fit_cmd, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label")
     fit_cmd.add_argument("--k", type=_k, default=3,
                          help="number of prototypes, or 'auto' to choose it from the data "
@@ -431,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--item-effects", action="store_true",
                          help="a residual reward per item that its embedding does not explain "
                          "(SVI only)")
+    fit_cmd.add_argument("--levels", type=int, default=2,
+                         help="ordered outcomes of an answer: 2 (default) a or b, 3 with ties "
+                         "(label 0.5), more graded (label = grade / (levels - 1))")
     fit_cmd.add_argument("--inference", choices=["svi", "map"], default="svi",
                          help="svi: Bayesian (default); map: point estimates")
     fit_cmd.add_argument("--device", help="'auto' (default), 'cpu', 'cuda', 'cuda:1', ...")

@@ -105,7 +105,12 @@ def _check_embeddings(values: Any, field_name: str) -> np.ndarray:
         raise DataError(str(err)) from None
 
 
-def _check_labels(values: Any, n: int) -> np.ndarray:
+def check_labels(values: Any, n: int, levels: int = 2) -> np.ndarray:
+    """Labels on the grid ``g / (levels - 1)``: 0/1 (or bool) for binary answers; for
+    ``levels = 3`` also 0.5, a tie; for more levels the grade divided by ``levels - 1``."""
+    if not (isinstance(levels, (int, np.integer)) and not isinstance(levels, bool)
+            and levels >= 2):
+        raise _fail("levels", levels, "an integer >= 2 (2: binary answers, 3: with ties)")
     arr = np.asarray(values)
     if arr.shape != (n,):
         raise _fail("label", f"array of shape {arr.shape}", f"shape ({n},), one per comparison")
@@ -113,11 +118,20 @@ def _check_labels(values: Any, n: int) -> np.ndarray:
         return arr.astype(np.float32)
     if not np.issubdtype(arr.dtype, np.number):
         raise _fail("label", f"dtype {arr.dtype}", "0/1 or bool (1 = item_a preferred)")
-    bad = ~np.isin(arr, (0, 1))
+    grade = np.asarray(arr, dtype=np.float64) * (levels - 1)
+    bad = ~(np.isfinite(grade) & (np.abs(grade - np.round(grade)) < 1e-6) & (grade > -0.5)
+            & (grade < levels - 0.5))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _fail(f"label[{i}]", arr[i].item(), "0 or 1 (1 = item_a preferred)")
-    return arr.astype(np.float32)
+        if levels == 2:
+            hint = "; a tie (0.5) needs levels=3" if arr[i] == 0.5 else ""
+            expected = f"0 or 1 (1 = item_a preferred){hint}"
+        else:
+            grid = ", ".join(f"{g / (levels - 1):.4g}" for g in range(levels))
+            expected = (f"one of {grid} (grade / {levels - 1} of levels={levels}: 0 = item_b "
+                        "preferred, 1 = item_a" + (", 0.5 = a tie)" if levels % 2 else ")"))
+        raise _fail(f"label[{i}]", arr[i].item(), expected)
+    return (np.round(grade) / (levels - 1)).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,12 +302,18 @@ class PreferenceData:
     Attributes are index arrays into ``user_ids`` / ``item_ids``; the original ids are kept
     so results can be reported (and new data matched) by id. Build it with
     ``from_arrays`` or ``from_frame``, which validate everything.
+
+    An answer is one of ``levels`` ordered outcomes and its label is the outcome's grade
+    divided by ``levels - 1``: with ``levels=2`` (default) 1 means item_a was preferred and
+    0 item_b; with ``levels=3`` 0.5 is a tie ("equal"); with more levels the grade says
+    how strongly (``levels=5``: 0, 0.25, 0.5, 0.75, 1 from "b much better" to "a much
+    better").
     """
 
     user: np.ndarray  # (N,) int64 index into user_ids
     item_a: np.ndarray  # (N,) int64 index into item_ids
     item_b: np.ndarray  # (N,) int64
-    label: np.ndarray  # (N,) float32 in {0, 1}; 1 = item_a preferred
+    label: np.ndarray  # (N,) float32 grade / (levels - 1); 1 = item_a preferred
     items: np.ndarray  # (M, D) float32/float16 item embeddings
     user_ids: np.ndarray  # (U,) original user ids
     item_ids: np.ndarray  # (M,) original item ids
@@ -301,6 +321,7 @@ class PreferenceData:
     prompts: np.ndarray | None = None  # (P, Dp) prompt embeddings
     prompt_ids: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    levels: int = 2  # ordered outcomes of an answer: 2 binary, 3 with ties, more graded
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -317,12 +338,15 @@ class PreferenceData:
         prompts: Any = None,
         prompt_ids: Sequence | None = None,
         user_ids: Sequence | None = None,
+        levels: int = 2,
     ) -> PreferenceData:
         """Validate comparisons given by id and build the container.
 
         ``items`` is an (M, D) array whose rows are the embeddings of ``item_ids``
         (default ``0..M-1``), or a DataFrame indexed by item id. ``user_ids`` fixes the
-        user table's order (default: order of first appearance).
+        user table's order (default: order of first appearance). ``levels`` is the number
+        of ordered outcomes an answer has and ``label`` each answer's grade divided by
+        ``levels - 1`` (see the class docstring; ``levels=3``: 0.5 is a tie).
         """
         if isinstance(items, pd.DataFrame):
             if item_ids is None:
@@ -344,7 +368,7 @@ class PreferenceData:
         for name, arr in (("item_a", ids_a), ("item_b", ids_b)):
             if len(arr) != n:
                 raise _fail(name, f"length {len(arr)}", f"length {n}, the length of user")
-        y = _check_labels(label, n)
+        y = check_labels(label, n, levels)
         if pd.isna(user).any():
             raise _fail(f"user[{int(np.flatnonzero(pd.isna(user))[0])}]", None, "a user id")
 
@@ -383,7 +407,8 @@ class PreferenceData:
                 raise _fail("prompt", f"length {len(p_arr)}", f"length {n}, the length of user")
             p_idx = _encode(p_arr, p_ids, "prompt", "prompt_ids")
 
-        return cls(u, a, b, y, table, user_table, item_ids, p_idx, p_table, p_ids)
+        return cls(u, a, b, y, table, user_table, item_ids, p_idx, p_table, p_ids,
+                   levels=int(levels))
 
     @classmethod
     def from_frame(
@@ -399,9 +424,10 @@ class PreferenceData:
         prompt: str | None = None,
         prompts: Any = None,
         prompt_ids: Sequence | None = None,
+        levels: int = 2,
     ) -> PreferenceData:
         """Build from a DataFrame (or a Hugging Face ``datasets.Dataset``) with one comparison
-        per row (column names configurable)."""
+        per row (column names configurable; ``levels`` as for ``from_arrays``)."""
         frame = _as_frame(frame)
         needed = [user, item_a, item_b, label] + ([prompt] if prompt else [])
         for col in needed:
@@ -417,6 +443,7 @@ class PreferenceData:
             prompt=frame[prompt].to_numpy() if prompt else None,
             prompts=prompts,
             prompt_ids=prompt_ids,
+            levels=levels,
         )
 
     @classmethod
@@ -553,7 +580,7 @@ class PreferenceData:
             "user": self.user_ids[self.user],
             "item_a": self.item_ids[self.item_a],
             "item_b": self.item_ids[self.item_b],
-            "label": self.label.astype(np.int64),
+            "label": self.label.astype(np.int64) if self.levels == 2 else self.label,
         }
         if self.prompt is not None:
             cols["prompt"] = self.prompt_ids[self.prompt]
@@ -567,6 +594,7 @@ class PreferenceData:
             f"PreferenceData({self.n_comparisons} comparisons, {self.n_users} users, "
             f"{self.n_items} items x {self.embed_dim} dims"
             + (", prompted" if self.prompt is not None else "")
+            + (f", {self.levels} levels" if self.levels > 2 else "")
             + ")"
         )
 
@@ -598,6 +626,7 @@ class PreferenceData:
             self.prompts,
             self.prompt_ids,
             dict(self.meta),
+            self.levels,
         )
 
     def split_comparisons(

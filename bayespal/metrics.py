@@ -1,4 +1,10 @@
-"""Predictive metrics for pairwise preferences."""
+"""Predictive metrics for pairwise preferences.
+
+Each takes either ``P(a preferred)`` per comparison, ``(n,)``, or, for answers on a scale of
+``L`` ordered levels (ties, graded strength), every level's probability ``(n, L)`` (as
+``Posterior.predict_outcomes`` gives them); labels are grades divided by ``L - 1`` (1 = a
+preferred, 0.5 = a tie).
+"""
 
 from __future__ import annotations
 
@@ -7,47 +13,113 @@ import numpy as np
 EPS = 1e-6
 
 
-def accuracy(prob: np.ndarray, label: np.ndarray) -> float:
-    """Share of comparisons where ``prob > 0.5`` agrees with ``label`` (1 = a preferred).
+def expected_label(prob: np.ndarray) -> np.ndarray:
+    """The expected label of each comparison: ``prob`` itself for ``(n,)``, the mean of
+    the grid ``0, 1/(L-1), ..., 1`` under each row for ``(n, L)`` (a tie counts half).
 
     Parameters
     ----------
     prob:
-        Predicted P(a preferred).
+        ``(n,)`` P(a preferred) or ``(n, L)`` level probabilities.
+    """
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 1:
+        return p
+    return p @ np.linspace(0.0, 1.0, p.shape[1])
+
+
+def _levels(prob: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """The observed level of each label on ``prob``'s scale of ``L`` levels."""
+    n_levels = prob.shape[1]
+    level = np.rint(np.asarray(label, dtype=np.float64) * (n_levels - 1)).astype(np.int64)
+    if level.min(initial=0) < 0 or level.max(initial=0) >= n_levels:
+        raise ValueError(f"label: got values outside [0, 1]; expected grades / {n_levels - 1}")
+    return level
+
+
+def accuracy(prob: np.ndarray, label: np.ndarray) -> float:
+    """Share of decided comparisons (label != 0.5, i.e. not a tie) where the predicted side
+    (expected label > 0.5) agrees with the label's (1 = a preferred).
+
+    Parameters
+    ----------
+    prob:
+        Predicted P(a preferred) ``(n,)`` or level probabilities ``(n, L)``.
     label:
         Observed labels (1 = a).
     """
-    return float(((np.asarray(prob) > 0.5) == (np.asarray(label) == 1)).mean())
+    y = np.asarray(label, dtype=np.float64)
+    decided = y != 0.5
+    if not decided.any():
+        return float("nan")
+    score = expected_label(prob)[decided]
+    return float(((score > 0.5) == (y[decided] > 0.5)).mean())
 
 
 def log_loss(prob: np.ndarray, label: np.ndarray) -> float:
-    """Mean negative log-likelihood, probabilities clipped to ``[1e-6, 1 - 1e-6]``.
+    """Mean negative log-likelihood of the labels, probabilities clipped to ``[1e-6, 1]``
+    (``(n,)``: also to ``1 - 1e-6``).
 
     Parameters
     ----------
     prob:
-        Predicted P(a preferred).
+        Predicted P(a preferred) ``(n,)`` or level probabilities ``(n, L)``.
     label:
         Observed labels (1 = a).
     """
-    p = np.clip(np.asarray(prob, dtype=np.float64), EPS, 1 - EPS)
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 2:
+        hit = p[np.arange(len(p)), _levels(p, label)]
+        return float(-np.mean(np.log(np.clip(hit, EPS, 1))))
+    p = np.clip(p, EPS, 1 - EPS)
     y = np.asarray(label)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
 
 def expected_calibration_error(prob: np.ndarray, label: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of ``P(a preferred)`` with equal-width bins: ``sum_b n_b/N |mean(y) - mean(p)|``.
+    """ECE with equal-width bins, ``sum_b n_b/N |mean(y) - mean(p)|``: of ``P(a preferred)``
+    for ``(n,)``; for level probabilities ``(n, L)`` the mean over levels of each level's
+    one-against-the-rest ECE (``tie_calibration`` gives the tie's alone).
 
     Parameters
     ----------
     prob:
-        Predicted P(a preferred).
+        Predicted P(a preferred) ``(n,)`` or level probabilities ``(n, L)``.
     label:
         Observed labels (1 = a).
     n_bins:
         Equal-width probability bins.
     """
-    p, y = np.asarray(prob, dtype=np.float64), np.asarray(label, dtype=np.float64)
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 2:
+        level = _levels(p, label)
+        return float(np.mean([_ece(p[:, j], (level == j).astype(np.float64), n_bins)
+                              for j in range(p.shape[1])]))
+    return _ece(p, np.asarray(label, dtype=np.float64), n_bins)
+
+
+def tie_calibration(prob: np.ndarray, label: np.ndarray, n_bins: int = 10) -> float:
+    """The ECE of the predicted tie probability (the middle level of an odd scale, label
+    0.5) against the observed ties.
+
+    Parameters
+    ----------
+    prob:
+        ``(n, L)`` level probabilities, ``L`` odd.
+    label:
+        Observed labels.
+    n_bins:
+        Equal-width probability bins.
+    """
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] % 2 == 0:
+        raise ValueError(f"prob: got shape {p.shape}; expected (n, L) level probabilities "
+                         "with an odd L (a middle level: the tie)")
+    tie = (_levels(p, label) == p.shape[1] // 2).astype(np.float64)
+    return _ece(p[:, p.shape[1] // 2], tie, n_bins)
+
+
+def _ece(p: np.ndarray, y: np.ndarray, n_bins: int) -> float:
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     gap = np.abs(np.bincount(bins, y, n_bins) - np.bincount(bins, p, n_bins))
     return float(gap.sum() / len(p))

@@ -217,3 +217,32 @@ def test_the_command_imports_no_torch_before_it_needs_it():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+@pytest.mark.slow
+def test_fit_and_evaluate_answers_with_ties(tmp_path, capsys):
+    """``fit --levels 3`` reads label 0.5 as a tie, the saved model keeps the scale, and
+    ``evaluate`` scores the three outcomes; without ``--levels 3`` a tie is refused by name."""
+    syn = synthetic(n_users=40, n_train=20, n_test=5, n_items=60, embed_dim=5,
+                    cutpoints=(-1.0, 1.0), seed=1)
+    frame = syn.data.to_frame()
+    assert (frame.label == 0.5).any()
+    frame[~syn.is_test].to_csv(tmp_path / "train.csv", index=False)
+    frame[syn.is_test].to_csv(tmp_path / "test.csv", index=False)
+    items = pd.DataFrame(syn.data.items, columns=[f"e{i}" for i in range(5)])
+    items.insert(0, "id", np.arange(60))
+    items.to_csv(tmp_path / "items.csv", index=False)
+    model = tmp_path / "ties.bayespal"
+    common = [str(tmp_path / "train.csv"), "--items", str(tmp_path / "items.csv"), "--k", "2",
+              "--epochs", "5", "--quiet"]
+    assert main(["fit", *common, "--out", str(tmp_path / "binary.bayespal")]) == 2
+    assert "expected 0 or 1" in capsys.readouterr().err
+    assert main(["fit", *common, "--levels", "3", "--out", str(model)]) == 0
+    import bayespal
+
+    assert bayespal.load(model).levels == 3
+    assert main(["evaluate", str(model), str(tmp_path / "test.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    ll = float(out.split("log-loss ")[1].split()[0])
+    assert 0 < ll < np.log(3)  # three outcomes: better than knowing nothing

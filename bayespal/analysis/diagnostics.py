@@ -21,6 +21,7 @@ from bayespal.data import PreferenceData
 from bayespal.model import PopulationDraws
 from bayespal.model.draws import sample_dirichlet
 from bayespal.model.matching import match_prototypes
+from bayespal.model.pal import OrderedOutcome
 from bayespal.rng import keeps_global_rng
 
 CHUNK = 4096
@@ -92,8 +93,13 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     draws, weights = posterior.posterior_draws(num_samples * posterior.n_members, seed)
     logits = _comparison_logits(draws, weights, users, data, posterior)
     chains = draws.n_members
-    label = torch.as_tensor(data.label, device=logits.device, dtype=torch.float64)
-    bern = dist.Bernoulli(logits=logits.double())  # float64: no log-likelihood saturates to 0
+    level = np.rint(data.label * (data.levels - 1)).astype(np.int64)  # binary: the label
+    obs = torch.as_tensor(level, device=logits.device, dtype=torch.float64)
+    # float64: no log-likelihood saturates to 0
+    if draws.levels == 2:
+        answer = dist.Bernoulli(logits=logits.double())
+    else:
+        answer = OrderedOutcome(logits.double(), draws.cuts().double()[:, None, :])
     torch.manual_seed(posterior.seed if seed is None else seed)
 
     def chained(x: torch.Tensor) -> np.ndarray:
@@ -102,15 +108,17 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     site = {"prototypes": draws.prototypes, "sharpness": draws.sharpness}
     if draws.loadings is not None:
         site["loadings"] = draws.loadings
+    if draws.cutpoints is not None:
+        site["cutpoints"] = draws.cutpoints
     if posterior.k > 1:
         site["weights"] = weights
     cfg = posterior.model_config
     tree = arviz_base.from_dict(
         {
             "posterior": {name: chained(v) for name, v in site.items()},
-            "posterior_predictive": {"label": chained(bern.sample())},
-            "log_likelihood": {"label": chained(bern.log_prob(label))},
-            "observed_data": {"label": data.label.astype(np.int64)},
+            "posterior_predictive": {"label": chained(answer.sample().long())},
+            "log_likelihood": {"label": chained(answer.log_prob(obs))},
+            "observed_data": {"label": level},
             "constant_data": {
                 "user": users.astype(np.int64),
                 "item_a": data.item_a.astype(np.int64),
@@ -122,6 +130,7 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
         dims={
             "prototypes": ["prototype", "pref_dim"],
             "loadings": ["prototype", "pref_dim", "prompt_dim"],
+            "cutpoints": ["cutpoint"],
             "prompt": ["comparison"],
             "weights": ["user", "prototype"],
             "label": ["comparison"],
@@ -323,24 +332,28 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
     with torch.no_grad():
         torch.manual_seed(seed)
         new_users = sample_dirichlet(draws.concentration, (data.n_users,))  # (S, U, K)
-        probs = torch.sigmoid(_comparison_logits(draws, new_users, data.user, data, posterior))
-    probs = probs.cpu().numpy()
+        logits = _comparison_logits(draws, new_users, data.user, data, posterior)
+        # P(level >= j), j = 1..L-1 (binary: P(a preferred))
+        at_least = torch.sigmoid(logits.unsqueeze(-1) - draws.cuts()[:, None, :])
+    at_least = at_least.cpu().numpy()
     majority = posterior.predict_population_proba(data.item_a, data.item_b, items=data.items,
                                                   prompt=data.prompt, prompts=data.prompts,
                                                   seed=seed) > 0.5
     rng = np.random.default_rng(seed)
-    y_rep = rng.random(probs.shape) < probs
+    scale = data.levels - 1
+    score_rep = (rng.random(at_least.shape[:-1])[..., None] < at_least).sum(-1) / scale
     counts = np.bincount(data.user, minlength=data.n_users)
     member = sparse.csr_matrix((1 / counts[data.user], (np.arange(len(data)), data.user)),
                                shape=(len(data), data.n_users))  # per-user mean as a matmul
 
     def spread(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        agree = (labels == majority).astype(np.float64)  # (..., N)
+        # how far each answer is on the majority's side (a tie: half)
+        agree = np.where(majority, labels, 1 - labels).astype(np.float64)  # (..., N)
         per_user = np.asarray((member.T @ agree.T).T)  # (..., U)
         return per_user.std(-1), per_user
 
-    t_obs, agree_obs = spread(data.label == 1)
-    t_rep, _ = spread(y_rep)
+    t_obs, agree_obs = spread(data.label)
+    t_rep, _ = spread(score_rep)
     return xr.Dataset(
         {
             "observed": t_obs,

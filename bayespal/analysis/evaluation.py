@@ -86,7 +86,8 @@ def evaluate_fewshot(
     """
     rows = []
     if seen_test is not None:
-        p = fit.predict_proba(seen_test)
+        graded = fit.levels > 2  # score every level's probability
+        p = fit.predict_outcomes(seen_test) if graded else fit.predict_proba(seen_test)
         rows.append({"group": "seen", "n_shots": np.nan, "users": seen_test.n_users,
                      **_metrics(p, seen_test.label)})
     pool, rank, test = fewshot_split(unseen, n_test, seed)
@@ -98,8 +99,8 @@ def evaluate_fewshot(
         shot = pool.subset((rank < n) & np.isin(pool.user_ids[pool.user], eligible))
         held = test.subset(np.isin(test.user_ids[test.user], eligible))
         placed = place_users(fit, shot, method=method, seed=seed, **placement)
-        p = placed.predict_proba(held.user_ids[held.user], held.item_a, held.item_b,
-                                 held.prompt, rows=True)
+        predict = placed.predict_outcomes if fit.levels > 2 else placed.predict_proba
+        p = predict(held.user_ids[held.user], held.item_a, held.item_b, held.prompt, rows=True)
         rows.append({"group": "unseen", "n_shots": n, "users": len(eligible),
                      **_metrics(p, held.label)})
     table = pd.DataFrame(rows)

@@ -44,7 +44,13 @@ from bayespal.analysis.evaluation import SHOTS, evaluate_fewshot
 from bayespal.checks import check_int, fail
 from bayespal.data import EmbeddingTable, PreferenceData
 from bayespal.files import write_bytes_atomic
-from bayespal.metrics import accuracy, expected_calibration_error, log_loss
+from bayespal.metrics import (
+    accuracy,
+    expected_calibration_error,
+    expected_label,
+    log_loss,
+    tie_calibration,
+)
 from bayespal.rng import keeps_global_rng
 
 SECTIONS = ("kinds", "users", "prototypes", "calibration", "new-users")
@@ -337,10 +343,13 @@ def _calibration(fit, test: PreferenceData | None, numbers: dict) -> Section:
         s.paragraphs.append("No comparisons to score: pass test= (or --test) with held-out "
                             "comparisons to see the calibration.")
         return s
-    p = fit.predict_proba(data)
-    acc, ll = accuracy(p, data.label), log_loss(p, data.label)
+    q = fit.predict_outcomes(data) if fit.levels > 2 else fit.predict_proba(data)
+    p = expected_label(q)  # graded answers: the expected label, a tie counting half
+    acc, ll = accuracy(q, data.label), log_loss(q, data.label)
     ece = expected_calibration_error(p, data.label)
     numbers.update(accuracy=acc, log_loss=ll, ece=ece, calibration_on=where)
+    if fit.levels % 2 == 1:  # an odd scale has a middle level, a tie
+        numbers["tie_ece"] = tie_calibration(q, data.label)
     numbers["calibration_text"] = f"ECE {ece:.3f}, accuracy {acc:.3f} on {where}"
     if test is None:
         s.paragraphs.append("No held-out comparisons were given (test=), so the fit is scored "
@@ -349,7 +358,12 @@ def _calibration(fit, test: PreferenceData | None, numbers: dict) -> Section:
     s.paragraphs.append(
         f"On {len(data)} {where}: accuracy {acc:.3f}, log-loss {ll:.3f}, expected calibration "
         f"error (10 bins) {ece:.3f}. A calibrated fit's points lie on the diagonal: of the "
-        "comparisons it gives 70%, about 70% go its way.")
+        "comparisons it gives 70%, about 70% go its way."
+        + ("" if fit.levels == 2 else
+           f" The answers have {fit.levels} levels: the probability shown is the expected "
+           "label (a tie counts half), accuracy is over the comparisons that were not tied"
+           + (f", and the predicted probability of a tie has ECE {numbers['tie_ece']:.3f}"
+              if "tie_ece" in numbers else "") + "."))
     bins = np.minimum((p * 10).astype(int), 9)
     count = np.bincount(bins, minlength=10)
     keep = count > 0
@@ -448,15 +462,25 @@ def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int =
     if draws.has_item_effects:  # the training items' own effects (rows of the table)
         effects = draws.item_offsets(np.arange(len(table)))
         offset = effects[:, a] - effects[:, b]
-    prob = draws.probs(w.expand(draws.size, -1, -1), draws.features(table.embeddings[a]),
-                       draws.features(table.embeddings[b]), pc,
-                       offset=offset).mean(0).cpu().numpy()
-    label = (rng.random(user.size) < prob).astype(np.int64)
+    graded = draws.levels > 2
+    q = draws.probs(w.expand(draws.size, -1, -1), draws.features(table.embeddings[a]),
+                    draws.features(table.embeddings[b]), pc, offset=offset,
+                    outcomes=graded).mean(0).cpu().numpy()
+    if graded:  # each answer's level drawn from its levels' probabilities
+        level = (rng.random(user.size)[:, None] > q.cumsum(1)[:, :-1]).sum(1)
+        label, prob = level / (draws.levels - 1), expected_label(q)
+        below, above = q[:, : draws.levels // 2].sum(1), q[:, (draws.levels + 1) // 2:].sum(1)
+        bayes = float(np.maximum(below, above).sum() / (below + above).sum())
+    else:
+        prob = q
+        label = (rng.random(user.size) < prob).astype(np.int64)
+        bayes = float(np.maximum(prob, 1 - prob).mean())
     data = PreferenceData.from_arrays([f"simulated {u}" for u in user], table.ids[a],
-                                      table.ids[b], label, table.embeddings, table.ids, **extra)
+                                      table.ids[b], label, table.embeddings, table.ids, **extra,
+                                      levels=draws.levels)
     data.meta["true_prob"] = prob
     data.meta["true_weights"] = weights
-    return data, float(np.maximum(prob, 1 - prob).mean())
+    return data, bayes
 
 
 # ------------------------------------------------------------------------------ the report

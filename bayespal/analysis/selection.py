@@ -77,9 +77,14 @@ class KSelection:
 
 
 def _per_user_log_loss(prob: np.ndarray, data: PreferenceData) -> pd.Series:
-    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-6, 1 - 1e-6)
-    y = data.label
-    nll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    """Each user's mean log-loss of ``P(a)`` ``(n,)`` or of level probabilities ``(n, L)``."""
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 2:
+        level = np.rint(data.label * (p.shape[1] - 1)).astype(np.int64)
+        nll = -np.log(np.clip(p[np.arange(len(p)), level], 1e-6, 1))
+    else:
+        p, y = np.clip(p, 1e-6, 1 - 1e-6), data.label
+        nll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
     return pd.Series(nll).groupby(data.user_ids[data.user]).mean()
 
 
@@ -157,10 +162,13 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
         cand = fit(seen, model=replace(model_config, k=k),
                    train=replace(train_config, refit=False), ensemble=ensemble,
                    progress=progress)
-        seen_loss = _per_user_log_loss(cand.predict_proba(held), held)
+        graded = cand.levels > 2  # score every level's probability
+        seen_loss = _per_user_log_loss(
+            cand.predict_outcomes(held) if graded else cand.predict_proba(held), held)
         placed = place_users(cand, shot, seed=train_config.seed)
-        p = placed.predict_proba(scored.user_ids[scored.user], scored.item_a, scored.item_b,
-                                 scored.prompt, rows=True)
+        predict = placed.predict_outcomes if graded else placed.predict_proba
+        p = predict(scored.user_ids[scored.user], scored.item_a, scored.item_b, scored.prompt,
+                    rows=True)
         unseen_loss = _per_user_log_loss(p, scored)
         per_user[k] = (seen_loss, unseen_loss)
         if k == 1:  # does one reward model reproduce how much the seen users differ?

@@ -3,7 +3,8 @@
 Source: GroupLens, ml-latest-small (September 2018), research licence (no commercial
 use; redistribution under the same terms): 610 users, 9,742 movies, 100,836 ratings.
 Items are movies, as the text ``"Title (year): Genre, Genre"``. A comparison is two
-movies one user rated differently; the higher-rated one is preferred. Per user at most
+movies one user rated differently; the higher-rated one is preferred (with ``ties=True``
+also two movies rated the same, as a tie). Per user at most
 ``per_user`` comparisons are drawn (seeded), each movie pair once, in random order.
 """
 
@@ -48,7 +49,8 @@ def movie_texts(movies: pd.DataFrame) -> pd.Series:
 
 
 def movielens(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
-              per_user: int = 60, min_ratings: int = 20, seed: int = 0) -> MovieLensPreferences:
+              per_user: int = 60, min_ratings: int = 20, seed: int = 0,
+              ties: bool = False) -> MovieLensPreferences:
     """Comparisons from ``ratings.csv``; ``embed`` maps movie texts to ``(n, D)``. Users
     with fewer than ``min_ratings`` ratings are skipped.
 
@@ -64,6 +66,9 @@ def movielens(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
         Users with fewer ratings are skipped.
     seed:
         Seeds the pairs.
+    ties:
+        Keep pairs of movies a user rated the same, as ties: the data then have
+        ``levels=3`` (label 0.5: a tie). Default: only pairs rated differently.
     """
     folder = Path(folder)
     for name in ("ratings.csv", "movies.csv"):
@@ -81,11 +86,12 @@ def movielens(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
     user_ids = np.fromiter(starts.keys(), dtype=np.int64)
     sizes = np.array([len(starts[u]) for u in user_ids])
     firsts = np.array([starts[u][0] for u in user_ids])
-    draws = 4 * per_user  # oversample, then keep pairs with different ratings
+    draws = 4 * per_user  # oversample, then keep pairs with different ratings (or, with
+    # ties, any two different ratings of the user)
     i = rng.integers(0, sizes[:, None], (len(user_ids), draws)) + firsts[:, None]
     j = rng.integers(0, sizes[:, None], (len(user_ids), draws)) + firsts[:, None]
     r = ratings.rating.to_numpy()
-    ok = r[i] != r[j]
+    ok = (i != j) if ties else (r[i] != r[j])
     for row in range(len(user_ids)):  # at most per_user distinct pairs per user
         pairs = pd.DataFrame({"i": i[row][ok[row]], "j": j[row][ok[row]]})
         pairs = pairs.assign(lo=pairs.min(axis=1), hi=pairs.max(axis=1)).drop_duplicates(["lo", "hi"])
@@ -97,7 +103,7 @@ def movielens(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
     movie = ratings.movieId.to_numpy()
     used = np.unique(np.concatenate([movie[a_idx], movie[b_idx]]))
     items = embed(texts.loc[used].tolist())
-    label = (r[a_idx] > r[b_idx]).astype(int)
+    label = np.where(r[a_idx] == r[b_idx], 0.5, (r[a_idx] > r[b_idx]).astype(float))
     data = PreferenceData.from_arrays(np.concatenate(users), movie[a_idx], movie[b_idx], label,
-                                      items, item_ids=used)
+                                      items, item_ids=used, levels=3 if ties else 2)
     return MovieLensPreferences(data, texts.loc[used].tolist())

@@ -36,6 +36,14 @@ class SyntheticPreferences:
     true_item_effects:
         With ``item_effect_scale > 0``: each item's residual reward ``(M,)``, shared by every
         prototype and not a function of its embedding; else None.
+    true_cutpoints:
+        Graded answers (``cutpoints=``): the truth's cutpoints ``(L - 1,)``; else None.
+    true_outcome_probs:
+        Graded answers: each comparison's probability of every level ``(N, L)``;
+        ``true_prob`` is then the expected label (a tie counting half).
+    true_features:
+        The truth's features ``f*(x)`` of every item ``(M, pref_dim)`` (the embeddings a
+        perfect mapping would produce).
     """
 
     data: PreferenceData  # all comparisons
@@ -47,6 +55,9 @@ class SyntheticPreferences:
     true_rewards: np.ndarray  # (K, M) each prototype's reward r_k of every item
     true_sharpness: float
     true_item_effects: np.ndarray | None = None  # (M,) the items' residual rewards, if any
+    true_cutpoints: np.ndarray | None = None  # (L - 1,) graded answers' cutpoints
+    true_outcome_probs: np.ndarray | None = None  # (N, L) graded answers' level probabilities
+    true_features: np.ndarray | None = None  # (M, pref_dim) f*(x)
 
     def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray
                          ) -> np.ndarray:
@@ -71,15 +82,23 @@ class SyntheticPreferences:
         return self.data.subset(self.is_test)
 
     def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
-        """Expected accuracy of the Bayes-optimal predictor: ``mean(max(p, 1 - p))``.
+        """Expected accuracy of the Bayes-optimal predictor: ``mean(max(p, 1 - p))``; for
+        graded answers, on the decided (not tied) comparisons as ``metrics.accuracy``
+        scores it: the expected number right over the expected number decided.
 
         Parameters
         ----------
         mask:
             Comparisons to score (default: all).
         """
-        p = self.true_prob if mask is None else self.true_prob[mask]
-        return float(np.maximum(p, 1 - p).mean())
+        mask = slice(None) if mask is None else mask
+        if self.true_outcome_probs is None:
+            p = self.true_prob[mask]
+            return float(np.maximum(p, 1 - p).mean())
+        q = self.true_outcome_probs[mask]
+        n_levels = q.shape[1]
+        below, above = q[:, : n_levels // 2].sum(1), q[:, (n_levels + 1) // 2:].sum(1)
+        return float(np.maximum(below, above).sum() / (below + above).sum())
 
 
 def synthetic(
@@ -95,6 +114,7 @@ def synthetic(
     sharpness: float = 3.0,
     nonlinearity: float = 1.5,
     item_effect_scale: float = 0.0,
+    cutpoints=None,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """Generate PAL-A data with known truth.
@@ -121,6 +141,10 @@ def synthetic(
     item_effect_scale:
         Sd of a residual reward per item, shared by every prototype, that the embedding
         does not determine (``bayespal.ModelConfig.item_effects`` models it); 0: none.
+    cutpoints:
+        Graded answers: the truth's increasing cutpoints ``c`` of the logit, symmetric
+        about 0 (``(-t, t)``: ties, the Rao-Kupper model); answers then have
+        ``len(c) + 1`` levels, ``P(level >= j) = sigmoid(logit - c_{j-1})``. None: binary.
     seed:
         Seeds everything.
     """
@@ -133,7 +157,7 @@ def synthetic(
     f = np.tanh(x @ a_map)  # (M, d), nonlinear in x
     prototypes = rng.normal(size=(k, pref_dim))
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
-                  mixture_concentration, sharpness, item_effect_scale)
+                  mixture_concentration, sharpness, item_effect_scale, cutpoints)
 
 
 def synthetic_deep(
@@ -149,6 +173,7 @@ def synthetic_deep(
     mixture_concentration: float = 1.0,
     sharpness: float = 3.0,
     item_effect_scale: float = 0.0,
+    cutpoints=None,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """PAL-A data with known truth from a *different* family than ``synthetic``: items
@@ -163,7 +188,7 @@ def synthetic_deep(
         Users, prototypes and comparisons per user (train, test).
     n_items, embed_dim, hidden, pref_dim:
         Items, embedding width, the true map's hidden width, the truth's preference dimension.
-    partition_fraction, mixture_concentration, sharpness, item_effect_scale:
+    partition_fraction, mixture_concentration, sharpness, item_effect_scale, cutpoints:
         As for synthetic.
     seed:
         Seeds everything.
@@ -178,13 +203,13 @@ def synthetic_deep(
     f = (f - f.mean(0)) / f.std(0) * 0.5  # (M, d): each coordinate RMS 0.5
     prototypes = rng.normal(size=(k, pref_dim)) * 0.5
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
-                  mixture_concentration, sharpness, item_effect_scale)
+                  mixture_concentration, sharpness, item_effect_scale, cutpoints)
 
 
 def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,
            n_users: int, n_train: int, n_test: int, partition_fraction: float,
            mixture_concentration: float, sharpness: float,
-           item_effect_scale: float = 0.0) -> SyntheticPreferences:
+           item_effect_scale: float = 0.0, cutpoints=None) -> SyntheticPreferences:
     """Users, pairs and PAL-A labels for items ``x`` with true features ``f (M, d)`` (and,
     with ``item_effect_scale > 0``, a residual reward per item)."""
     if not item_effect_scale >= 0:
@@ -198,12 +223,34 @@ def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: n
         effects = rng.normal(size=len(x)) * item_effect_scale
         rewards = rewards + effects
     logit = sharpness * ((weights[user] * (rewards[:, a] - rewards[:, b]).T).sum(1))
-    p = 1 / (1 + np.exp(-logit))
-    label = (rng.random(user.size) < p).astype(np.int64)
+    cuts, outcome = _cutpoints(cutpoints), None
+    if cuts is None:
+        p = 1 / (1 + np.exp(-logit))
+        label = (rng.random(user.size) < p).astype(np.int64)
+    else:  # an ordered logistic of the logit: P(level >= j) = sigmoid(logit - c_{j-1})
+        at_least = 1 / (1 + np.exp(-(logit[:, None] - cuts)))
+        outcome = -np.diff(np.column_stack([np.ones(len(logit)), at_least,
+                                            np.zeros(len(logit))]), axis=1)
+        level = (rng.random(user.size)[:, None] < at_least).sum(1)
+        label = level / len(cuts)
+        p = outcome @ np.linspace(0, 1, len(cuts) + 1)
     data = PreferenceData.from_arrays(user, a, b, label, x.astype(np.float32),
-                                      user_ids=np.arange(n_users))
+                                      user_ids=np.arange(n_users),
+                                      levels=2 if cuts is None else len(cuts) + 1)
     return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
-                                float(sharpness), effects)
+                                float(sharpness), effects, cuts, outcome, f)
+
+
+def _cutpoints(cutpoints) -> np.ndarray | None:
+    """The truth's cutpoints, checked: increasing and symmetric about 0."""
+    if cutpoints is None:
+        return None
+    c = np.asarray(cutpoints, dtype=np.float64).reshape(-1)
+    if (len(c) < 2 or not np.isfinite(c).all() or (np.diff(c) <= 0).any()
+            or not np.allclose(c, -c[::-1])):
+        raise ValueError(f"cutpoints: got {c.tolist()!r}; expected at least two increasing "
+                         "cutpoints symmetric about 0, e.g. (-0.8, 0.8) for ties")
+    return c
 
 
 def _check(**values) -> None:
@@ -333,4 +380,4 @@ def synthetic_prompted(
         prompt=prompt, prompts=c.astype(np.float32),
     )
     return PromptedSyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
-                                        float(sharpness), loadings)
+                                        float(sharpness), true_loadings=loadings)

@@ -2,8 +2,9 @@
 weights.
 
 SVI: mean-field Normal prototypes (and PAL-B loadings, and item effects), LogNormal
-sharpness and a Dirichlet per user. MAP (the reference PAL's estimator): point masses everywhere. The
-maps ``f`` and ``phi`` are point estimates in both (they live in the model).
+sharpness (and cutpoint gaps of graded answers) and a Dirichlet per user. MAP (the
+reference PAL's estimator): point masses everywhere. The maps ``f`` and ``phi`` are point
+estimates in both (they live in the model).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from scipy import stats
 from torch import nn
 
 from bayespal.model import Batch, ModelConfig, PALModel, PopulationDraws
-from bayespal.model.pal import SafeDirichlet
+from bayespal.model.likelihood import cutpoint_count, cutpoints
+from bayespal.model.pal import CUTPOINT_PRIOR, SafeDirichlet
 
 POPULATION_MODES = ("draws", "mean")
 
@@ -65,6 +67,10 @@ class PALGuide(nn.Module):
         self.prototypes_raw_scale = nn.Parameter(torch.full((k, d), _inv_softplus(0.05)))
         self.sharpness_loc = nn.Parameter(torch.tensor(float(config.sharpness_loc)))
         self.sharpness_raw_scale = nn.Parameter(torch.tensor(_inv_softplus(0.05)))
+        if config.levels > 2:
+            h = cutpoint_count(config.levels)
+            self.cutpoint_gaps_loc = nn.Parameter(torch.full((h,), CUTPOINT_PRIOR[0]))
+            self.cutpoint_gaps_raw_scale = nn.Parameter(torch.full((h,), _inv_softplus(0.05)))
         if config.prompted:
             shape = (k, d, config.prompt_dim)
             self.loadings_loc = nn.Parameter(0.01 * torch.randn(*shape, generator=generator))
@@ -96,6 +102,13 @@ class PALGuide(nn.Module):
         if self.point:
             return dist.Delta(self.sharpness_loc.exp())
         return dist.LogNormal(self.sharpness_loc, F.softplus(self.sharpness_raw_scale))
+
+    def cutpoint_gaps_dist(self) -> dist.Distribution:
+        """``q`` of the cutpoint gaps of graded answers ``(H,)`` (MAP: a point mass)."""
+        if self.point:
+            return dist.Delta(self.cutpoint_gaps_loc.exp(), event_dim=1)
+        return dist.LogNormal(self.cutpoint_gaps_loc,
+                              F.softplus(self.cutpoint_gaps_raw_scale)).to_event(1)
 
     def item_effects_dist(self) -> dist.Distribution:
         """``q`` of the item effects ``(M,)`` (mean-field Normal)."""
@@ -132,6 +145,8 @@ class PALGuide(nn.Module):
         pyro.sample("sharpness", self.sharpness_dist())
         if self.config.item_effects:
             pyro.sample("item_effects", self.item_effects_dist())
+        if self.config.levels > 2:
+            pyro.sample("cutpoint_gaps", self.cutpoint_gaps_dist())
         if self.config.k == 1:
             return
         if batch.user_scale is None:
@@ -169,6 +184,10 @@ class PALGuide(nn.Module):
                      else self.sharpness_loc.exp()).reshape(1)
             loadings = self.loadings_loc[None] if self.config.prompted else None
             effects = self.item_effects_loc[None] if self.config.item_effects else None
+            gaps = None
+            if self.config.levels > 2:
+                gaps = (self.cutpoint_gaps_dist().mean if not self.point
+                        else self.cutpoint_gaps_loc.exp())[None]
         else:
             shape = torch.Size([num_samples])
             protos = self.prototypes_dist().sample(shape)
@@ -176,7 +195,10 @@ class PALGuide(nn.Module):
             loadings = self.loadings_dist().sample(shape) if self.config.prompted else None
             effects = (self.item_effects_dist().sample(shape) if self.config.item_effects
                        else None)
+            gaps = (self.cutpoint_gaps_dist().sample(shape) if self.config.levels > 2
+                    else None)
         n = len(sharp)
+        cuts = None if gaps is None else cutpoints(gaps, self.config.levels)
         scale = model.item_effect_scale
         return PopulationDraws(
             prototypes=protos.detach(), sharpness=sharp.detach(),
@@ -187,7 +209,8 @@ class PALGuide(nn.Module):
             prompt_maps=(model.prompt_map,) if self.config.prompted else None,
             metric=self.config.metric, loadings=None if loadings is None else loadings.detach(),
             item_effects=None if effects is None else effects.detach(),
-            item_effect_scale=None if scale is None else scale.detach().expand(n).clone())
+            item_effect_scale=None if scale is None else scale.detach().expand(n).clone(),
+            cutpoints=None if cuts is None else cuts.detach())
 
     @torch.no_grad()
     def weight_draws(self, num_samples: int, users: torch.Tensor | None = None) -> torch.Tensor:

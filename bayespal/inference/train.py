@@ -24,7 +24,7 @@ from bayespal.inference.callbacks import check_callbacks
 from bayespal.inference.config import TrainConfig
 from bayespal.inference.guides import PALGuide
 from bayespal.inference.trainer import DeviceData, Trainer, _json_safe, data_fingerprint
-from bayespal.metrics import log_loss
+from bayespal.metrics import expected_label, log_loss
 from bayespal.model import ModelConfig, PALModel
 
 VALIDATION_DRAWS = 32  # posterior draws per validation of held-out comparisons
@@ -92,9 +92,10 @@ def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: in
 def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
                   data: PreferenceData, num_samples: int,
                   items: EmbeddingTable | None = None) -> np.ndarray:
-    """The posterior predictive ``P(a preferred)`` of ``data``'s comparisons under the
-    training state (users matched by id to ``user_ids``; unknown users get the population
-    average): what validation and the collapse check score.
+    """The posterior predictive ``P(a preferred)`` ``(n,)`` of ``data``'s comparisons under
+    the training state (graded answers: every level's probability, ``(n, L)``; users matched
+    by id to ``user_ids``; unknown users get the population average): what validation and
+    the collapse check score.
 
     Parameters
     ----------
@@ -122,7 +123,7 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
         rows_a = items.match(data.item_ids[data.item_a], emb_a)
         rows_b = items.match(data.item_ids[data.item_b], emb_b)
     p = draws.predict(lambda pos: guide.weight_draws(draws.size, pos), users, emb_a, emb_b,
-                      emb_c, rows_a=rows_a, rows_b=rows_b)
+                      emb_c, rows_a=rows_a, rows_b=rows_b, outcomes=draws.levels > 2)
     return p.mean(0).cpu().numpy()
 
 
@@ -165,6 +166,11 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         if validation.embed_dim != data.embed_dim:
             raise ValueError(f"validation: got items of {validation.embed_dim} dims; expected "
                              f"{data.embed_dim}, the training items' dimension")
+    for name, d in (("data", data), ("validation", validation)):
+        if d is not None and d.levels != model_config.levels:
+            raise ValueError(f"{name}: got answers on {d.levels} levels with levels="
+                             f"{model_config.levels}; expected the model's scale to be the "
+                             "data's (bayespal.fit takes it from the data)")
     if model_config.prompted and data.prompts is None:
         raise ValueError(f"data: got comparisons without prompts and prompt_dim="
                          f"{model_config.prompt_dim}; expected prompts (PreferenceData "
@@ -277,7 +283,7 @@ def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         p = heldout_probs(state.model, state.guide, data.user_ids, sub, 16, data.item_table)
-    spread = float(np.abs(p - 0.5).mean())
+    spread = float(np.abs(expected_label(p) - 0.5).mean())
     loss = log_loss(p, sub.label)
     beta = state.guide.sharpness_moments()[0]
     z = (math.log(max(beta, 1e-300)) - config.sharpness_loc) / config.sharpness_scale
@@ -287,10 +293,11 @@ def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig,
             f"median {math.exp(config.sharpness_loc):.3g}: the optimiser diverged and the "
             f"mapping absorbed the scale; the fit collapsed: try a smaller lr (got {lr:g})",
             RuntimeWarning, stacklevel=4)
-    elif spread < 0.02 or loss > math.log(2) - 0.005:
+    elif spread < 0.02 or loss > math.log(data.levels) - 0.005:
         warnings.warn(
             f"fit: predictions on training comparisons are no better than a coin (mean "
-            f"|p - 1/2| {spread:.3f}, log-loss {loss:.4f} vs log 2 = {math.log(2):.4f}; "
+            f"|p - 1/2| {spread:.3f}, log-loss {loss:.4f} vs log {data.levels} = "
+            f"{math.log(data.levels):.4f}; "
             f"sharpness {beta:.3g}, final loss {state.loss_history[-1]:.4f} per comparison): "
             "the fit collapsed or found no signal; try a smaller "
             f"lr (got {lr:g}) or check the data", RuntimeWarning, stacklevel=4)

@@ -66,6 +66,12 @@ class ModelConfig:
         much everyone likes an item that its embedding does not explain. Items not in the
         training table draw theirs from the prior, so their predictions carry that
         uncertainty. SVI and the distance metric only (off by default).
+    levels:
+        How many ordered outcomes a comparison's answer has: 2 (default) is "a or b", 3
+        adds a tie ("equal") in the middle, more grade how strongly one item is preferred.
+        The answer is an ordered logistic model of the PAL logit with symmetric cutpoints
+        whose gaps have a ``LogNormal(0, 1)`` prior and are inferred with the rest
+        (``bayespal.model.likelihood``). ``bayespal.fit`` takes it from the data.
     """
 
     k: int = 3
@@ -81,6 +87,7 @@ class ModelConfig:
     metric: str = "distance"
     position_bias: bool = False
     item_effects: bool = False
+    levels: int = 2
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -109,6 +116,7 @@ class ModelConfig:
             raise fail("position_bias", True, "False with metric='cosine' (a position term is "
                        "added to the logit, which the cosine score normalises)")
         put("item_effects", _flag("item_effects", self.item_effects))
+        put("levels", check_int("levels", self.levels, minimum=2))
         if self.item_effects and self.metric == "cosine":
             raise fail("item_effects", True, "False with metric='cosine' (item effects are "
                        "rewards, which the cosine score does not have)")

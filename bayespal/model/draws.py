@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from bayespal.model.likelihood import (
+    expected_score,
     mixture_logits,
     mixture_rewards,
+    outcome_probs,
     pair_terms,
     point_rewards,
     reward_gap,
@@ -68,6 +70,9 @@ class PopulationDraws:
     item_effect_scale:
         ``(P,)``: the effects' prior scale ``tau``, from which an item not in the training
         table draws its effect; None without item effects.
+    cutpoints:
+        ``(P, L - 1)``: each draw's cutpoints of graded answers (``L > 2`` levels:
+        ties, strength); None for binary answers (one cutpoint 0).
     """
 
     prototypes: torch.Tensor
@@ -81,6 +86,7 @@ class PopulationDraws:
     loadings: torch.Tensor | None = None
     item_effects: torch.Tensor | None = None
     item_effect_scale: torch.Tensor | None = None
+    cutpoints: torch.Tensor | None = None
 
     @classmethod
     def pool(cls, parts: Sequence[PopulationDraws]) -> PopulationDraws:
@@ -100,7 +106,8 @@ class PopulationDraws:
         return cls(cat("prototypes"), cat("sharpness"), cat("concentration"),
                    cat("position_bias"), torch.cat(member), tuple(maps),
                    tuple(pmaps) if first.prompt_maps is not None else None, first.metric,
-                   cat("loadings"), cat("item_effects"), cat("item_effect_scale"))
+                   cat("loadings"), cat("item_effects"), cat("item_effect_scale"),
+                   cat("cutpoints"))
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -129,6 +136,17 @@ class PopulationDraws:
     def has_item_effects(self) -> bool:
         return self.item_effects is not None
 
+    @property
+    def levels(self) -> int:
+        """How many ordered outcomes an answer has (2: binary)."""
+        return 2 if self.cutpoints is None else self.cutpoints.shape[-1] + 1
+
+    def cuts(self) -> torch.Tensor:
+        """Each draw's cutpoints ``(P, L - 1)`` (binary: zeros ``(P, 1)``)."""
+        if self.cutpoints is None:
+            return self.sharpness.new_zeros(self.size, 1)
+        return self.cutpoints
+
     def _map(self, fn) -> PopulationDraws:
         """The draws with ``fn`` applied to every per-draw tensor (the maps are kept)."""
         def opt(t):
@@ -138,7 +156,8 @@ class PopulationDraws:
                        concentration=fn(self.concentration),
                        position_bias=fn(self.position_bias), member=fn(self.member),
                        loadings=opt(self.loadings), item_effects=opt(self.item_effects),
-                       item_effect_scale=opt(self.item_effect_scale))
+                       item_effect_scale=opt(self.item_effect_scale),
+                       cutpoints=opt(self.cutpoints))
 
     def subset(self, rows: torch.Tensor | slice) -> PopulationDraws:
         """Some of the draws (the maps are kept whole).
@@ -274,9 +293,11 @@ class PopulationDraws:
 
     def probs(self, weights: torch.Tensor | None, fa: torch.Tensor, fb: torch.Tensor,
               pc: torch.Tensor | None = None, known: torch.Tensor | None = None,
-              generator: torch.Generator | None = None, offset: torch.Tensor | None = None
-              ) -> torch.Tensor:
-        """Per-draw ``P(a preferred over b)`` of comparisons, ``(P, n)``.
+              generator: torch.Generator | None = None, offset: torch.Tensor | None = None,
+              outcomes: bool = False) -> torch.Tensor:
+        """Per-draw ``P(a preferred over b)`` of comparisons, ``(P, n)``: for graded answers
+        the expected label (``likelihood.expected_score``, a tie counting half); with
+        ``outcomes`` the probability of every level instead, ``(P, n, L)``.
 
         Parameters
         ----------
@@ -293,26 +314,39 @@ class PopulationDraws:
             For those population draws of ``w``.
         offset:
             As for ``terms``.
+        outcomes:
+            Return each level's probability (level 0: b preferred most strongly).
         """
         diff, gram = self.terms(fa, fb, pc, offset)
         n = diff.shape[-2]
+
+        def score(logits: torch.Tensor) -> torch.Tensor:  # logits (P, ..., n)
+            if not outcomes and self.cutpoints is None:
+                return torch.sigmoid(logits)
+            cuts = self.cuts().reshape(self.size, *([1] * (logits.dim() - 1)), -1)
+            return outcome_probs(logits, cuts) if outcomes else expected_score(logits, cuts)
+
         if weights is not None:
             weights = weights.expand(diff.shape[0], -1, -1)  # MAP: one draw of everything
-        probs = None if weights is None else torch.sigmoid(mixture_logits(weights, diff, gram))
+        probs = None if weights is None else score(mixture_logits(weights, diff, gram))
         if known is None:
             known = torch.full((n,), weights is not None, device=diff.device)
         if bool(known.all()):
             return probs
         w0 = sample_dirichlet(self.concentration, (UNKNOWN_USER_DRAWS, n), generator)
-        pop = torch.sigmoid(mixture_logits(w0, diff.unsqueeze(1),
-                                           None if gram is None else gram.unsqueeze(1))).mean(1)
-        return pop if probs is None else torch.where(known, probs, pop)
+        pop = score(mixture_logits(w0, diff.unsqueeze(1),
+                                   None if gram is None else gram.unsqueeze(1))).mean(1)
+        if probs is None:
+            return pop
+        return torch.where(known[:, None] if outcomes else known, probs, pop)
 
     @torch.no_grad()
     def predict(self, weight_draws, users: np.ndarray, emb_a, emb_b, emb_c=None,
-                chunk: int = 4096, rows_a=None, rows_b=None) -> torch.Tensor:
-        """Per-draw ``P(a preferred over b)`` ``(P, n)`` of comparisons given by embeddings,
-        in chunks of ``chunk`` comparisons.
+                chunk: int = 4096, rows_a=None, rows_b=None, outcomes: bool = False
+                ) -> torch.Tensor:
+        """Per-draw ``P(a preferred over b)`` ``(P, n)`` of comparisons given by embeddings
+        (graded answers: the expected label; ``outcomes``: every level's probability, ``(P,
+        n, L)``, see ``probs``), in chunks of ``chunk`` comparisons.
 
         Parameters
         ----------
@@ -330,6 +364,8 @@ class PopulationDraws:
         rows_a, rows_b:
             With item effects: the items' rows in the training table (-1 for other items;
             see ``item_offsets``).
+        outcomes:
+            Every level's probability instead of the expected label.
         """
         out = []
         for s in range(0, len(users), chunk):
@@ -343,10 +379,11 @@ class PopulationDraws:
             pc = None if emb_c is None else self.prompt_features(emb_c[sl])
             offset = self.pair_offsets(None if rows_a is None else rows_a[sl],
                                        None if rows_b is None else rows_b[sl])
-            out.append(self.probs(w, fa, fb, pc, known, offset=offset))
+            out.append(self.probs(w, fa, fb, pc, known, offset=offset, outcomes=outcomes))
         if not out:
-            return torch.zeros(self.size, 0, device=self.device)
-        return torch.cat(out, -1)
+            tail = (self.levels,) if outcomes else ()
+            return torch.zeros(self.size, 0, *tail, device=self.device)
+        return torch.cat(out, 1)
 
     def rewards(self, features: torch.Tensor, pc: torch.Tensor | None = None,
                 rows=None) -> torch.Tensor:

@@ -256,3 +256,133 @@ def mixture_rewards(weights: torch.Tensor, prototypes: torch.Tensor, features: t
         return (F.normalize(z, dim=-1) @ F.normalize(features, dim=-1).transpose(-1, -2))[..., 0, :]
     r = rewards(z, features)[..., 0, :]
     return r if effects is None else r + effects
+
+
+# -- what is observed of a comparison: its outcome on an ordered scale ------------------
+#
+# A comparison's answer is one of ``L`` ordered levels, ``0`` (b preferred, most strongly)
+# to ``L - 1`` (a preferred, most strongly): ``L = 2`` is the binary choice, ``L = 3`` adds
+# a tie in the middle, larger ``L`` grade how strongly. The levels are an ordered logistic
+# model of the logit ``l``: ``P(level >= j) = sigmoid(l - c_{j-1})`` with cutpoints
+# ``c_0 < ... < c_{L-2}``, symmetric about 0 (swapping a and b mirrors the scale; a
+# preference for the first item shown is the position term's job). Binary: ``c = (0,)``,
+# ``P(a) = sigmoid(l)``. Ties: ``c = (-t, t)``, the Rao-Kupper model. A label is the level
+# divided by ``L - 1``, in ``[0, 1]``, so 1 means "a preferred" and 0.5 "a tie" on every
+# scale, and the expected label (``expected_score``, a tie counting half) is ``P(a)`` for
+# binary answers.
+
+
+def cutpoint_count(levels: int) -> int:
+    """How many free cutpoint gaps a symmetric scale of ``levels`` outcomes has."""
+    return (levels - 1) // 2
+
+
+def cutpoints(gaps: torch.Tensor | None, levels: int) -> torch.Tensor:
+    """The symmetric cutpoints ``(..., L - 1)`` from positive gaps ``(..., H)``,
+    ``H = cutpoint_count(L)``: the positive cutpoints are ``cumsum(gaps)`` (with a middle
+    cutpoint 0 when ``L`` is even).
+
+    Parameters
+    ----------
+    gaps:
+        ``(..., H)`` positive gaps; None for binary answers (``L = 2``: one cutpoint 0).
+    levels:
+        The number of outcomes ``L >= 2``.
+    """
+    if gaps is None:
+        if levels != 2:
+            raise ValueError(f"gaps: got None with levels={levels}; expected "
+                             f"{cutpoint_count(levels)} cutpoint gaps")
+        return torch.zeros(1)
+    upper = gaps.cumsum(-1)
+    middle = [torch.zeros_like(upper[..., :1])] if levels % 2 == 0 else []
+    return torch.cat([-upper.flip(-1), *middle, upper], -1)
+
+
+def outcome_bounds(level: torch.Tensor, cuts: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cutpoints ``(lo, hi)`` around each observed level, ``-inf``/``+inf`` at the ends
+    of the scale; a level of ``-1`` (padding: no answer) gets ``(-inf, +inf)``, whose
+    probability is 1.
+
+    Parameters
+    ----------
+    level:
+        ``(..., n)`` observed levels ``0 .. L-1`` (long), ``-1`` for padding.
+    cuts:
+        ``(..., L - 1)`` cutpoints broadcastable with ``level``'s leading dims.
+    """
+    inf = torch.full_like(cuts[..., :1], float("inf"))
+    ext = torch.cat([-inf, cuts, inf], -1)  # (..., L + 1)
+    n_levels = cuts.shape[-1] + 1
+    pad = level < 0
+    lo_idx = torch.where(pad, 0, level)
+    hi_idx = torch.where(pad, n_levels, level + 1)
+    shape = torch.broadcast_shapes(ext.shape[:-1], level.shape[:-1])
+    ext = ext.expand(*shape, ext.shape[-1])
+    return (ext.gather(-1, lo_idx.expand(*shape, level.shape[-1])),
+            ext.gather(-1, hi_idx.expand(*shape, level.shape[-1])))
+
+
+def outcome_log_prob(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """``log P(observed level | logit)`` = ``log(sigmoid(hi - l) - sigmoid(lo - l))``,
+    computed without cancellation as ``log sigmoid(hi - l) + log sigmoid(l - lo) +
+    log(1 - exp(lo - hi))``.
+
+    Parameters
+    ----------
+    logits:
+        ``(...)`` the comparisons' logits.
+    lo, hi:
+        ``(...)`` from ``outcome_bounds``.
+    """
+    gap = torch.log(-torch.expm1(lo - hi))
+    return F.logsigmoid(hi - logits) + F.logsigmoid(logits - lo) + gap
+
+
+def outcome_slopes(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first derivative of ``outcome_log_prob`` in the logit and minus its second
+    (``>= 0``: the ordered logistic is log-concave in ``l``).
+
+    Parameters
+    ----------
+    logits, lo, hi:
+        As for ``outcome_log_prob``.
+    """
+    below, above = torch.sigmoid(lo - logits), torch.sigmoid(logits - hi)
+    return below - above, below * (1 - below) + above * (1 - above)
+
+
+def outcome_probs(logits: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
+    """``P(level = j)`` ``(..., L)`` of comparisons with logits ``(...)``.
+
+    Parameters
+    ----------
+    logits:
+        ``(...)``.
+    cuts:
+        ``(L - 1,)`` or ``(..., L - 1)`` broadcastable with ``logits``.
+    """
+    at_least = torch.sigmoid(logits.unsqueeze(-1) - cuts)  # P(level >= j), j = 1..L-1
+    one = torch.ones_like(at_least[..., :1])
+    upper = torch.cat([one, at_least], -1)
+    lower = torch.cat([at_least, torch.zeros_like(one)], -1)
+    return (upper - lower).clamp_min(0)
+
+
+def expected_score(logits: torch.Tensor, cuts: torch.Tensor | None = None) -> torch.Tensor:
+    """The expected label ``E[level / (L - 1)]`` (a tie counts half): the mean over the
+    cutpoints of ``sigmoid(l - c)``; ``P(a preferred)`` for binary answers (``cuts``
+    None).
+
+    Parameters
+    ----------
+    logits:
+        ``(...)``.
+    cuts:
+        ``(L - 1,)`` or ``(..., L - 1)``; None: binary.
+    """
+    if cuts is None:
+        return torch.sigmoid(logits)
+    return torch.sigmoid(logits.unsqueeze(-1) - cuts).mean(-1)

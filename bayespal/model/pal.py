@@ -13,6 +13,9 @@
     z_i     = sum_k w_ik g_k             ideal point
     logit_n = beta * (||f(x_b) - z_u||^2 - ||f(x_a) - z_u||^2 + e_a - e_b)   (+ position term)
     y_n     ~ Bernoulli(logits=logit_n)  y = 1: item a preferred
+    graded answers (levels L > 2: ties, strength): gaps t_h ~ LogNormal(0, 1), h = 1..(L-1)//2,
+            symmetric cutpoints c = (-cumsum(t) reversed, [0 if L even], cumsum(t)),
+            level_n ~ OrderedOutcome(logit_n, c)  P(level >= j) = sigmoid(logit_n - c_{j-1})
 
 The logit is computed by ``bayespal.model.likelihood`` (the only place it is written).
 ``alpha`` is fixed (``concentration``, a float) or learned by empirical Bayes (``None``): a
@@ -27,7 +30,8 @@ the comparison subsample scaled by ``N/B`` the estimate is unbiased for the full
 only the users in the batch. With ``Batch.user_scale=None`` the model is the plain
 generative model: one ``w_i`` per user, all users, for Predictive, NUTS and the exact
 full-data ELBO. Sites: ``prototypes``, ``loadings`` (PAL-B), ``sharpness``,
-``item_effects`` (with ``ModelConfig.item_effects``), ``weights`` (K > 1), ``label``.
+``item_effects`` (with ``ModelConfig.item_effects``), ``cutpoint_gaps`` (levels > 2),
+``weights`` (K > 1), ``label`` (the label, binary; the level ``label * (L - 1)``, graded).
 """
 
 from __future__ import annotations
@@ -42,11 +46,20 @@ from pyro import poutine
 from torch import nn
 
 from bayespal.model.config import ModelConfig
-from bayespal.model.likelihood import mixture_logits, pair_terms
+from bayespal.model.likelihood import (
+    cutpoint_count,
+    cutpoints,
+    mixture_logits,
+    outcome_bounds,
+    outcome_log_prob,
+    outcome_probs,
+    pair_terms,
+)
 from bayespal.model.nets import Mapping
 
 ITEM_EFFECT_SCALE = 0.3  # the item effects' prior scale tau where its fit starts
 WEIGHT_FLOOR = 1e-20  # where SafeDirichlet's log-density stops following a weight to 0
+CUTPOINT_PRIOR = (0.0, 1.0)  # graded answers: each cutpoint gap ~ LogNormal(loc, scale)
 
 
 class SafeDirichlet(dist.Dirichlet):
@@ -60,6 +73,45 @@ class SafeDirichlet(dist.Dirichlet):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return super().log_prob(value.clamp_min(WEIGHT_FLOOR))
+
+
+class OrderedOutcome(dist.TorchDistribution):
+    """The level ``0 .. L-1`` of a graded comparison: an ordered logistic of the logit with
+    cutpoints ``(..., L - 1)`` (``bayespal.model.likelihood``; stable where the logit is
+    large, unlike a difference of probabilities).
+
+    Parameters
+    ----------
+    logits:
+        ``(...)`` the comparisons' logits.
+    cuts:
+        ``(L - 1,)`` or ``(..., L - 1)`` cutpoints broadcastable with ``logits``.
+    """
+
+    arg_constraints = {"logits": dist.constraints.real}
+    has_enumerate_support = False
+
+    def __init__(self, logits: torch.Tensor, cuts: torch.Tensor, validate_args=None) -> None:
+        self.logits = logits
+        self.cuts = cuts.expand(*logits.shape, cuts.shape[-1])
+        super().__init__(logits.shape, validate_args=validate_args)
+
+    @property
+    def support(self) -> dist.constraints.Constraint:
+        return dist.constraints.integer_interval(0, self.cuts.shape[-1])
+
+    def expand(self, batch_shape, _instance=None) -> OrderedOutcome:
+        batch_shape = torch.Size(batch_shape)
+        return OrderedOutcome(self.logits.expand(batch_shape),
+                              self.cuts.expand(*batch_shape, self.cuts.shape[-1]))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        lo, hi = outcome_bounds(value.round().long().unsqueeze(-1), self.cuts)
+        return outcome_log_prob(self.logits, lo[..., 0], hi[..., 0])
+
+    def sample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
+        probs = outcome_probs(self.logits, self.cuts)
+        return dist.Categorical(probs=probs).sample(sample_shape).float()
 
 
 @dataclass
@@ -185,6 +237,13 @@ class PALModel(nn.Module):
             effects = pyro.sample("item_effects", dist.Normal(z, self.item_effect_scale)
                                   .expand([self.n_items]).to_event(1))
             offset = effects[..., batch.item_a] - effects[..., batch.item_b]
+        cuts = None
+        if cfg.levels > 2:
+            h = cutpoint_count(cfg.levels)
+            gaps = pyro.sample("cutpoint_gaps", dist.LogNormal(z + CUTPOINT_PRIOR[0],
+                                                               z + CUTPOINT_PRIOR[1])
+                               .expand([h]).to_event(1))
+            cuts = cutpoints(gaps, cfg.levels)
         weights = self._weights(batch)
         diff, gram = pair_terms(prototypes, sharpness, self.mapping(batch.items[batch.item_a]),
                                 self.mapping(batch.items[batch.item_b]), loadings=loadings,
@@ -192,7 +251,11 @@ class PALModel(nn.Module):
                                 offset=offset)
         logits = mixture_logits(weights, diff, gram)
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
-            pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
+            if cuts is None:
+                pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
+            else:
+                level = None if batch.label is None else batch.label * (cfg.levels - 1)
+                pyro.sample("label", OrderedOutcome(logits, cuts.unsqueeze(-2)), obs=level)
         return logits
 
     def _weights(self, batch: Batch) -> torch.Tensor:

@@ -101,6 +101,11 @@ class Posterior(ABC):
         return self.model_config.k
 
     @property
+    def levels(self) -> int:
+        """How many ordered outcomes an answer has (2: binary; 3: with ties)."""
+        return self.model_config.levels
+
+    @property
     def item_ids(self) -> np.ndarray:
         """The training items' ids."""
         return self.items.ids if self.items is not None else np.zeros(0, np.int64)
@@ -137,6 +142,32 @@ class Posterior(ABC):
         num_samples = check_int("num_samples", num_samples)
         self._seed(seed)
         return self._population(num_samples, mode)
+
+    def cutpoints(self, ci: float = 0.9, num_samples: int = 2000,
+                  seed: int | None = None) -> xr.Dataset:
+        """The posterior of the cutpoints of graded answers (``levels > 2``), dim
+        ``cutpoint``: ``mean``, ``sd`` and the equal-tailed ``ci`` interval (``lower``,
+        ``upper``). With ties (``levels = 3``) the cutpoints are ``-t, t``: a comparison of
+        two equally good items is a tie with probability ``2 sigmoid(t) - 1``.
+
+        Parameters
+        ----------
+        ci:
+            Mass of the interval.
+        num_samples:
+            Posterior draws summarised.
+        seed:
+            Seeds the draws (default: the fit's seed).
+        """
+        if self.levels == 2:
+            raise ValueError("levels: got 2 (binary answers, one cutpoint fixed at 0); "
+                             "expected a fit of graded answers (levels > 2) to have cutpoints")
+        c = self.population_draws(num_samples, seed=seed).cutpoints.cpu().numpy()
+        q = np.quantile(c, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+        dims = ("cutpoint",)
+        return xr.Dataset({"mean": (dims, c.mean(0)), "sd": (dims, c.std(0)),
+                           "lower": (dims, q[0]), "upper": (dims, q[1])},
+                          coords={"cutpoint": np.arange(c.shape[1])}, attrs={"ci": ci})
 
     @keeps_global_rng
     @torch.no_grad()
@@ -299,7 +330,9 @@ class Posterior(ABC):
                       item_b=None, items=None, prompt=None, prompts=None,
                       num_samples: int = 200, seed: int | None = None,
                       return_draws: bool = False, rows: bool = False) -> np.ndarray:
-        """Posterior predictive ``P(a preferred over b)`` of each comparison.
+        """Posterior predictive ``P(a preferred over b)`` of each comparison; for graded
+        answers (``levels > 2``: ties, strength) the expected label, a tie counting half
+        (``predict_outcomes`` gives every level's probability).
 
         Parameters
         ----------
@@ -324,13 +357,32 @@ class Posterior(ABC):
         rows:
             ``item_a``, ``item_b`` (and ``prompt``) are row numbers of the tables, not ids.
         """
+        return self._predict(data, user, item_a, item_b, items, prompt, prompts, num_samples,
+                             seed, return_draws, rows, outcomes=False)
+
+    @keeps_global_rng
+    @torch.no_grad()
+    def predict_outcomes(self, data: PreferenceData | None = None, *, user=None, item_a=None,
+                         item_b=None, items=None, prompt=None, prompts=None,
+                         num_samples: int = 200, seed: int | None = None,
+                         return_draws: bool = False, rows: bool = False) -> np.ndarray:
+        """Posterior predictive probability of every level of each comparison's answer,
+        ``(N, L)``: level 0 is "b preferred" (most strongly), ``L - 1`` "a preferred"; with
+        ties (``L = 3``) the columns are ``P(b), P(tie), P(a)``. Arguments as for
+        ``predict_proba`` (``return_draws``: ``(S, N, L)``).
+        """
+        return self._predict(data, user, item_a, item_b, items, prompt, prompts, num_samples,
+                             seed, return_draws, rows, outcomes=True)
+
+    def _predict(self, data, user, item_a, item_b, items, prompt, prompts, num_samples, seed,
+                 return_draws, rows, outcomes: bool) -> np.ndarray:
         num_samples = check_int("num_samples", num_samples)
         users, emb_a, emb_b, emb_c, rows_a, rows_b = self._comparisons(
             data, user, item_a, item_b, items, prompt, prompts, rows)
         self._seed(seed)
         draws = self._population(num_samples, "draws")
         p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c,
-                          rows_a=rows_a, rows_b=rows_b)
+                          rows_a=rows_a, rows_b=rows_b, outcomes=outcomes)
         return (p if return_draws else p.mean(0)).cpu().numpy()
 
     def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,

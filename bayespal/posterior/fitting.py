@@ -126,6 +126,11 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         ``FittedPAL``, or ``EnsemblePAL`` for ``ensemble > 1``.
     """
     model_config, train_config = configs(k, model, train, **options)
+    if isinstance(data, PreferenceData) and model_config.levels != data.levels:
+        if model_config.levels != 2:  # 2 is the default: the data's scale is taken
+            raise ValueError(f"levels: got {model_config.levels}; expected the data's "
+                             f"{data.levels} (PreferenceData.levels), or leave it out")
+        model_config = replace(model_config, levels=data.levels)
     if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
         raise ValueError(f"ensemble: got {ensemble!r}; expected an integer >= 1")
     if ensemble > 1 and (checkpoint is not None or distributed):

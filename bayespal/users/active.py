@@ -2,7 +2,8 @@
 
 Acquisition functions value candidate pairs ``(a, b)`` for one user's posterior
 (``NewUserPosteriors``), using equally weighted posterior draws ``j``
-and ``p_j = P(a > b | draw j)`` (``draw_probs``):
+and ``p_j = P(answer | draw j)`` (``draw_probs``; binary: ``P(a > b)``, with ties or
+graded strength the probability of every level, entropies taken over the levels):
 
 - ``"information_gain"`` (BALD): the mutual information between the answer and ``w``,
   ``H[mean_j p_j] - mean_j H[p_j]``. Near zero when the posterior already knows the
@@ -28,8 +29,14 @@ STRATEGIES = ("information_gain", "uncertainty", "random")
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(1e-7, 1 - 1e-7)
-    return -(p * p.log() + (1 - p) * (1 - p).log())
+    """The entropy of answers whose levels have probabilities ``p (..., L)``."""
+    p = p.clamp_min(1e-7)
+    return -(p * p.log()).sum(-1)
+
+
+def _expected(p: torch.Tensor) -> torch.Tensor:
+    """The expected label ``(...)`` of level probabilities ``(..., L)``."""
+    return p @ torch.linspace(0, 1, p.shape[-1], dtype=p.dtype)
 
 
 def _single_user(posterior: NewUserPosteriors, user):
@@ -70,7 +77,7 @@ def acquisition(posterior: NewUserPosteriors, item_a, item_b,
     user = _single_user(posterior, user)
     p = posterior.draw_probs(user, np.atleast_1d(item_a), np.atleast_1d(item_b),
                              None if prompt is None else np.atleast_1d(prompt), num_draws,
-                             rows=rows)
+                             rows=rows, outcomes=True)
     return _values(p, strategy, seed)
 
 
@@ -80,7 +87,8 @@ def _check_strategy(strategy: str) -> None:
 
 
 def _values(p: torch.Tensor, strategy: str, seed: int) -> np.ndarray:
-    """Acquisition values of candidates from their per-draw probabilities ``p (J, C)``."""
+    """Acquisition values of candidates from their per-draw level probabilities ``p (J, C,
+    L)``."""
     if strategy == "random":
         return np.random.default_rng(seed).random(p.shape[1])
     predictive = _entropy(p.mean(0))
@@ -129,8 +137,8 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
     user:
         Whose next questions (default: the posterior's only user).
     max_correlation:
-        For ``n > 1``, candidates whose per-draw answer probabilities correlate above it (in
-        absolute value) with an already chosen one are skipped.
+        For ``n > 1``, candidates whose per-draw answer probabilities (expected labels)
+        correlate above it (in absolute value) with an already chosen one are skipped.
     num_draws, seed, rows:
         As for ``acquisition``.
 
@@ -145,8 +153,10 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
         raise ValueError(f"n: got {n!r}; expected a positive integer")
     _check_strategy(strategy)
     user = _single_user(posterior, user)
-    p = posterior.draw_probs(user, pairs[:, 0], pairs[:, 1], prompt, num_draws, rows=rows)
+    p = posterior.draw_probs(user, pairs[:, 0], pairs[:, 1], prompt, num_draws, rows=rows,
+                             outcomes=True)
     value = _values(p, strategy, seed)
+    p = _expected(p)  # (J, C): what the answers' correlation is taken of
     order = np.argsort(-value, kind="stable")
     chosen = [int(order[0])]
     if n > 1 and strategy != "random":

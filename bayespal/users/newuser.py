@@ -31,13 +31,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 import xarray as xr
 
 from bayespal.checks import check_int, check_seed
-from bayespal.data import PreferenceData
+from bayespal.data import PreferenceData, check_labels
 from bayespal.model import BoundPopulation
-from bayespal.model.likelihood import mixture_logits
+from bayespal.model.likelihood import (
+    expected_score,
+    mixture_logits,
+    outcome_bounds,
+    outcome_log_prob,
+    outcome_probs,
+    outcome_slopes,
+)
 from bayespal.posterior import Posterior
 
 DEFENSIVE = 0.1  # share of the prior in the proposal mixture
@@ -157,15 +163,17 @@ class _StudentT:
 
 
 def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None,
-             sign: torch.Tensor, max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             level: torch.Tensor, cuts: torch.Tensor, max_iter: int = 50
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Laplace approximations of the posterior in log-ratio coordinates, one per user and
     population draw: ``(mode, curvature, log evidence)``, shapes ``(U, P, J)``,
     ``(U, P, J, J)`` and ``(U, P)``; ``alpha (P, K)``, ``diff (P, U, n, K)`` (``gram (P, U,
-    n, K, K)``), ``sign (U, n)``.
+    n, K, K)``), ``level (U, n)`` (-1: padding), ``cuts (P, L - 1)``.
 
     The log target in ``y`` is ``sum_k alpha_k log w_k + log Gamma(A) - sum_k log Gamma(alpha_k)
-    + sum_n log sigmoid(s_n * logit_n(w))``: the Dirichlet prior pushed to ``y`` (its Jacobian
-    is ``prod_k w_k``) times the likelihood. Damped Newton ascent from ``y0`` (curvature
+    + sum_n log P(level_n | logit_n(w))``: the Dirichlet prior pushed to ``y`` (its Jacobian
+    is ``prod_k w_k``) times the likelihood (``likelihood.outcome_log_prob``; binary:
+    ``log sigmoid(+-logit)``). Damped Newton ascent from ``y0`` (curvature
     floored where the target is not concave, steps capped and line-searched), each of the
     ``U * P`` problems until its gradient is below ``1e-3``; the importance weights correct
     what an approximate mode leaves."""
@@ -175,11 +183,12 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
     d = diff.permute(1, 0, 2, 3).reshape(u * p, -1, k)
     gm = None if gram is None else gram.permute(1, 0, 2, 3, 4).reshape(u * p, -1, k, k)
     a = alpha.expand(u, p, k).reshape(u * p, k)
-    sg = sign.repeat_interleave(p, 0)
+    lo, hi = (t.reshape(u * p, -1) for t in outcome_bounds(level[:, None, :], cuts[None]))
     y = y0.reshape(u * p, j).clone()
     active = torch.arange(u * p)
     for _ in range(max_iter):
-        args = (a[active], d[active], None if gm is None else gm[active], sg[active])
+        args = (a[active], d[active], None if gm is None else gm[active], lo[active],
+                hi[active])
         ya = y[active]
         f, g, h = _derivatives(ya, *args)
         step = torch.cholesky_solve(g.unsqueeze(-1), _chol_pd(-h, 1e-3)).squeeze(-1)
@@ -198,27 +207,27 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
         active = active[going]
         if len(active) == 0:
             break
-    f, _, h = _derivatives(y, a, d, gm, sg)
+    f, _, h = _derivatives(y, a, d, gm, lo, hi)
     half_log_det = torch.diagonal(_chol_pd(-h, 1e-6), dim1=-2, dim2=-1).log().sum(-1)
     log_evidence = f + 0.5 * j * math.log(2 * math.pi) - half_log_det
     return y.reshape(u, p, j), (-h).reshape(u, p, j, j), log_evidence.reshape(u, p)
 
 
-def _log_target(y, alpha, diff, gram, sign) -> torch.Tensor:
+def _log_target(y, alpha, diff, gram, lo, hi) -> torch.Tensor:
     """The log posterior density of ``y (B, J)`` (see ``_laplace``); ``alpha (B, K)``,
-    ``sign (B, n)`` (+1 a preferred, -1 b, 0 padding) -> ``(B,)``."""
+    ``lo, hi (B, n)`` the answers' ``outcome_bounds`` -> ``(B,)``."""
     log_w = _alr_inverse(y)
-    ll = F.logsigmoid(sign * mixture_logits(log_w.exp().unsqueeze(-2), diff, gram)) * (sign != 0)
+    ll = outcome_log_prob(mixture_logits(log_w.exp().unsqueeze(-2), diff, gram), lo, hi)
     norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     return (alpha * log_w).sum(-1) + norm + ll.sum(-1)
 
 
-def _derivatives(y, alpha, diff, gram, sign):
+def _derivatives(y, alpha, diff, gram, lo, hi):
     """``(f, grad, hessian)`` of ``_log_target`` at ``y (B, J)``."""
     if gram is not None:  # the cosine score: autograd (one backward pass per coordinate)
         with torch.enable_grad():
             yy = y.detach().requires_grad_(True)
-            f = _log_target(yy, alpha, diff, gram, sign)
+            f = _log_target(yy, alpha, diff, gram, lo, hi)
             (g,) = torch.autograd.grad(f.sum(), yy, create_graph=True)
             rows = [torch.autograd.grad(g[..., i].sum(), yy, retain_graph=True)[0]
                     for i in range(y.shape[-1])]
@@ -228,10 +237,7 @@ def _derivatives(y, alpha, diff, gram, sign):
     log_w = _alr_inverse(y)
     w = log_w.exp()  # (B, K)
     logit = mixture_logits(w.unsqueeze(-2), diff)
-    mask = (sign != 0).float()
-    t = sign * logit
-    g1 = sign * torch.sigmoid(-t) * mask  # d loglik / d logit
-    h1 = torch.sigmoid(t) * torch.sigmoid(-t) * mask  # -d2 loglik / d logit2
+    g1, h1 = outcome_slopes(logit, lo, hi)  # d loglik / d logit, -d2 loglik / d logit2
     e = w.unsqueeze(-2) * (diff - logit.unsqueeze(-1))  # d logit / d y_full, (B, n, K)
     gl = torch.einsum("bn,bnk->bk", g1, e)
     a_sum = alpha.sum(-1, keepdim=True)  # (B, 1)
@@ -240,7 +246,7 @@ def _derivatives(y, alpha, diff, gram, sign):
     hess = (-torch.einsum("bn,bnk,bnl->bkl", h1, e, e) + torch.diag_embed(gl)
             - w.unsqueeze(-1) * gl.unsqueeze(-2) - gl.unsqueeze(-1) * w.unsqueeze(-2)
             - a_sum.unsqueeze(-1) * (torch.diag_embed(w) - outer_w))
-    ll = (F.logsigmoid(t) * mask).sum(-1)
+    ll = outcome_log_prob(logit, lo, hi).sum(-1)
     norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     f = (alpha * log_w).sum(-1) + norm + ll
     return f, grad[..., :j], hess[..., :j, :j]
@@ -336,7 +342,8 @@ class NewUserPosteriors:
         self._a = torch.zeros(u, 0, dtype=torch.long)
         self._b = torch.zeros(u, 0, dtype=torch.long)
         self._c = torch.zeros(u, 0, dtype=torch.long)  # prompt rows (PAL-B)
-        self._sign = torch.zeros(u, 0)  # +1: a preferred, -1: b preferred, 0: padding
+        self._level = torch.zeros(u, 0, dtype=torch.long)  # the answers' levels, -1: padding
+        self._cuts = self.pop.draws.cuts().cpu()  # (P, L - 1)
         self._count = torch.zeros(u, dtype=torch.long)
         self._used = torch.zeros(u, dtype=torch.long)  # answers the draws already reflect
         self._rounds = 0
@@ -389,7 +396,8 @@ class NewUserPosteriors:
         item_a, item_b:
             Each answer's items, ids of the item table (two different items).
         label:
-            1 where ``item_a`` was preferred, else 0.
+            1 where ``item_a`` was preferred, else 0; for a fit of graded answers
+            (``levels > 2``) the grade divided by ``levels - 1`` (0.5: a tie).
         prompt:
             PAL-B: each answer's prompt id (ignored for PAL-A).
         rows:
@@ -402,8 +410,8 @@ class NewUserPosteriors:
         if not (len(pos) == len(a) == len(b) == len(y)):
             raise ValueError(f"label: got lengths user={len(pos)}, item_a={len(a)}, "
                              f"item_b={len(b)}, label={len(y)}; expected equal lengths")
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"label: got {y[~np.isin(y, (0, 1))][0].item()!r}; expected 0 or 1")
+        n_levels = self.pop.draws.levels
+        level = np.rint(check_labels(y, len(y), n_levels) * (n_levels - 1)).astype(np.int64)
         if (a == b).any():
             same = self.items.ids[int(b[a == b][0])].item()
             raise ValueError(f"item_b: got {same!r}, the same item as item_a; expected two "
@@ -421,19 +429,19 @@ class NewUserPosteriors:
             pad = torch.zeros(len(self.ids), grow, dtype=torch.long)
             self._a, self._b = torch.cat([self._a, pad], 1), torch.cat([self._b, pad], 1)
             self._c = torch.cat([self._c, pad], 1)
-            self._sign = torch.cat([self._sign, pad.float()], 1)
+            self._level = torch.cat([self._level, pad - 1], 1)
         pos_t, slot_t = torch.as_tensor(pos), torch.as_tensor(slot)
         self._a[pos_t, slot_t], self._b[pos_t, slot_t] = a, b
         self._c[pos_t, slot_t] = c
-        self._sign[pos_t, slot_t] = torch.as_tensor(2 * y - 1, dtype=torch.float32)
+        self._level[pos_t, slot_t] = torch.as_tensor(level)
         self._count += torch.bincount(pos_t, minlength=len(self.ids))
         self._stale = True
         return self
 
     # ------------------------------------------------------------------ inference
     def _answers(self, pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
-        """Users ``pos``' answers in slots ``[lo, hi)``, padded: ``((a, b, c), sign)``, item and
-        prompt rows ``(u, n)`` and ``sign (u, n)`` (+1: a preferred, -1: b, 0: padding)."""
+        """Users ``pos``' answers in slots ``[lo, hi)``, padded: ``((a, b, c), level)``, item
+        and prompt rows ``(u, n)`` and the answers' levels ``(u, n)`` (-1: padding)."""
         width = int((hi - lo).max()) if len(pos) else 0
         slot = lo[:, None] + torch.arange(width)
         valid = slot < hi[:, None]
@@ -441,20 +449,20 @@ class NewUserPosteriors:
         rows = pos[:, None]
         if width == 0:
             a = b = c = torch.zeros(len(pos), 0, dtype=torch.long)
-            sign = torch.zeros(len(pos), 0)
+            level = torch.zeros(len(pos), 0, dtype=torch.long)
         else:
             a, b, c = self._a[rows, slot], self._b[rows, slot], self._c[rows, slot]
-            sign = self._sign[rows, slot] * valid
-        return (a, b, c), sign
+            level = torch.where(valid, self._level[rows, slot], -1)
+        return (a, b, c), level
 
-    def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, sign) -> torch.Tensor:
+    def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, level) -> torch.Tensor:
         """``log p(answers | w)`` of draws ``log_w (u, S, K)`` of population draws ``pop``
-        for the answers ``rows = (a, b, c)`` with ``sign`` of ``_answers``."""
-        if sign.shape[1] == 0:
+        for the answers ``rows = (a, b, c)`` with ``level`` of ``_answers``."""
+        if level.shape[1] == 0:
             return log_w.new_zeros(log_w.shape[:2])
         logits = self.pop.logits(log_w.exp(), pop, *rows)
-        ll = F.logsigmoid(sign[:, None, :] * logits) * (sign != 0)[:, None, :]
-        return ll.sum(-1)
+        lo, hi = outcome_bounds(level[:, None, :], self._cuts[pop])
+        return outcome_log_prob(logits, lo, hi).sum(-1)
 
     def _per_user(self, width: int) -> int:
         """Numbers per user in the largest intermediate of a likelihood pass."""
@@ -478,9 +486,9 @@ class NewUserPosteriors:
                 width = int((self._count - self._used)[changed].max()) if len(changed) else 0
                 for part in _chunks(len(changed), self._per_user(width)):
                     pos = changed[part]
-                    rows, sign = self._answers(pos, self._used[pos], self._count[pos])
+                    rows, level = self._answers(pos, self._used[pos], self._count[pos])
                     self._log_weight[pos] += self._loglik(self._log_w[pos], self._pop[pos],
-                                                          rows, sign)
+                                                          rows, level)
                 ess = _kish(torch.softmax(self._log_weight[changed], -1))
                 redo = changed[ess < self.min_ess * self.num_samples]
                 if len(redo):
@@ -531,15 +539,15 @@ class NewUserPosteriors:
         for part in _chunks(len(users), per_user):
             pos = users[part]
             uu = len(pos)
-            rows, sign = self._answers(pos, torch.zeros_like(pos), self._count[pos])
+            rows, level = self._answers(pos, torch.zeros_like(pos), self._count[pos])
             if k == 1:
                 log_w = torch.zeros(uu, s, 1)
                 log_ev = self._loglik(log_w[:, :p], torch.arange(p).expand(uu, p), rows,
-                                      sign)  # (uu, P): the log evidence of each draw
+                                      level)  # (uu, P): the log evidence of each draw
                 q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
                 pop = _systematic(q_pop, s)
                 log_q = q_pop.gather(1, pop).log()
-                log_target = self._loglik(log_w, pop, rows, sign) - math.log(p)
+                log_target = self._loglik(log_w, pop, rows, level) - math.log(p)
             else:
                 diff, gram = self.pop.terms(*rows)  # (P, uu, n, K)
                 start = self._mode[pos]
@@ -547,12 +555,13 @@ class NewUserPosteriors:
                     start = _laplace(start[:, :1], alpha.mean(0, keepdim=True),
                                      diff.mean(0, keepdim=True),
                                      None if gram is None else gram.mean(0, keepdim=True),
-                                     sign)[0].expand_as(start)
-                mode, curvature, log_ev = _laplace(start, alpha, diff, gram, sign)
+                                     level, self._cuts.mean(0, keepdim=True)
+                                     )[0].expand_as(start)
+                mode, curvature, log_ev = _laplace(start, alpha, diff, gram, level, self._cuts)
                 self._mode[pos] = mode
                 q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
                 laplace = _StudentT.from_precision(mode, curvature)
-                log_w, pop, log_target, log_q = self._importance(alpha, rows, sign, q_pop,
+                log_w, pop, log_target, log_q = self._importance(alpha, rows, level, q_pop,
                                                                  [laplace])
                 ess = _kish(torch.softmax(log_target - log_q, -1))
                 low = torch.nonzero(ess < self.min_ess * s).reshape(-1)
@@ -563,7 +572,7 @@ class NewUserPosteriors:
                     q_low = (1 - POP_DEFENSIVE) * pop_w + POP_DEFENSIVE / p
                     sub = [laplace.subset(low), _StudentT.moments(y, wt)]
                     sub_rows = tuple(r[low] for r in rows)
-                    redo = self._importance(alpha, sub_rows, sign[low], q_low, sub)
+                    redo = self._importance(alpha, sub_rows, level[low], q_low, sub)
                     better = _kish(torch.softmax(redo[2] - redo[3], -1)) > ess[low]
                     keep = low[better]
                     for old, new in zip((log_w, pop, log_target, log_q), redo, strict=True):
@@ -571,7 +580,7 @@ class NewUserPosteriors:
             self._log_w[pos], self._pop[pos] = log_w, pop
             self._log_weight[pos] = log_target - log_q
 
-    def _importance(self, alpha, rows, sign, q_pop, proposals):
+    def _importance(self, alpha, rows, level, q_pop, proposals):
         """One importance-sampling pass for a chunk of users: population draws allocated by
         ``q_pop (u, P)`` (systematic sampling), each weight draw from the prior
         (``DEFENSIVE``) or one of the Student-t ``proposals`` (equal shares), and the
@@ -592,16 +601,16 @@ class NewUserPosteriors:
         log_t = log_t - math.log(len(proposals)) - log_w.sum(-1)  # a density on the simplex
         log_q = q_pop.gather(1, pop).log() + torch.logaddexp(
             math.log(DEFENSIVE) + log_prior, math.log1p(-DEFENSIVE) + log_t)
-        log_target = log_prior + self._loglik(log_w, pop, rows, sign) - math.log(p)
+        log_target = log_prior + self._loglik(log_w, pop, rows, level) - math.log(p)
         return log_w, pop, log_target, log_q
 
     def _log_lik(self, log_w: torch.Tensor) -> torch.Tensor:
         """``log p(answers | w)`` of every user's answers for draws ``log_w (U, S, K)`` of
         the first population draw (the point recipe's objective)."""
         u = len(self.ids)
-        rows, sign = self._answers(torch.arange(u), torch.zeros(u, dtype=torch.long),
+        rows, level = self._answers(torch.arange(u), torch.zeros(u, dtype=torch.long),
                                    self._count)
-        return self._loglik(log_w, torch.zeros(log_w.shape[:2], dtype=torch.long), rows, sign)
+        return self._loglik(log_w, torch.zeros(log_w.shape[:2], dtype=torch.long), rows, level)
 
     # ------------------------------------------------------------------ results
     @property
@@ -676,25 +685,38 @@ class NewUserPosteriors:
         w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
         return w, self._pop.gather(1, idx)
 
+    def _answer_probs(self, logits: torch.Tensor, pop: torch.Tensor, outcomes: bool = False
+                      ) -> torch.Tensor:
+        """Per draw, ``P(a > b)`` (graded answers: the expected label) of logits ``(U, S,
+        C)`` whose population draws are ``pop (U, S)``; with ``outcomes`` every level's
+        probability ``(U, S, C, L)``."""
+        if not outcomes and self.pop.draws.levels == 2:
+            return torch.sigmoid(logits)
+        cuts = self._cuts[pop].unsqueeze(-2)  # (U, S, 1, L - 1)
+        return outcome_probs(logits, cuts) if outcomes else expected_score(logits, cuts)
+
     def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-               c: torch.Tensor) -> torch.Tensor:
+               c: torch.Tensor, outcomes: bool = False) -> torch.Tensor:
         """Posterior predictive ``P(a > b)`` for each user's own pairs: ``pos (U',)``,
-        ``a, b, c (U', C)`` -> ``(U', C)``."""
+        ``a, b, c (U', C)`` -> ``(U', C)`` (``outcomes``: ``(U', C, L)``)."""
         log_w, weight, _ = self._state()
-        out = torch.empty(a.shape)
+        out = torch.empty(*a.shape, *((self.pop.draws.levels,) if outcomes else ()))
         for part in _chunks(len(pos), self._per_user(a.shape[1])):
             pp = pos[part]
-            probs = torch.sigmoid(self.pop.logits(log_w[pp].exp(), self._pop[pp], a[part],
-                                                  b[part], c[part]))
-            out[part] = torch.einsum("usc,us->uc", probs, weight[pp])
+            probs = self._answer_probs(self.pop.logits(log_w[pp].exp(), self._pop[pp], a[part],
+                                                       b[part], c[part]), self._pop[pp], outcomes)
+            out[part] = torch.einsum("usc...,us->uc...", probs, weight[pp])
         return out
 
     @torch.no_grad()
     @torch.no_grad()
     def draw_probs(self, user, item_a, item_b, prompt=None, num_draws: int = 512,
-                   seed: int | None = None, *, rows: bool = False) -> torch.Tensor:
+                   seed: int | None = None, *, rows: bool = False,
+                   outcomes: bool = False) -> torch.Tensor:
         """``P(a preferred over b)`` of candidate pairs under equally weighted draws of one
-        user's posterior, ``(num_draws, C)``: what query selection scores.
+        user's posterior, ``(num_draws, C)`` (graded answers: the expected label;
+        ``outcomes``: every level's probability, ``(num_draws, C, L)``): what query
+        selection scores.
 
         Parameters
         ----------
@@ -711,6 +733,8 @@ class NewUserPosteriors:
             gives new draws and the same state the same ones).
         rows:
             Items and prompts are given as row numbers, not ids.
+        outcomes:
+            Every level's probability instead of ``P(a preferred)``.
         """
         pos = self._positions([user])[0]
         a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
@@ -726,11 +750,13 @@ class NewUserPosteriors:
         c = self._prompt_rows(prompt, len(a), rows)
         w, pop = self.draws(num_draws, seed=int(self._count[pos]) if seed is None else seed)
         w, pop = w[pos : pos + 1], pop[pos : pos + 1]  # (1, J, K), (1, J)
-        return torch.sigmoid(self.pop.logits(w, pop, a[None], b[None], c[None]))[0]
+        return self._answer_probs(self.pop.logits(w, pop, a[None], b[None], c[None]), pop,
+                                  outcomes)[0]
 
     def predict_proba(self, user, item_a, item_b, prompt=None, *,
                       rows: bool = False) -> np.ndarray:
-        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users.
+        """Posterior predictive ``P(a preferred over b)`` for comparisons of these users (for
+        a fit of graded answers the expected label, a tie counting half).
 
         Parameters
         ----------
@@ -743,13 +769,25 @@ class NewUserPosteriors:
         rows:
             Items and prompts are given as row numbers, not ids.
         """
+        return self._predict(user, item_a, item_b, prompt, rows, outcomes=False)
+
+    @torch.no_grad()
+    def predict_outcomes(self, user, item_a, item_b, prompt=None, *,
+                         rows: bool = False) -> np.ndarray:
+        """Posterior predictive probability of every level of each comparison's answer
+        ``(n, L)`` (level 0: b preferred; with ties the columns are ``P(b), P(tie), P(a)``);
+        arguments as for ``predict_proba``."""
+        return self._predict(user, item_a, item_b, prompt, rows, outcomes=True)
+
+    @torch.no_grad()
+    def _predict(self, user, item_a, item_b, prompt, rows: bool, outcomes: bool) -> np.ndarray:
         pos = torch.as_tensor(self._positions(user))
         a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
         c = self._prompt_rows(prompt, len(a), rows)
         if not (len(pos) == len(a) == len(b)):
             raise ValueError(f"item_a: got lengths user={len(pos)}, item_a={len(a)}, "
                              f"item_b={len(b)}; expected equal lengths")
-        out = torch.empty(len(pos))
+        out = torch.empty(len(pos), *((self.pop.draws.levels,) if outcomes else ()))
         if len(pos) == 0:
             return out.numpy()
         uniq, inv = torch.unique(pos, return_inverse=True)
@@ -764,7 +802,7 @@ class NewUserPosteriors:
         pc = torch.zeros(len(uniq), width, dtype=torch.long)
         pa[inv[order], col], pb[inv[order], col] = a[order], b[order]
         pc[inv[order], col] = c[order]
-        probs = self._probs(uniq, pa, pb, pc)
+        probs = self._probs(uniq, pa, pb, pc, outcomes)
         out[order] = probs[inv[order], col]
         return out.numpy()
 
@@ -811,7 +849,8 @@ class NewUser(NewUserPosteriors):
         item_a, item_b:
             Item ids of the item table (scalars or arrays).
         label:
-            1 where ``item_a`` was preferred, else 0.
+            1 where ``item_a`` was preferred, else 0; for a fit of graded answers
+            (``levels > 2``) the grade divided by ``levels - 1`` (0.5: a tie).
         prompt:
             PAL-B: each answer's prompt id.
         rows:

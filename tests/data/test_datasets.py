@@ -125,3 +125,20 @@ def test_movielens_pairs_from_different_ratings():
     assert (ra != rb).all()
     np.testing.assert_array_equal(d.label == 1, ra > rb)
     assert ml.texts[0].endswith(")") or ":" in ml.texts[0]
+
+
+@pytest.mark.skipif(not MOVIELENS.exists(), reason="../shared/data/movielens_small not present")
+def test_movielens_with_ties_keeps_equal_ratings_as_ties():
+    import pandas as pd
+
+    from bayespal.datasets.movielens import movielens
+
+    d = movielens(MOVIELENS, bag_of_words, per_user=20, seed=0, ties=True).data
+    assert d.levels == 3
+    ratings = pd.read_csv(MOVIELENS / "ratings.csv").set_index(["userId", "movieId"]).rating
+    users = d.user_ids[d.user]
+    ra = ratings.loc[list(zip(users, d.item_ids[d.item_a], strict=True))].to_numpy()
+    rb = ratings.loc[list(zip(users, d.item_ids[d.item_b], strict=True))].to_numpy()
+    np.testing.assert_array_equal(d.label == 0.5, ra == rb)
+    np.testing.assert_array_equal(d.label == 1, ra > rb)
+    assert 0.1 < np.mean(d.label == 0.5) < 0.4  # many users give the same stars often

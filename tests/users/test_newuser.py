@@ -244,7 +244,7 @@ def test_bad_input_is_refused(small_fit):
         nu.observe(300, 1, 1)
     with pytest.raises(ValueError, match=r"item_a: got 300; expected a row number in \[0, 300\)"):
         nu.observe(300, 1, 1, rows=True)
-    with pytest.raises(ValueError, match="label: got 2; expected 0 or 1"):
+    with pytest.raises(ValueError, match=r"label\[0\]: got 2; expected 0 or 1"):
         nu.observe(0, 1, 2)
     with pytest.raises(ValueError, match="item_b: got 3, the same item as item_a"):
         nu.observe(3, 3, 1)
@@ -277,8 +277,11 @@ def test_protocol_table_and_bayes_beats_point_on_calibration(unseen_setup):
     assert bayes.accuracy.iloc[-1] > bayes.accuracy.iloc[1] + 0.08
 
 
-def test_analytic_derivatives_match_autograd():
-    """The Laplace step's exact gradient and Hessian (squared distance) equal autograd's."""
+@pytest.mark.parametrize("levels", [2, 3, 5])
+def test_analytic_derivatives_match_autograd(levels):
+    """The Laplace step's exact gradient and Hessian (squared distance) equal autograd's, for
+    binary, tied and graded answers (with padding)."""
+    from bayespal.model.likelihood import cutpoints, outcome_bounds
     from bayespal.users.newuser import _derivatives, _log_target
 
     gen = torch.Generator().manual_seed(0)
@@ -286,11 +289,15 @@ def test_analytic_derivatives_match_autograd():
     y = torch.randn(b, k - 1, generator=gen, dtype=torch.float64)
     alpha = torch.rand(b, k, generator=gen, dtype=torch.float64) + 0.2
     diff = torch.randn(b, n, k, generator=gen, dtype=torch.float64) * 2
-    sign = torch.where(torch.rand(b, n, generator=gen) < 0.5, -1.0, 1.0).double()
-    sign[:, -2:] = 0  # padding
-    f, g, h = _derivatives(y, alpha, diff, None, sign)
+    level = torch.randint(levels, (b, n), generator=gen)
+    level[:, -2:] = -1  # padding
+    gaps = None if levels == 2 else torch.tensor([0.7, 0.4][: (levels - 1) // 2],
+                                                 dtype=torch.float64)
+    cuts = cutpoints(gaps, levels).double()
+    lo, hi = outcome_bounds(level, cuts.expand(b, -1))
+    f, g, h = _derivatives(y, alpha, diff, None, lo, hi)
     yy = y.clone().requires_grad_(True)
-    fa = _log_target(yy, alpha, diff, None, sign)
+    fa = _log_target(yy, alpha, diff, None, lo, hi)
     (ga,) = torch.autograd.grad(fa.sum(), yy, create_graph=True)
     ha = torch.stack([torch.autograd.grad(ga[:, i].sum(), yy, retain_graph=True)[0]
                       for i in range(k - 1)], -2)

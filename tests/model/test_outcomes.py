@@ -1,0 +1,208 @@
+"""Answers on an ordered scale (ties, graded strength): the likelihood, the data, known-truth
+recovery, calibration of P(tie), new users against NUTS, files and diagnostics."""
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer import MCMC, NUTS
+
+import bayespal
+from bayespal.data import DataError, PreferenceData
+from bayespal.datasets import synthetic
+from bayespal.metrics import accuracy, expected_calibration_error, log_loss, tie_calibration
+from bayespal.model.likelihood import (
+    cutpoints,
+    expected_score,
+    outcome_bounds,
+    outcome_log_prob,
+    outcome_probs,
+    outcome_slopes,
+)
+from bayespal.model.pal import OrderedOutcome
+from bayespal.users.newuser import NewUser
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4, 5])
+def test_likelihood_is_the_ordered_logistic(levels):
+    """log P(level) equals Pyro's OrderedLogistic where that is accurate, stays finite where
+    it is not, sums to one over levels, and its slopes are autograd's."""
+    gen = torch.Generator().manual_seed(levels)
+    h = (levels - 1) // 2
+    gaps = None if levels == 2 else torch.rand(h, generator=gen, dtype=torch.float64) + 0.2
+    cuts = cutpoints(gaps, levels).double()
+    assert cuts.shape == (levels - 1,) and torch.all(cuts.diff() > 0)
+    torch.testing.assert_close(cuts, -cuts.flip(0))  # symmetric: swapping a and b mirrors
+    logits = torch.randn(200, generator=gen, dtype=torch.float64) * 4
+    level = torch.randint(levels, (200,), generator=gen)
+    ours = OrderedOutcome(logits, cuts).log_prob(level.double())
+    ref = dist.OrderedLogistic(logits, cuts).log_prob(level)
+    torch.testing.assert_close(ours, ref)
+    probs = outcome_probs(logits, cuts)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(200, dtype=torch.float64))
+    torch.testing.assert_close(probs.gather(-1, level[:, None])[:, 0].log(), ref)
+    grid = torch.linspace(0, 1, levels, dtype=torch.float64)
+    torch.testing.assert_close(expected_score(logits, cuts), probs @ grid)
+    if levels == 2:
+        torch.testing.assert_close(expected_score(logits, cuts), torch.sigmoid(logits))
+        torch.testing.assert_close(ours, torch.nn.functional.logsigmoid((2 * level - 1) * logits))
+    # far out, the difference of probabilities underflows; the log-density does not
+    far = torch.tensor([-60.0, 60.0], dtype=torch.float64)
+    lo, hi = outcome_bounds(torch.tensor([levels - 1, levels - 1]), cuts)
+    far_ll = outcome_log_prob(far, lo, hi)
+    assert torch.isfinite(far_ll).all() and far_ll[0] < -50 and far_ll[1] > -1e-20
+    # slopes = autograd's, and padding (-1) is probability one with zero slope
+    lo, hi = outcome_bounds(torch.cat([level, torch.tensor([-1])]), cuts)
+    x = torch.cat([logits, torch.tensor([1.5], dtype=torch.float64)]).requires_grad_(True)
+    ll = outcome_log_prob(x, lo, hi)
+    (g,) = torch.autograd.grad(ll.sum(), x, create_graph=True)
+    (h2,) = torch.autograd.grad(g.sum(), x)
+    g1, h1 = outcome_slopes(x.detach(), lo, hi)
+    torch.testing.assert_close(g1, g.detach())
+    torch.testing.assert_close(h1, -h2)
+    assert ll[-1] == 0 and g1[-1] == 0 and h1[-1] == 0
+    assert torch.all(h1 >= 0)  # log-concave in the logit
+
+
+def _items(n=4):
+    return np.eye(n, dtype=np.float32)
+
+
+def test_labels_must_lie_on_the_scale():
+    """A tie on a binary scale, an off-grid grade, or a bad number of levels is refused
+    with the field, the value and what was expected; labels round-trip through frames and
+    subsets keep the scale."""
+    with pytest.raises(DataError, match=r"label\[1\]: got 0.5; expected 0 or 1 .*levels=3"):
+        PreferenceData.from_arrays([0, 0], [0, 1], [1, 2], [1, 0.5], _items())
+    with pytest.raises(DataError, match=r"label\[0\]: got 0.3; expected one of 0, 0.5, 1"):
+        PreferenceData.from_arrays([0], [0], [1], [0.3], _items(), levels=3)
+    with pytest.raises(DataError, match=r"levels: got 1; expected an integer >= 2"):
+        PreferenceData.from_arrays([0], [0], [1], [1], _items(), levels=1)
+    with pytest.raises(DataError, match=r"label\[0\]: got 1.25; expected one of 0, 0.25"):
+        PreferenceData.from_arrays([0], [0], [1], [1.25], _items(), levels=5)
+    data = PreferenceData.from_arrays([0, 0, 1, 1], [0, 1, 2, 3], [1, 2, 3, 0],
+                                      [0, 0.25, 0.75, 1], _items(), levels=5)
+    assert data.levels == 5 and "5 levels" in repr(data)
+    again = PreferenceData.from_frame(data.to_frame(), _items(), levels=5)
+    np.testing.assert_array_equal(again.label, data.label)
+    assert data.subset(np.array([0, 2])).levels == 5
+    # the fit takes the scale from the data; another explicit scale is refused
+    syn = synthetic(n_users=20, n_train=10, n_test=0, n_items=50, seed=0)
+    with pytest.raises(ValueError, match=r"levels: got 3; expected the data's 2"):
+        bayespal.fit(syn.data, 2, levels=3, epochs=1, progress=False)
+
+
+TRUE_CUTS = (-0.8, 0.8)
+
+
+@pytest.fixture(scope="module")
+def tie_truth():
+    """Users who answer with ties (Rao-Kupper, 13% ties), fitted by default on the truth's
+    own features (so the model family holds the truth exactly)."""
+    syn = synthetic(n_users=300, k=2, n_train=80, n_test=20, n_items=1000, sharpness=2.0,
+                    cutpoints=TRUE_CUTS, seed=3)
+    d = syn.data
+    data = PreferenceData.from_arrays(d.user, d.item_a, d.item_b, d.label,
+                                      syn.true_features.astype(np.float32),
+                                      user_ids=np.arange(d.n_users), levels=3)
+    fit = bayespal.fit(data.subset(~syn.is_test), 2, hidden=(), progress=False)
+    return syn, data, fit
+
+
+@pytest.mark.slow
+def test_ties_are_recovered_and_calibrated(tie_truth):
+    """Known truth: the held-out log-loss of the three outcomes within 0.02 of the truth's,
+    accuracy on the decided pairs within 2 points of Bayes-optimal, P(tie) calibrated (ECE
+    <= 0.03), the tie cutpoint within its 90% interval widened by 0.05, and users' 90%
+    weight intervals covering 85-95% of the true weights."""
+    syn, data, fit = tie_truth
+    assert fit.levels == 3
+    test = data.subset(syn.is_test)
+    q = fit.predict_outcomes(test, seed=0)
+    truth = syn.true_outcome_probs[syn.is_test]
+    print(f"share of ties {np.mean(test.label == 0.5):.3f}; log-loss {log_loss(q, test.label):.4f}"
+          f" (truth {log_loss(truth, test.label):.4f}); accuracy {accuracy(q, test.label):.4f} "
+          f"(Bayes {syn.bayes_accuracy(syn.is_test):.4f}); tie ECE "
+          f"{tie_calibration(q, test.label):.4f}; ECE {expected_calibration_error(q, test.label):.4f}")
+    assert 0.08 < np.mean(test.label == 0.5) < 0.2
+    assert log_loss(q, test.label) < log_loss(truth, test.label) + 0.02
+    assert accuracy(q, test.label) > syn.bayes_accuracy(syn.is_test) - 0.02
+    assert tie_calibration(q, test.label) <= 0.03
+    np.testing.assert_allclose(fit.predict_proba(test, seed=0), q @ [0, 0.5, 1], atol=1e-6)
+    cut = fit.cutpoints(ci=0.9)
+    print(cut["mean"].values, cut["lower"].values, cut["upper"].values)
+    assert cut["lower"].values[1] - 0.05 <= TRUE_CUTS[1] <= cut["upper"].values[1] + 0.05
+    # the prototypes are only identified up to order: match by the weights' agreement
+    w = fit.user_weights(ci=0.9)
+    true_w = syn.true_weights
+    if np.corrcoef(w["mean"].values[:, 0], true_w[:, 0])[0, 1] < 0:
+        true_w = true_w[:, ::-1]
+    inside = (w["lower"].values <= true_w) & (true_w <= w["upper"].values)
+    mixed = syn.group < 0
+    print(f"coverage: single-type {inside[~mixed].mean():.3f}, mixed {inside[mixed].mean():.3f}")
+    assert 0.85 <= inside[mixed].mean() <= 0.97
+
+
+@pytest.mark.slow
+def test_new_user_with_ties_matches_nuts(tie_truth):
+    """A new user's posterior after 30 answers, a fifth of them ties, equals NUTS on the
+    same logits with Pyro's OrderedLogistic (an independent likelihood): mean and 90%
+    interval within 0.02."""
+    _, _, fit = tie_truth
+    nu = NewUser(fit, population="mean", num_samples=16384, seed=1)
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 1000, 30)
+    b = (a + rng.integers(1, 1000, 30)) % 1000
+    label = rng.choice([0.0, 0.5, 1.0], size=30, p=[0.4, 0.2, 0.4])
+    nu.observe(a, b, label, rows=True)
+    ours = nu.weights(ci=0.9)
+    dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0].double()  # (n, K)
+    cuts = nu.pop.draws.cuts()[0].double()
+    alpha = nu.pop.concentration[0].double()
+    level = torch.as_tensor(np.rint(label * 2), dtype=torch.long)
+
+    def model():
+        w = pyro.sample("w", dist.Dirichlet(alpha))
+        with pyro.plate("n", len(level)):
+            pyro.sample("y", dist.OrderedLogistic(dr @ w, cuts), obs=level)
+
+    pyro.set_rng_seed(0)
+    mcmc = MCMC(NUTS(model), num_samples=3000, warmup_steps=400, disable_progbar=True)
+    mcmc.run()
+    ref = mcmc.get_samples()["w"].numpy()
+    np.testing.assert_allclose(ours["mean"].values[0], ref.mean(0), atol=0.02)
+    np.testing.assert_allclose(ours["lower"].values[0], np.quantile(ref, 0.05, 0), atol=0.02)
+    np.testing.assert_allclose(ours["upper"].values[0], np.quantile(ref, 0.95, 0), atol=0.02)
+    with pytest.raises(ValueError, match=r"label\[0\]: got 0.25; expected one of 0, 0.5, 1"):
+        nu.observe([0], [1], [0.25], rows=True)
+
+
+@pytest.mark.slow
+def test_files_and_diagnostics_keep_the_scale(tie_truth, tmp_path):
+    """Saved and loaded, a fit of tied answers predicts the same levels; its DataTree holds
+    the three-level log-likelihood (equal to log predict_outcomes per draw on average) and
+    the cutpoints, and LOO runs on it."""
+    from bayespal.analysis.diagnostics import loo, to_datatree
+
+    syn, data, fit = tie_truth
+    test = data.subset(syn.is_test)
+    path = tmp_path / "ties.bayespal"
+    fit.save(path)
+    back = bayespal.load(path)
+    assert back.levels == 3
+    np.testing.assert_allclose(back.predict_outcomes(test, seed=0),
+                               fit.predict_outcomes(test, seed=0), atol=1e-6)
+    train = data.subset(~syn.is_test).subset(np.arange(2000))
+    tree = to_datatree(fit, train, num_samples=200, seed=0)
+    assert tree["posterior"]["cutpoints"].shape[-1] == 2
+    assert set(np.unique(tree["observed_data"]["label"].values)) <= {0, 1, 2}
+    ll = tree["log_likelihood"]["label"].values.reshape(-1, 2000)
+    q = fit.predict_outcomes(train, num_samples=200, seed=0)
+    level = np.rint(train.label * 2).astype(int)
+    # the mean over draws of the likelihood is the posterior predictive (two independent sets
+    # of 200 draws: a probability whose draws spread by 0.3 differs by ~0.03 per comparison,
+    # by ~0.1 at the worst of 2000; a wrong level or scale would differ by far more)
+    gap = np.abs(np.exp(ll).mean(0) - q[np.arange(2000), level])
+    assert gap.mean() < 0.005 and gap.max() < 0.15
+    assert np.isfinite(float(loo(tree)["elpd"]))
