@@ -134,6 +134,158 @@ def check_labels(values: Any, n: int, levels: int = 2) -> np.ndarray:
     return (np.round(grade) / (levels - 1)).astype(np.float32)
 
 
+def _ragged(values: Any, n: int | None, field_name: str) -> list[list]:
+    """A sequence of ``n`` sequences (of ids or ranks) as lists; a bare string or scalar in
+    place of a sequence is refused by position."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray,
+                                                                     pd.Series)):
+        raise _fail(field_name, values, "a sequence with one list per answer")
+    rows = list(values)
+    if n is not None and len(rows) != n:
+        raise _fail(field_name, f"length {len(rows)}", f"length {n}, one list per answer")
+    out = []
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray,
+                                                                 pd.Series)):
+            raise _fail(f"{field_name}[{i}]", row, "a list (of the items shown together)")
+        out.append(list(row))
+    return out
+
+
+def _padded(rows: list[list], fill: Any = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged lists as ``(values (R, n_max) object, valid (R, n_max) bool)``."""
+    width = max((len(r) for r in rows), default=0)
+    values = np.full((len(rows), width), fill, dtype=object)
+    valid = np.zeros((len(rows), width), dtype=bool)
+    for i, r in enumerate(rows):
+        values[i, : len(r)] = r
+        valid[i, : len(r)] = True
+    return values, valid
+
+
+def _encode_others(others: Any, n: int, item_ids: np.ndarray, a: np.ndarray, b: np.ndarray,
+                   levels: int) -> np.ndarray | None:
+    """The further items of choice answers as rows ``(n, m)`` of the item table, -1 where a
+    comparison has fewer; None where no answer has any."""
+    rows = _ragged(others, n, "others")
+    if levels != 2 and any(rows):
+        i = next(i for i, r in enumerate(rows) if r)
+        raise _fail(f"others[{i}]", rows[i], f"no further items with levels={levels} (ties "
+                    "and grades are answers about two items; a choice from a larger set is "
+                    "binary: label 1 = item_a chosen, 0 = item_b)")
+    values, valid = _padded(rows)
+    if values.shape[1] == 0 or not valid.any():
+        return None
+    flat = _as_id_array(values[valid].tolist(), "others")
+    codes = np.full(values.shape, -1, dtype=np.int64)
+    codes[valid] = _encode(flat, item_ids, "others", "item_ids")
+    full = np.concatenate([a[:, None], b[:, None], codes], 1)
+    srt = np.sort(full, 1)
+    dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+    if dup.any():
+        i = int(np.flatnonzero(dup.any(1))[0])
+        item = item_ids[srt[i, 1:][dup[i]][0]]
+        raise _fail(f"others[{i}]", _py(item), "items other than item_a, item_b and each "
+                    "other (each item of a choice once)")
+    return codes
+
+
+def encode_rankings(sets: Any, ranks: Any, item_ids: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Rankings given by item id, checked, as ``(rows (R, n), rank (R, n))`` for
+    ``ranking_stages``: item rows of ``item_ids`` (-1 padding) and ranks (``inf``: not
+    ranked or padding).
+
+    Parameters
+    ----------
+    sets:
+        ``R`` lists of item ids, at least two each, no repeats.
+    ranks:
+        ``R`` lists of ranks, one per item (1 = best; equal ranks tie; None or NaN: not
+        ranked), or None: each set is listed best first.
+    item_ids:
+        The item table's ids.
+    """
+    rows = _ragged(sets, None, "sets")
+    for i, row in enumerate(rows):
+        if len(row) < 2:
+            raise _fail(f"sets[{i}]", row, "at least 2 items to choose from")
+    if ranks is None:
+        rank_rows = [list(range(1, len(r) + 1)) for r in rows]
+    else:
+        rank_rows = _ragged(ranks, len(rows), "ranks")
+    values, valid = _padded(rows)
+    for i, (row, rk) in enumerate(zip(rows, rank_rows, strict=True)):
+        if len(rk) != len(row):
+            raise _fail(f"ranks[{i}]", rk, f"{len(row)} ranks, one per item of sets[{i}] "
+                        "(1 = best, equal ranks tie, None = not ranked)")
+    flat = _as_id_array(values[valid].tolist(), "sets")
+    codes = np.full(values.shape, -1, dtype=np.int64)
+    codes[valid] = _encode(flat, item_ids, "sets", "item_ids")
+    srt = np.sort(np.where(valid, codes, -1 - np.arange(values.shape[1])), 1)
+    dup = srt[:, 1:] == srt[:, :-1]
+    if dup.any():
+        i = int(np.flatnonzero(dup.any(1))[0])
+        raise _fail(f"sets[{i}]", rows[i], "distinct items (an item ranked twice)")
+    rank = np.full(values.shape, np.inf)
+    for i, rk in enumerate(rank_rows):  # numbers, None/NaN = not ranked
+        for j, v in enumerate(rk):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+                raise _fail(f"ranks[{i}][{j}]", v, "a number (1 = best) or None")
+            rank[i, j] = float(v)
+    unranked = ~np.isfinite(rank).any(1)
+    if unranked.any():
+        i = int(np.flatnonzero(unranked)[0])
+        raise _fail(f"ranks[{i}]", rank_rows[i], "at least one ranked item (1 = best)")
+    return codes, rank
+
+
+def ranking_stages(sets: np.ndarray, ranks: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rankings as the choices that make them (Plackett-Luce): the best item is chosen from
+    all the items shown, the next from the rest, and so on; unranked items (partial, top-m
+    rankings) stay among the alternatives of every choice; items of equal rank are each
+    chosen from the set that still holds all of them (Breslow's treatment of ties).
+
+    Parameters
+    ----------
+    sets:
+        ``(R, n)`` item rows shown in each answer, -1 padding.
+    ranks:
+        ``(R, n)`` each item's rank (lower is better; equal ranks tie; ``inf``: not ranked).
+    rng:
+        Picks which alternative is ``item_b`` and which of the two comes first.
+
+    Returns
+    -------
+    tuple
+        Per choice: ``answer`` (the ranking it comes from), ``item_a``, ``item_b``,
+        ``label`` (1: item_a chosen) and ``others (S, n - 2)`` (-1 padding).
+    """
+    valid = sets >= 0
+    ranked = valid & np.isfinite(ranks)
+    r_idx, i_idx = np.nonzero(ranked)
+    risk = valid[r_idx] & (ranks[r_idx] >= ranks[r_idx, i_idx][:, None])  # (S, n)
+    keep = risk.sum(1) >= 2  # the last of a full ranking is chosen from itself alone
+    r_idx, i_idx, risk = r_idx[keep], i_idx[keep], risk[keep]
+    n_stage, width = risk.shape
+    rows = np.arange(n_stage)
+    alt = risk.copy()
+    alt[rows, i_idx] = False
+    keys = np.where(alt, rng.random(alt.shape), -1.0)
+    j_idx = keys.argmax(1)  # item_b: a random alternative
+    alt[rows, j_idx] = False
+    order = np.argsort(~alt, axis=1, kind="stable")[:, : max(width - 2, 0)]
+    others = np.where(np.take_along_axis(alt, order, 1),
+                      np.take_along_axis(sets[r_idx], order, 1), -1)
+    chosen, other = sets[r_idx, i_idx], sets[r_idx, j_idx]
+    swap = rng.random(n_stage) < 0.5  # the chosen item is item_b half of the time
+    a, b = np.where(swap, other, chosen), np.where(swap, chosen, other)
+    return r_idx, a, b, np.where(swap, 0, 1), others
+
+
 @dataclass(frozen=True, eq=False)
 class EmbeddingTable:
     """A table of embeddings with the ids of its rows: the items (or prompts) a model scores.
@@ -308,6 +460,12 @@ class PreferenceData:
     0 item_b; with ``levels=3`` 0.5 is a tie ("equal"); with more levels the grade says
     how strongly (``levels=5``: 0, 0.25, 0.5, 0.75, 1 from "b much better" to "a much
     better").
+
+    A comparison may also be a *choice from a larger set*: ``others[n]`` lists the items
+    shown beside ``item_a`` and ``item_b`` (``-1`` pads), and the label says which of the two
+    was chosen (1: item_a) over all of them. A ranking is a sequence of such choices (the
+    best of all, then the best of the rest, ...: Plackett-Luce); ``from_rankings`` and
+    ``from_choices`` build them.
     """
 
     user: np.ndarray  # (N,) int64 index into user_ids
@@ -322,6 +480,7 @@ class PreferenceData:
     prompt_ids: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     levels: int = 2  # ordered outcomes of an answer: 2 binary, 3 with ties, more graded
+    others: np.ndarray | None = None  # (N, m) int64 further items of a choice; -1: none
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -339,6 +498,7 @@ class PreferenceData:
         prompt_ids: Sequence | None = None,
         user_ids: Sequence | None = None,
         levels: int = 2,
+        others: Sequence | None = None,
     ) -> PreferenceData:
         """Validate comparisons given by id and build the container.
 
@@ -346,7 +506,10 @@ class PreferenceData:
         (default ``0..M-1``), or a DataFrame indexed by item id. ``user_ids`` fixes the
         user table's order (default: order of first appearance). ``levels`` is the number
         of ordered outcomes an answer has and ``label`` each answer's grade divided by
-        ``levels - 1`` (see the class docstring; ``levels=3``: 0.5 is a tie).
+        ``levels - 1`` (see the class docstring; ``levels=3``: 0.5 is a tie). ``others``
+        (one list of item ids per comparison, possibly empty) makes comparisons choices
+        from larger sets: item_a (label 1) or item_b (label 0) was chosen over the others
+        too.
         """
         if isinstance(items, pd.DataFrame):
             if item_ids is None:
@@ -407,8 +570,9 @@ class PreferenceData:
                 raise _fail("prompt", f"length {len(p_arr)}", f"length {n}, the length of user")
             p_idx = _encode(p_arr, p_ids, "prompt", "prompt_ids")
 
+        more = None if others is None else _encode_others(others, n, item_ids, a, b, levels)
         return cls(u, a, b, y, table, user_table, item_ids, p_idx, p_table, p_ids,
-                   levels=int(levels))
+                   levels=int(levels), others=more)
 
     @classmethod
     def from_frame(
@@ -425,11 +589,14 @@ class PreferenceData:
         prompts: Any = None,
         prompt_ids: Sequence | None = None,
         levels: int = 2,
+        others: str | None = None,
     ) -> PreferenceData:
         """Build from a DataFrame (or a Hugging Face ``datasets.Dataset``) with one comparison
-        per row (column names configurable; ``levels`` as for ``from_arrays``)."""
+        per row (column names configurable; ``levels`` as for ``from_arrays``; ``others`` a
+        column of lists of further items, for choices from larger sets)."""
         frame = _as_frame(frame)
-        needed = [user, item_a, item_b, label] + ([prompt] if prompt else [])
+        needed = [user, item_a, item_b, label] + ([prompt] if prompt else []) + (
+            [others] if others else [])
         for col in needed:
             if col not in frame.columns:
                 raise _fail("frame", f"columns {list(frame.columns)}", f"a column named {col!r}")
@@ -444,7 +611,97 @@ class PreferenceData:
             prompts=prompts,
             prompt_ids=prompt_ids,
             levels=levels,
+            others=frame[others].tolist() if others else None,
         )
+
+    @classmethod
+    def from_rankings(
+        cls,
+        user: Sequence,
+        sets: Sequence,
+        ranks: Sequence | None,
+        items: Any,
+        item_ids: Sequence | None = None,
+        *,
+        prompt: Sequence | None = None,
+        prompts: Any = None,
+        prompt_ids: Sequence | None = None,
+        user_ids: Sequence | None = None,
+        seed: int = 0,
+    ) -> PreferenceData:
+        """Build from rankings: ``user[r]`` was shown the items ``sets[r]`` and ranked them
+        ``ranks[r]`` (one per item: 1 = best; equal ranks are ties; None or NaN = not ranked,
+        e.g. a top-2 of five). ``ranks=None``: each set is listed best first (a full
+        ranking). Each ranking becomes the choices that make it (``ranking_stages``:
+        Plackett-Luce, ties as Breslow), one comparison each, with the alternatives in
+        ``others``; which alternative is ``item_b`` and whether the chosen item comes first
+        is drawn (``seed``), so a position term is not confounded with the choices.
+
+        Parameters
+        ----------
+        user:
+            ``(R,)`` who answered.
+        sets:
+            ``R`` lists of item ids, at least two each, no repeats.
+        ranks:
+            ``R`` lists of ranks, one per item shown, or None.
+        items, item_ids, prompt, prompts, prompt_ids, user_ids:
+            As for ``from_arrays`` (``prompt``: one per ranking).
+        seed:
+            Seeds the layout of each choice.
+        """
+        if isinstance(items, pd.DataFrame):
+            if item_ids is None:
+                item_ids = items.index.to_numpy()
+            items = items.to_numpy()
+        item_ids = (np.arange(len(np.asarray(items))) if item_ids is None
+                    else _as_id_array(item_ids, "item_ids"))
+        user = _as_id_array(user, "user")
+        codes, rank = encode_rankings(sets, ranks, item_ids)
+        if len(user) != len(codes):
+            raise _fail("user", f"length {len(user)}", f"length {len(codes)}, one per ranking")
+        answer, a, b, label, more = ranking_stages(codes, rank, np.random.default_rng(seed))
+        extra = {}
+        if prompt is not None:
+            extra["prompt"] = _as_id_array(prompt, "prompt")[answer]
+        return cls.from_arrays(user[answer], item_ids[a], item_ids[b], label, items, item_ids,
+                               prompt=extra.get("prompt"), prompts=prompts,
+                               prompt_ids=prompt_ids, user_ids=user_ids,
+                               others=[item_ids[r[r >= 0]].tolist() for r in more])
+
+    @classmethod
+    def from_choices(
+        cls,
+        user: Sequence,
+        sets: Sequence,
+        chosen: Sequence,
+        items: Any,
+        item_ids: Sequence | None = None,
+        **kwargs: Any,
+    ) -> PreferenceData:
+        """Build from best-of-n answers: ``user[r]`` chose ``chosen[r]`` from the items
+        ``sets[r]`` (a ranking of one; the other arguments as for ``from_rankings``).
+
+        Parameters
+        ----------
+        user, sets:
+            As for ``from_rankings``.
+        chosen:
+            ``(R,)`` the item id chosen from each set.
+        items, item_ids, kwargs:
+            As for ``from_rankings``.
+        """
+        rows = _ragged(sets, None, "sets")
+        picked = list(chosen)
+        if len(picked) != len(rows):
+            raise _fail("chosen", f"length {len(picked)}", f"length {len(rows)}, one per set")
+        ranks = []
+        for i, (row, c) in enumerate(zip(rows, picked, strict=True)):
+            hits = [j for j, x in enumerate(row) if x == c]
+            if not hits:
+                raise _fail(f"chosen[{i}]", c, f"one of the items of sets[{i}]")
+            ranks.append([1 if j == hits[0] else None for j in range(len(row))])
+        return cls.from_rankings(user, rows, ranks, items, item_ids, **kwargs)
 
     @classmethod
     def from_texts(
@@ -570,6 +827,33 @@ class PreferenceData:
         texts = self.meta.get(key)
         return None if texts is None else list(texts)
 
+    @property
+    def set_size(self) -> int:
+        """The most items any answer chose from (2: pairs only)."""
+        return 2 if self.others is None else 2 + self.others.shape[1]
+
+    def require_pairs(self, what: str) -> None:
+        """Raise if any comparison is a choice from a larger set (``others``): for what
+        handles answers about two items only.
+
+        Parameters
+        ----------
+        what:
+            What refuses them (named in the message).
+        """
+        if self.others is not None:
+            raise _fail("data", f"choices from sets of up to {self.set_size} items (others)",
+                        f"comparisons of two items only: {what} handles pairs (choices and "
+                        "rankings are scored by predict_outcomes, to_datatree and loo)")
+
+    def other_rows(self) -> np.ndarray | None:
+        """``others`` with each padding slot filled by the comparison's ``item_b`` (a valid
+        row to look embeddings up by; ``others >= 0`` says which slots are real); None
+        without choices from larger sets."""
+        if self.others is None:
+            return None
+        return np.where(self.others >= 0, self.others, self.item_b[:, None])
+
     def comparisons_per_user(self) -> np.ndarray:
         """How many comparisons each user (in ``user_ids`` order) has."""
         return np.bincount(self.user, minlength=self.n_users)
@@ -584,6 +868,8 @@ class PreferenceData:
         }
         if self.prompt is not None:
             cols["prompt"] = self.prompt_ids[self.prompt]
+        if self.others is not None:
+            cols["others"] = [self.item_ids[row[row >= 0]].tolist() for row in self.others]
         return pd.DataFrame(cols)
 
     def __len__(self) -> int:
@@ -595,6 +881,8 @@ class PreferenceData:
             f"{self.n_items} items x {self.embed_dim} dims"
             + (", prompted" if self.prompt is not None else "")
             + (f", {self.levels} levels" if self.levels > 2 else "")
+            + (f", {int((self.others >= 0).any(1).sum())} choices from up to "
+               f"{self.set_size} items" if self.others is not None else "")
             + ")"
         )
 
@@ -627,6 +915,7 @@ class PreferenceData:
             self.prompt_ids,
             dict(self.meta),
             self.levels,
+            None if self.others is None else self.others[idx],
         )
 
     def split_comparisons(

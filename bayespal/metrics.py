@@ -123,3 +123,43 @@ def _ece(p: np.ndarray, y: np.ndarray, n_bins: int) -> float:
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     gap = np.abs(np.bincount(bins, y, n_bins) - np.bincount(bins, p, n_bins))
     return float(gap.sum() / len(p))
+
+
+def _chosen(prob: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(prob, dtype=np.float64)
+    y = np.asarray(label)
+    if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] != len(y):
+        raise ValueError(f"prob: got shape {p.shape}; expected (n, 2 + m) choice "
+                         f"probabilities (item_b, item_a, others) for {len(y)} labels")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("label: got values other than 0 and 1; expected which of item_b (0) "
+                         "and item_a (1) was chosen")
+    return p, y.astype(np.int64)
+
+
+def choice_log_loss(prob: np.ndarray, label: np.ndarray) -> float:
+    """Mean negative log-probability of the chosen item of choices from sets (pairs
+    included), probabilities clipped below at 1e-6.
+
+    Parameters
+    ----------
+    prob:
+        ``(n, 2 + m)`` each item's probability of being chosen in the order ``(item_b,
+        item_a, others)`` (``Posterior.predict_outcomes`` of data with ``others``).
+    label:
+        Observed labels (1: item_a chosen, 0: item_b).
+    """
+    p, y = _chosen(prob, label)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(p)), y], EPS, 1))))
+
+
+def choice_accuracy(prob: np.ndarray, label: np.ndarray) -> float:
+    """Share of choices where the most probable item is the one chosen.
+
+    Parameters
+    ----------
+    prob, label:
+        As for ``choice_log_loss``.
+    """
+    p, y = _chosen(prob, label)
+    return float((p.argmax(1) == y).mean())

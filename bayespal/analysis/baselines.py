@@ -41,6 +41,7 @@ class BradleyTerry:
         data:
             The training comparisons.
         """
+        data.require_pairs("BradleyTerry")
         torch.manual_seed(self.seed)
         d = data.embed_dim
         self.reward_: nn.Module = (
@@ -73,6 +74,7 @@ class BradleyTerry:
         data:
             Comparisons over items of the same embedding width.
         """
+        data.require_pairs("BradleyTerry")
         items = torch.as_tensor(data.items).float()
         r = self.reward_(items).squeeze(-1)
         return torch.sigmoid(r[data.item_a] - r[data.item_b]).numpy()

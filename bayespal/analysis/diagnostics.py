@@ -20,6 +20,7 @@ from bayespal.checks import check_table
 from bayespal.data import PreferenceData
 from bayespal.model import PopulationDraws
 from bayespal.model.draws import sample_dirichlet
+from bayespal.model.likelihood import choice_logits
 from bayespal.model.matching import match_prototypes
 from bayespal.model.pal import OrderedOutcome
 from bayespal.rng import keeps_global_rng
@@ -41,8 +42,11 @@ def _data(posterior, data: PreferenceData | None, what: str) -> PreferenceData:
 
 def _comparison_logits(draws: PopulationDraws, weights: torch.Tensor, users: np.ndarray,
                        data: PreferenceData, posterior) -> torch.Tensor:
-    """Per-draw logits ``(P, N)`` of ``data``'s comparisons (users at ``users``)."""
+    """Per-draw logits ``(P, N)`` of ``data``'s comparisons (users at ``users``); for choices
+    from larger sets (``data.others``) the categorical logits ``(P, N, 2 + m)`` over
+    ``(item_b, item_a, others)`` (``likelihood.choice_logits``)."""
     out = []
+    filled = data.other_rows()
     for s in range(0, len(users), CHUNK):
         sl = slice(s, s + CHUNK)
         ea, eb = data.items[data.item_a[sl]], data.items[data.item_b[sl]]
@@ -55,7 +59,21 @@ def _comparison_logits(draws: PopulationDraws, weights: torch.Tensor, users: np.
                 posterior.training_rows(data.item_ids[data.item_a[sl]], ea),
                 posterior.training_rows(data.item_ids[data.item_b[sl]], eb))
         w = weights[:, torch.as_tensor(users[sl], device=weights.device)]
-        out.append(draws.logits(w, fa, fb, pc, offset))
+        logits = draws.logits(w, fa, fb, pc, offset)
+        if filled is not None:
+            eo = data.items[filled[sl]]
+            o_off = None
+            if draws.has_item_effects:
+                ro = posterior.training_rows(data.item_ids[filled[sl]].reshape(-1),
+                                             eo.reshape(-1, eo.shape[-1]))
+                o_off = (draws.item_offsets(ro).reshape(draws.size, *filled[sl].shape)
+                         - draws.item_offsets(posterior.training_rows(
+                             data.item_ids[data.item_b[sl]], eb)).unsqueeze(-1))
+            o_diff, o_gram = draws.other_terms(draws.features(eo), fb, pc, o_off)
+            others = torch.as_tensor(data.others[sl], device=logits.device)
+            logits = choice_logits(w.expand(logits.shape[0], -1, -1), logits, o_diff, o_gram,
+                                   others)
+        out.append(logits)
     return torch.cat(out, 1)
 
 
@@ -96,7 +114,9 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     level = np.rint(data.label * (data.levels - 1)).astype(np.int64)  # binary: the label
     obs = torch.as_tensor(level, device=logits.device, dtype=torch.float64)
     # float64: no log-likelihood saturates to 0
-    if draws.levels == 2:
+    if data.others is not None:  # choices from sets: which item (0: item_b, 1: item_a)
+        answer = dist.Categorical(logits=logits.double())
+    elif draws.levels == 2:
         answer = dist.Bernoulli(logits=logits.double())
     else:
         answer = OrderedOutcome(logits.double(), draws.cuts().double()[:, None, :])
@@ -327,6 +347,7 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
         Population draws and their seed (default: the fit's).
     """
     data = _data(posterior, data, "heterogeneity_check")
+    data.require_pairs("heterogeneity_check")
     seed = posterior.seed if seed is None else seed
     draws = posterior.population_draws(num_samples, seed=seed)
     with torch.no_grad():

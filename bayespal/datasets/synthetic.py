@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayespal.data import PreferenceData
+from bayespal.data import PreferenceData, ranking_stages
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +44,11 @@ class SyntheticPreferences:
     true_features:
         The truth's features ``f*(x)`` of every item ``(M, pref_dim)`` (the embeddings a
         perfect mapping would produce).
+    question:
+        Rankings (``set_size > 2``): the question (a set shown to a user) each comparison
+        is a stage of, ``(N,)``; ``true_outcome_probs`` is then each item's probability of
+        being chosen ``(N, set_size)`` in the order ``(item_b, item_a, others)`` and
+        ``true_prob`` item_a's. Else None.
     """
 
     data: PreferenceData  # all comparisons
@@ -58,6 +63,7 @@ class SyntheticPreferences:
     true_cutpoints: np.ndarray | None = None  # (L - 1,) graded answers' cutpoints
     true_outcome_probs: np.ndarray | None = None  # (N, L) graded answers' level probabilities
     true_features: np.ndarray | None = None  # (M, pref_dim) f*(x)
+    question: np.ndarray | None = None  # (N,) rankings: the question of each stage
 
     def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray
                          ) -> np.ndarray:
@@ -84,7 +90,9 @@ class SyntheticPreferences:
     def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
         """Expected accuracy of the Bayes-optimal predictor: ``mean(max(p, 1 - p))``; for
         graded answers, on the decided (not tied) comparisons as ``metrics.accuracy``
-        scores it: the expected number right over the expected number decided.
+        scores it: the expected number right over the expected number decided; for choices
+        from sets (``question``) the chance that the most probable item is chosen
+        (``metrics.choice_accuracy``).
 
         Parameters
         ----------
@@ -92,6 +100,8 @@ class SyntheticPreferences:
             Comparisons to score (default: all).
         """
         mask = slice(None) if mask is None else mask
+        if self.question is not None:  # choices: the most probable item of each set
+            return float(self.true_outcome_probs[mask].max(1).mean())
         if self.true_outcome_probs is None:
             p = self.true_prob[mask]
             return float(np.maximum(p, 1 - p).mean())
@@ -115,6 +125,8 @@ def synthetic(
     nonlinearity: float = 1.5,
     item_effect_scale: float = 0.0,
     cutpoints=None,
+    set_size: int = 2,
+    ranked: int | None = None,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """Generate PAL-A data with known truth.
@@ -145,6 +157,11 @@ def synthetic(
         Graded answers: the truth's increasing cutpoints ``c`` of the logit, symmetric
         about 0 (``(-t, t)``: ties, the Rao-Kupper model); answers then have
         ``len(c) + 1`` levels, ``P(level >= j) = sigmoid(logit - c_{j-1})``. None: binary.
+    set_size, ranked:
+        ``set_size > 2``: each of a user's ``n_train + n_test`` answers is a ranking of
+        ``set_size`` random items (its top ``ranked``; None: all), drawn from the truth's
+        Plackett-Luce model, stored as its choices (``PreferenceData.from_rankings``,
+        ``question``); ``ranked=1`` is best-of-``set_size``.
     seed:
         Seeds everything.
     """
@@ -157,7 +174,8 @@ def synthetic(
     f = np.tanh(x @ a_map)  # (M, d), nonlinear in x
     prototypes = rng.normal(size=(k, pref_dim))
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
-                  mixture_concentration, sharpness, item_effect_scale, cutpoints)
+                  mixture_concentration, sharpness, item_effect_scale, cutpoints,
+                  set_size, ranked)
 
 
 def synthetic_deep(
@@ -174,6 +192,8 @@ def synthetic_deep(
     sharpness: float = 3.0,
     item_effect_scale: float = 0.0,
     cutpoints=None,
+    set_size: int = 2,
+    ranked: int | None = None,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """PAL-A data with known truth from a *different* family than ``synthetic``: items
@@ -188,7 +208,8 @@ def synthetic_deep(
         Users, prototypes and comparisons per user (train, test).
     n_items, embed_dim, hidden, pref_dim:
         Items, embedding width, the true map's hidden width, the truth's preference dimension.
-    partition_fraction, mixture_concentration, sharpness, item_effect_scale, cutpoints:
+    partition_fraction, mixture_concentration, sharpness, item_effect_scale, cutpoints,
+    set_size, ranked:
         As for synthetic.
     seed:
         Seeds everything.
@@ -203,19 +224,25 @@ def synthetic_deep(
     f = (f - f.mean(0)) / f.std(0) * 0.5  # (M, d): each coordinate RMS 0.5
     prototypes = rng.normal(size=(k, pref_dim)) * 0.5
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
-                  mixture_concentration, sharpness, item_effect_scale, cutpoints)
+                  mixture_concentration, sharpness, item_effect_scale, cutpoints,
+                  set_size, ranked)
 
 
 def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,
            n_users: int, n_train: int, n_test: int, partition_fraction: float,
            mixture_concentration: float, sharpness: float,
-           item_effect_scale: float = 0.0, cutpoints=None) -> SyntheticPreferences:
+           item_effect_scale: float = 0.0, cutpoints=None, set_size: int = 2,
+           ranked: int | None = None) -> SyntheticPreferences:
     """Users, pairs and PAL-A labels for items ``x`` with true features ``f (M, d)`` (and,
-    with ``item_effect_scale > 0``, a residual reward per item)."""
+    with ``item_effect_scale > 0``, a residual reward per item; with ``set_size > 2``
+    rankings, ``_rankings``)."""
     if not item_effect_scale >= 0:
         raise ValueError(f"item_effect_scale: got {item_effect_scale!r}; expected a number >= 0")
     k = len(prototypes)
     group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
+    if set_size != 2:
+        return _rankings(rng, x, f, prototypes, group, weights, n_train, n_test, sharpness,
+                         item_effect_scale, cutpoints, set_size, ranked)
     user, a, b, is_test = _pairs(rng, n_users, n_train, n_test, len(x))
     rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
     effects = None
@@ -239,6 +266,58 @@ def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: n
                                       levels=2 if cuts is None else len(cuts) + 1)
     return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
                                 float(sharpness), effects, cuts, outcome, f)
+
+
+def _rankings(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,
+              group: np.ndarray, weights: np.ndarray, n_train: int, n_test: int,
+              sharpness: float, item_effect_scale: float, cutpoints, set_size: int,
+              ranked: int | None) -> SyntheticPreferences:
+    """Each user ranks ``n_train + n_test`` random sets of ``set_size`` items (the last
+    ``n_test`` are test): a Plackett-Luce draw (Gumbel-max on the utilities
+    ``beta * sum_k w_k r_k(x)``), its top ``ranked`` kept, stored as choices."""
+    if cutpoints is not None:
+        raise ValueError("cutpoints: got cutpoints with set_size > 2; expected None (ties are "
+                         "answers about pairs)")
+    n_items, n_users = len(x), len(weights)
+    if not (isinstance(set_size, (int, np.integer)) and 2 <= set_size <= n_items):
+        raise ValueError(f"set_size: got {set_size!r}; expected an integer in [2, {n_items}]")
+    ranked = set_size - 1 if ranked is None else ranked
+    if not (isinstance(ranked, (int, np.integer)) and 1 <= ranked <= set_size - 1):
+        raise ValueError(f"ranked: got {ranked!r}; expected None (all) or an integer in "
+                         f"[1, {set_size - 1}]")
+    rewards = 2 * prototypes @ f.T - (f**2).sum(1)  # (K, M)
+    effects = None
+    if item_effect_scale > 0:
+        effects = rng.normal(size=n_items) * item_effect_scale
+        rewards = rewards + effects
+    per_user = n_train + n_test
+    q_user = np.repeat(np.arange(n_users), per_user)
+    sets = rng.integers(0, n_items, size=(len(q_user), set_size))
+    while True:  # redraw the sets that repeat an item
+        srt = np.sort(sets, 1)
+        bad = (srt[:, 1:] == srt[:, :-1]).any(1)
+        if not bad.any():
+            break
+        sets[bad] = rng.integers(0, n_items, size=(int(bad.sum()), set_size))
+    utility = sharpness * np.einsum("qk,kqn->qn", weights[q_user], rewards[:, sets])
+    order = np.argsort(-(utility + rng.gumbel(size=utility.shape)), 1)
+    rank = np.full(sets.shape, np.inf)
+    np.put_along_axis(rank, order[:, :ranked], np.arange(1, ranked + 1)[None].repeat(
+        len(sets), 0).astype(float), 1)
+    question, a, b, label, others = ranking_stages(sets, rank, rng)
+    user = q_user[question]
+    # each stage's choice probabilities over (b, a, others): a softmax over its set
+    members = np.concatenate([b[:, None], a[:, None], others], 1)
+    u = sharpness * np.einsum("nk,knj->nj", weights[user], rewards[:, np.maximum(members, 0)])
+    u = np.where(members >= 0, u, -np.inf)
+    u -= u.max(1, keepdims=True)
+    probs = np.exp(u) / np.exp(u).sum(1, keepdims=True)
+    data = PreferenceData.from_arrays(user, a, b, label, x.astype(np.float32),
+                                      user_ids=np.arange(n_users),
+                                      others=[r[r >= 0].tolist() for r in others])
+    is_test = (np.arange(len(q_user)) % per_user >= n_train)[question]
+    return SyntheticPreferences(data, weights, probs[:, 1], group, prototypes, is_test,
+                                rewards, float(sharpness), effects, None, probs, f, question)
 
 
 def _cutpoints(cutpoints) -> np.ndarray | None:

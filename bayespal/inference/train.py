@@ -24,7 +24,7 @@ from bayespal.inference.callbacks import check_callbacks
 from bayespal.inference.config import TrainConfig
 from bayespal.inference.guides import PALGuide
 from bayespal.inference.trainer import DeviceData, Trainer, _json_safe, data_fingerprint
-from bayespal.metrics import expected_label, log_loss
+from bayespal.metrics import choice_log_loss, expected_label, log_loss
 from bayespal.model import ModelConfig, PALModel
 
 VALIDATION_DRAWS = 32  # posterior draws per validation of held-out comparisons
@@ -93,7 +93,8 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
                   data: PreferenceData, num_samples: int,
                   items: EmbeddingTable | None = None) -> np.ndarray:
     """The posterior predictive ``P(a preferred)`` ``(n,)`` of ``data``'s comparisons under
-    the training state (graded answers: every level's probability, ``(n, L)``; users matched
+    the training state (graded answers: every level's probability, ``(n, L)``; choices from
+    larger sets: every item's, ``(n, 2 + m)``, see ``PopulationDraws.predict``; users matched
     by id to ``user_ids``; unknown users get the population average): what validation and
     the collapse check score.
 
@@ -122,8 +123,18 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
                              "has item effects)")
         rows_a = items.match(data.item_ids[data.item_a], emb_a)
         rows_b = items.match(data.item_ids[data.item_b], emb_b)
+    choice = {}
+    if data.others is not None:  # choices from larger sets: each item's probability
+        filled = data.other_rows()
+        emb_o = data.items[filled]
+        rows_o = None
+        if draws.has_item_effects:
+            rows_o = items.match(data.item_ids[filled].reshape(-1),
+                                 emb_o.reshape(-1, emb_o.shape[-1])).reshape(filled.shape)
+        choice = dict(emb_o=emb_o, others=data.others, rows_o=rows_o)
     p = draws.predict(lambda pos: guide.weight_draws(draws.size, pos), users, emb_a, emb_b,
-                      emb_c, rows_a=rows_a, rows_b=rows_b, outcomes=draws.levels > 2)
+                      emb_c, rows_a=rows_a, rows_b=rows_b,
+                      outcomes=draws.levels > 2 or data.others is not None, **choice)
     return p.mean(0).cpu().numpy()
 
 
@@ -171,6 +182,10 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
             raise ValueError(f"{name}: got answers on {d.levels} levels with levels="
                              f"{model_config.levels}; expected the model's scale to be the "
                              "data's (bayespal.fit takes it from the data)")
+    if data.others is not None and model_config.metric != "distance":
+        raise ValueError(f"metric: got {model_config.metric!r} with choices from sets "
+                         "(data.others); expected 'distance' (a choice is a multinomial logit "
+                         "of the prototypes' rewards)")
     if model_config.prompted and data.prompts is None:
         raise ValueError(f"data: got comparisons without prompts and prompt_dim="
                          f"{model_config.prompt_dim}; expected prompts (PreferenceData "
@@ -210,6 +225,8 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
                 torch.manual_seed(cfg.seed)
                 p = heldout_probs(model, guide, data.user_ids, validation, VALIDATION_DRAWS,
                                   data.item_table)
+            if validation.others is not None:
+                return choice_log_loss(p, validation.label)
             return log_loss(p, validation.label)
 
     trainer = Trainer(model, guide, device_data, cfg, generator, validate=validate,
@@ -283,8 +300,14 @@ def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         p = heldout_probs(state.model, state.guide, data.user_ids, sub, 16, data.item_table)
-    spread = float(np.abs(expected_label(p) - 0.5).mean())
-    loss = log_loss(p, sub.label)
+    if sub.others is not None:  # choices from sets: a coin is uniform over each set
+        spread = float(np.abs(p[:, 1] - p[:, 0]).mean() / 2)
+        loss = choice_log_loss(p, sub.label)
+        coin = float(np.mean(np.log(2 + (sub.others >= 0).sum(1))))
+    else:
+        spread = float(np.abs(expected_label(p) - 0.5).mean())
+        loss = log_loss(p, sub.label)
+        coin = math.log(data.levels)
     beta = state.guide.sharpness_moments()[0]
     z = (math.log(max(beta, 1e-300)) - config.sharpness_loc) / config.sharpness_scale
     if abs(z) > 4:
@@ -293,11 +316,10 @@ def warn_if_collapsed(state: Trained, data: PreferenceData, config: ModelConfig,
             f"median {math.exp(config.sharpness_loc):.3g}: the optimiser diverged and the "
             f"mapping absorbed the scale; the fit collapsed: try a smaller lr (got {lr:g})",
             RuntimeWarning, stacklevel=4)
-    elif spread < 0.02 or loss > math.log(data.levels) - 0.005:
+    elif spread < 0.02 or loss > coin - 0.005:
         warnings.warn(
             f"fit: predictions on training comparisons are no better than a coin (mean "
-            f"|p - 1/2| {spread:.3f}, log-loss {loss:.4f} vs log {data.levels} = "
-            f"{math.log(data.levels):.4f}; "
+            f"|p - 1/2| {spread:.3f}, log-loss {loss:.4f} vs a coin's {coin:.4f}; "
             f"sharpness {beta:.3g}, final loss {state.loss_history[-1]:.4f} per comparison): "
             "the fit collapsed or found no signal; try a smaller "
             f"lr (got {lr:g}) or check the data", RuntimeWarning, stacklevel=4)

@@ -42,6 +42,7 @@ class DeviceData:
     user_scale: torch.Tensor  # N / (U * n_user) per comparison
     prompts: torch.Tensor | None = None  # (P, Dc) prompt embeddings (PAL-B)
     prompt: torch.Tensor | None = None  # (N,) rows of prompts
+    others: torch.Tensor | None = None  # (N, m) further items of choices, -1: none
 
     @classmethod
     def from_data(cls, data: PreferenceData, device: torch.device) -> DeviceData:
@@ -60,6 +61,7 @@ class DeviceData:
             t(scale, torch.float32),
             None if data.prompts is None else t(data.prompts),
             None if data.prompt is None else t(data.prompt, torch.long),
+            None if data.others is None else t(data.others, torch.long),
         )
 
     def __len__(self) -> int:
@@ -78,7 +80,8 @@ class DeviceData:
         sel = slice(rank, None, world_size)
         return DeviceData(self.items, self.user[sel], self.item_a[sel], self.item_b[sel],
                           self.label[sel], self.user_scale[sel], self.prompts,
-                          None if self.prompt is None else self.prompt[sel])
+                          None if self.prompt is None else self.prompt[sel],
+                          None if self.others is None else self.others[sel])
 
     def batch(self, index: torch.Tensor | None = None, minibatch: bool = True) -> Batch:
         """A minibatch (per-comparison user terms) or, with ``index=None``, all comparisons
@@ -93,7 +96,7 @@ class DeviceData:
         """
         if index is None:
             return Batch(self.items, self.user, self.item_a, self.item_b, self.label,
-                         prompts=self.prompts, prompt=self.prompt)
+                         prompts=self.prompts, prompt=self.prompt, others=self.others)
         return Batch(
             self.items,
             self.user[index],
@@ -104,6 +107,7 @@ class DeviceData:
             user_scale=self.user_scale[index] if minibatch else None,
             prompts=self.prompts,
             prompt=None if self.prompt is None else self.prompt[index],
+            others=None if self.others is None else self.others[index],
         )
 
 
@@ -472,6 +476,8 @@ def data_fingerprint(data: PreferenceData) -> str:
     for arr in (data.user, data.item_a, data.item_b, data.label):
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update(str(data.items.shape).encode())
+    if data.others is not None:  # choices from sets: their further items too
+        h.update(np.ascontiguousarray(data.others).tobytes())
     return h.hexdigest()[:32]
 
 

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from bayespal.model.likelihood import (
+    choice_logits,
+    choice_terms,
     expected_score,
     mixture_logits,
     mixture_rewards,
@@ -275,6 +277,34 @@ class PopulationDraws:
                           loadings=self.loadings, pc=self._per_draw(pc), metric=self.metric,
                           position_bias=self.position_bias, offset=offset)
 
+    def other_terms(self, fo: torch.Tensor, fb: torch.Tensor, pc: torch.Tensor | None = None,
+                    offset: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``choice_terms`` of choices' further items for every draw.
+
+        Parameters
+        ----------
+        fo:
+            ``(E, n, m, d)`` the further items' features under each member's map.
+        fb, pc:
+            As for ``terms``.
+        offset:
+            ``(P, n, m)``: the items' effects ``e(o_j) - e(b)``; required exactly when the
+            population has item effects.
+
+        Returns
+        -------
+        tuple
+            ``diff (P, n, m, K)`` and ``gram`` (cosine) or None.
+        """
+        if self.has_item_effects != (offset is not None):
+            raise ValueError("offset: expected the further items' effects exactly when the "
+                             "population has item effects")
+        return choice_terms(self.prototypes, self.sharpness, self._per_draw(fo),
+                            self._per_draw(fb), loadings=self.loadings,
+                            pc=self._per_draw(pc) if self.takes_prompts else None,
+                            metric=self.metric, offset=offset)
+
     def logits(self, weights: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
                pc: torch.Tensor | None = None, offset: torch.Tensor | None = None
                ) -> torch.Tensor:
@@ -294,10 +324,12 @@ class PopulationDraws:
     def probs(self, weights: torch.Tensor | None, fa: torch.Tensor, fb: torch.Tensor,
               pc: torch.Tensor | None = None, known: torch.Tensor | None = None,
               generator: torch.Generator | None = None, offset: torch.Tensor | None = None,
-              outcomes: bool = False) -> torch.Tensor:
+              outcomes: bool = False, choice: tuple | None = None) -> torch.Tensor:
         """Per-draw ``P(a preferred over b)`` of comparisons, ``(P, n)``: for graded answers
         the expected label (``likelihood.expected_score``, a tie counting half); with
-        ``outcomes`` the probability of every level instead, ``(P, n, L)``.
+        ``outcomes`` the probability of every level instead, ``(P, n, L)``. Choices from
+        larger sets (``choice``): ``P(a chosen)``, or with ``outcomes`` the probability of
+        each item ``(P, n, 2 + m)`` in the order ``(b, a, others)``.
 
         Parameters
         ----------
@@ -316,11 +348,28 @@ class PopulationDraws:
             As for ``terms``.
         outcomes:
             Return each level's probability (level 0: b preferred most strongly).
+        choice:
+            ``(fo (E, n, m, d), others (n, m), offset (P, n, m) or None)``: the further
+            items of choices (``others`` -1 pads), or None for pairs.
         """
         diff, gram = self.terms(fa, fb, pc, offset)
         n = diff.shape[-2]
+        if choice is not None:
+            if self.cutpoints is not None:
+                raise ValueError("choice: got further items with graded answers; expected "
+                                 "binary answers (a choice from a set)")
+            fo, others, other_offset = choice
+            o_diff, o_gram = self.other_terms(fo, fb, pc, other_offset)
 
-        def score(logits: torch.Tensor) -> torch.Tensor:  # logits (P, ..., n)
+        def score(w: torch.Tensor, lead: int) -> torch.Tensor:  # w (P, [S,] n, K)
+            def grow(t: torch.Tensor | None) -> torch.Tensor | None:  # a dim for S
+                return t.unsqueeze(1) if t is not None and lead else t
+
+            logits = mixture_logits(w, grow(diff), grow(gram))
+            if choice is not None:
+                u = choice_logits(w, logits, grow(o_diff), grow(o_gram), others)
+                p = torch.softmax(u, -1)
+                return p if outcomes else p[..., 1]
             if not outcomes and self.cutpoints is None:
                 return torch.sigmoid(logits)
             cuts = self.cuts().reshape(self.size, *([1] * (logits.dim() - 1)), -1)
@@ -328,25 +377,25 @@ class PopulationDraws:
 
         if weights is not None:
             weights = weights.expand(diff.shape[0], -1, -1)  # MAP: one draw of everything
-        probs = None if weights is None else score(mixture_logits(weights, diff, gram))
+        probs = None if weights is None else score(weights, 0)
         if known is None:
             known = torch.full((n,), weights is not None, device=diff.device)
         if bool(known.all()):
             return probs
         w0 = sample_dirichlet(self.concentration, (UNKNOWN_USER_DRAWS, n), generator)
-        pop = score(mixture_logits(w0, diff.unsqueeze(1),
-                                   None if gram is None else gram.unsqueeze(1))).mean(1)
+        pop = score(w0, 1).mean(1)
         if probs is None:
             return pop
         return torch.where(known[:, None] if outcomes else known, probs, pop)
 
     @torch.no_grad()
     def predict(self, weight_draws, users: np.ndarray, emb_a, emb_b, emb_c=None,
-                chunk: int = 4096, rows_a=None, rows_b=None, outcomes: bool = False
-                ) -> torch.Tensor:
+                chunk: int = 4096, rows_a=None, rows_b=None, outcomes: bool = False,
+                emb_o=None, others=None, rows_o=None) -> torch.Tensor:
         """Per-draw ``P(a preferred over b)`` ``(P, n)`` of comparisons given by embeddings
         (graded answers: the expected label; ``outcomes``: every level's probability, ``(P,
-        n, L)``, see ``probs``), in chunks of ``chunk`` comparisons.
+        n, L)``; choices from larger sets: of each item, ``(P, n, 2 + m)``; see ``probs``),
+        in chunks of ``chunk`` comparisons.
 
         Parameters
         ----------
@@ -366,6 +415,10 @@ class PopulationDraws:
             see ``item_offsets``).
         outcomes:
             Every level's probability instead of the expected label.
+        emb_o, others, rows_o:
+            Choices from larger sets: ``(n, m, D)`` the further items' embeddings, ``(n, m)``
+            their rows (-1: padding, whose embedding is ignored) and, with item effects, their
+            training-table rows ``(n, m)``; None for pairs.
         """
         out = []
         for s in range(0, len(users), chunk):
@@ -379,9 +432,20 @@ class PopulationDraws:
             pc = None if emb_c is None else self.prompt_features(emb_c[sl])
             offset = self.pair_offsets(None if rows_a is None else rows_a[sl],
                                        None if rows_b is None else rows_b[sl])
-            out.append(self.probs(w, fa, fb, pc, known, offset=offset, outcomes=outcomes))
+            choice = None
+            if others is not None:
+                mask = torch.as_tensor(np.asarray(others[sl]), device=self.device)
+                o_off = None
+                if self.has_item_effects:
+                    ro = np.asarray(rows_o[sl])
+                    o_off = (self.item_offsets(ro.reshape(-1)).reshape(self.size, *ro.shape)
+                             - self.item_offsets(rows_b[sl]).unsqueeze(-1))
+                choice = (self.features(emb_o[sl]), mask, o_off)
+            out.append(self.probs(w, fa, fb, pc, known, offset=offset, outcomes=outcomes,
+                                  choice=choice))
         if not out:
-            tail = (self.levels,) if outcomes else ()
+            width = self.levels if others is None else 2 + np.asarray(others).shape[1]
+            tail = (width,) if outcomes else ()
             return torch.zeros(self.size, 0, *tail, device=self.device)
         return torch.cat(out, 1)
 
@@ -552,6 +616,54 @@ class BoundPopulation:
         if gram is not None:
             gram = gram.expand(self.size, -1, -1, -1).reshape(self.size, *a.shape, self.k, self.k)
         return diff, gram
+
+    def other_terms(self, o: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``choice_terms`` of choices' further items (rows ``o (*S, m)``, -1 padding: any
+        value is computed, the caller masks it) against item b (rows ``b (*S)``, prompt rows
+        ``c``): ``diff (P, *S, m, K)`` and None (the distance metric only).
+
+        Parameters
+        ----------
+        o:
+            Further item rows ``(*S, m)``.
+        b, c:
+            Item b's and the prompt's rows ``(*S)``.
+        """
+        m, flat_b = o.shape[-1], b.reshape(-1)
+        flat_o = o.clamp(min=0).reshape(-1)
+        e = self.item_features.shape[0]
+        fo = self.item_features[:, flat_o].reshape(e, len(flat_b), m, -1)
+        fb = self.item_features[:, flat_b]
+        pc = None if self.prompt_features is None else self.prompt_features[:, c.reshape(-1)]
+        offset = None
+        if self.item_offsets is not None:
+            offset = (self.item_offsets[:, flat_o].reshape(self.size, len(flat_b), m)
+                      - self.item_offsets[:, flat_b].unsqueeze(-1))
+        diff, gram = self.draws.other_terms(fo, fb, pc, offset)
+        if gram is not None:
+            raise ValueError("metric: got 'cosine' with choices from sets; expected 'distance' "
+                             "(a choice is a multinomial logit of the prototypes' rewards)")
+        return diff.expand(self.size, *diff.shape[1:]).reshape(self.size, *o.shape, self.k), None
+
+    def choice_logits(self, w: torch.Tensor, pop: torch.Tensor, a: torch.Tensor,
+                      b: torch.Tensor, c: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """The categorical logits ``(U, S, n, 2 + m)`` over ``(b, a, others)`` of each user's
+        choices (rows ``a, b, c (U, n)``, further items ``o (U, n, m)``, -1 padding) for
+        weight draws ``w (U, S, K)`` paired with population draws ``pop (U, S)``
+        (``likelihood.choice_logits``).
+
+        Parameters
+        ----------
+        w, pop, a, b, c:
+            As for ``logits``.
+        o:
+            (U, n, m) further item rows, -1 padding.
+        """
+        logits = self.logits(w, pop, a, b, c)
+        diff, gram = self.other_terms(o, b, c)  # (P, U, n, m, K)
+        rows = torch.arange(w.shape[0])[:, None]
+        return choice_logits(w[:, :, None, :], logits, diff[pop, rows], gram, o.unsqueeze(1))
 
     def logits(self, w: torch.Tensor, pop: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                c: torch.Tensor | None = None) -> torch.Tensor:

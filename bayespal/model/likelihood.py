@@ -386,3 +386,83 @@ def expected_score(logits: torch.Tensor, cuts: torch.Tensor | None = None) -> to
     if cuts is None:
         return torch.sigmoid(logits)
     return torch.sigmoid(logits.unsqueeze(-1) - cuts).mean(-1)
+
+
+# -- choices from larger sets (best-of-n, the stages of a ranking) ------------------------
+#
+# A comparison with further items ``o_1 .. o_m`` (``PreferenceData.others``) is a choice of
+# item a (label 1) or item b (label 0) from the whole set: a multinomial logit of the
+# user's utilities ``u(x) = beta * sum_k w_k r_k(x)``, so with ``l = u(a) - u(b)`` (the
+# pair's logit, ``mixture_logits``) and ``t_j = u(o_j) - u(b)`` (``choice_terms``)
+# ``log P(a) = l - log(1 + e^l + sum_j e^{t_j})``. With no further items this is the
+# Bernoulli of ``l``. A ranking is a product of such choices (Plackett-Luce,
+# ``bayespal.data.ranking_stages``).
+
+
+def choice_terms(prototypes: torch.Tensor, sharpness: torch.Tensor, fo: torch.Tensor,
+                 fb: torch.Tensor, *, loadings: torch.Tensor | None = None,
+                 pc: torch.Tensor | None = None, metric: str = "distance",
+                 offset: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The per-prototype terms of ``u(o_j) - u(b)`` for each further item of a choice:
+    ``pair_terms`` of ``(o_j, b)`` without the position term.
+
+    Parameters
+    ----------
+    prototypes, sharpness, loadings, metric:
+        As for ``pair_terms``.
+    fo:
+        ``(..., B, m, d)`` the further items' features.
+    fb:
+        ``(..., B, d)`` item b's features.
+    pc:
+        PAL-B: ``(..., B, q)`` the comparisons' prompt features.
+    offset:
+        ``(..., B, m)`` the items' effects ``e(o_j) - e(b)``; None: none.
+
+    Returns
+    -------
+    tuple
+        ``diff (..., B, m, K)`` and ``gram`` (None for the distance metric; else
+        broadcastable to ``(..., B, m, K, K)``).
+    """
+    b, m = fo.shape[-3], fo.shape[-2]
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # (..., B, m, x) -> (..., B * m, x)
+        return t.reshape(*t.shape[:-3], b * m, t.shape[-1])
+
+    def spread(t: torch.Tensor) -> torch.Tensor:  # (..., B, x) -> (..., B * m, x)
+        return flat(t.unsqueeze(-2).expand(*t.shape[:-1], m, t.shape[-1]))
+
+    diff, gram = pair_terms(prototypes, sharpness, flat(fo), spread(fb), loadings=loadings,
+                            pc=None if pc is None else spread(pc), metric=metric,
+                            offset=None if offset is None else offset.reshape(
+                                *offset.shape[:-2], b * m))
+    diff = diff.reshape(*diff.shape[:-2], b, m, diff.shape[-1])
+    if gram is not None:
+        gram = (gram.unsqueeze(-3) if gram.shape[-3] == 1
+                else gram.reshape(*gram.shape[:-3], b, m, *gram.shape[-2:]))
+    return diff, gram
+
+
+def choice_logits(weights: torch.Tensor, logits: torch.Tensor, diff: torch.Tensor,
+                  gram: torch.Tensor | None, others: torch.Tensor) -> torch.Tensor:
+    """The utilities of every item of a choice relative to item b, ``(..., B, 2 + m)`` in
+    the order ``(b, a, o_1, ..., o_m)`` (``-inf`` where ``others`` pads): the logits of a
+    categorical whose value is the label (0: b chosen, 1: a).
+
+    Parameters
+    ----------
+    weights:
+        ``(..., B, K)`` the users' weights.
+    logits:
+        ``(..., B)`` the pairs' logits ``u(a) - u(b)``.
+    diff, gram:
+        From ``choice_terms``.
+    others:
+        ``(B, m)`` the further items (``-1``: none).
+    """
+    t = mixture_logits(weights.unsqueeze(-2), diff, gram)
+    t = t.masked_fill(others < 0, float("-inf"))
+    zero = torch.zeros_like(logits).unsqueeze(-1)
+    return torch.cat([zero, logits.unsqueeze(-1), t], -1)

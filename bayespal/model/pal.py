@@ -31,7 +31,8 @@ only the users in the batch. With ``Batch.user_scale=None`` the model is the pla
 generative model: one ``w_i`` per user, all users, for Predictive, NUTS and the exact
 full-data ELBO. Sites: ``prototypes``, ``loadings`` (PAL-B), ``sharpness``,
 ``item_effects`` (with ``ModelConfig.item_effects``), ``cutpoint_gaps`` (levels > 2),
-``weights`` (K > 1), ``label`` (the label, binary; the level ``label * (L - 1)``, graded).
+``weights`` (K > 1), ``label`` (the label, binary; the level ``label * (L - 1)``, graded;
+a categorical over ``(b, a, others)`` for choices from larger sets, ``Batch.others``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from torch import nn
 
 from bayespal.model.config import ModelConfig
 from bayespal.model.likelihood import (
+    choice_logits,
+    choice_terms,
     cutpoint_count,
     cutpoints,
     mixture_logits,
@@ -131,6 +134,7 @@ class Batch:
     user_scale: torch.Tensor | None = None  # (B,) = N / (U * n_user) for minibatches
     prompts: torch.Tensor | None = None  # (P, Dc) the prompt table (PAL-B)
     prompt: torch.Tensor | None = None  # (B,) rows of ``prompts``
+    others: torch.Tensor | None = None  # (B, m) further items of choices, -1: none
 
 
 class PALModel(nn.Module):
@@ -232,11 +236,14 @@ class PALModel(nn.Module):
         sharpness = pyro.sample(
             "sharpness", dist.LogNormal(z + cfg.sharpness_loc, z + cfg.sharpness_scale)
         )
-        offset = None
+        offset = other_offset = None
         if cfg.item_effects:
             effects = pyro.sample("item_effects", dist.Normal(z, self.item_effect_scale)
                                   .expand([self.n_items]).to_event(1))
             offset = effects[..., batch.item_a] - effects[..., batch.item_b]
+            if batch.others is not None:
+                other_offset = (effects[..., batch.others.clamp(min=0)]
+                                - effects[..., batch.item_b].unsqueeze(-1))
         cuts = None
         if cfg.levels > 2:
             h = cutpoint_count(cfg.levels)
@@ -245,13 +252,20 @@ class PALModel(nn.Module):
                                .expand([h]).to_event(1))
             cuts = cutpoints(gaps, cfg.levels)
         weights = self._weights(batch)
+        fb = self.mapping(batch.items[batch.item_b])
         diff, gram = pair_terms(prototypes, sharpness, self.mapping(batch.items[batch.item_a]),
-                                self.mapping(batch.items[batch.item_b]), loadings=loadings,
+                                fb, loadings=loadings,
                                 pc=pc, metric=cfg.metric, position_bias=self.position_bias,
                                 offset=offset)
         logits = mixture_logits(weights, diff, gram)
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
-            if cuts is None:
+            if batch.others is not None:  # choices from larger sets (binary labels)
+                o_diff, o_gram = choice_terms(
+                    prototypes, sharpness, self.mapping(batch.items[batch.others.clamp(min=0)]),
+                    fb, loadings=loadings, pc=pc, metric=cfg.metric, offset=other_offset)
+                utilities = choice_logits(weights, logits, o_diff, o_gram, batch.others)
+                pyro.sample("label", dist.Categorical(logits=utilities), obs=batch.label)
+            elif cuts is None:
                 pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
             else:
                 level = None if batch.label is None else batch.label * (cfg.levels - 1)

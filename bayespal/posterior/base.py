@@ -357,6 +357,8 @@ class Posterior(ABC):
         rows:
             ``item_a``, ``item_b`` (and ``prompt``) are row numbers of the tables, not ids.
         """
+        if isinstance(data, PreferenceData):  # P(a) of a choice from more is not 1 - P(b)
+            data.require_pairs("predict_proba (use predict_outcomes: each item's probability)")
         return self._predict(data, user, item_a, item_b, items, prompt, prompts, num_samples,
                              seed, return_draws, rows, outcomes=False)
 
@@ -368,8 +370,11 @@ class Posterior(ABC):
                          return_draws: bool = False, rows: bool = False) -> np.ndarray:
         """Posterior predictive probability of every level of each comparison's answer,
         ``(N, L)``: level 0 is "b preferred" (most strongly), ``L - 1`` "a preferred"; with
-        ties (``L = 3``) the columns are ``P(b), P(tie), P(a)``. Arguments as for
-        ``predict_proba`` (``return_draws``: ``(S, N, L)``).
+        ties (``L = 3``) the columns are ``P(b), P(tie), P(a)``. For choices from larger
+        sets (``data.others``) the probability of each item being chosen, ``(N, 2 + m)`` in
+        the order ``(item_b, item_a, others...)`` (0 where ``others`` pads), so column
+        ``label`` is the observed choice. Arguments as for ``predict_proba``
+        (``return_draws``: ``(S, N, L)``).
         """
         return self._predict(data, user, item_a, item_b, items, prompt, prompts, num_samples,
                              seed, return_draws, rows, outcomes=True)
@@ -379,10 +384,18 @@ class Posterior(ABC):
         num_samples = check_int("num_samples", num_samples)
         users, emb_a, emb_b, emb_c, rows_a, rows_b = self._comparisons(
             data, user, item_a, item_b, items, prompt, prompts, rows)
+        choice = {}
+        if data is not None and data.others is not None:  # choices from larger sets
+            filled = data.other_rows()
+            emb_o = data.items[filled]
+            rows_o = self.training_rows(data.item_ids[filled].reshape(-1),
+                                        emb_o.reshape(-1, emb_o.shape[-1]))
+            choice = dict(emb_o=emb_o, others=data.others,
+                          rows_o=None if rows_o is None else rows_o.reshape(filled.shape))
         self._seed(seed)
         draws = self._population(num_samples, "draws")
         p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c,
-                          rows_a=rows_a, rows_b=rows_b, outcomes=outcomes)
+                          rows_a=rows_a, rows_b=rows_b, outcomes=outcomes, **choice)
         return (p if return_draws else p.mean(0)).cpu().numpy()
 
     def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,

@@ -15,6 +15,13 @@ graded strength the probability of every level, entropies taken over the levels)
 ``suggest(..., n > 1)`` picks a batch greedily and skips candidates whose answers are
 nearly the same function of ``w`` as an already chosen one (correlation of ``p_j``
 across draws above ``max_correlation``), so a batch does not ask one question twice.
+
+Questions over sets (``suggest_set``): show ``size`` items and ask for the best
+(``kind="best_of"``) or for their order (``"ranking"``); the same strategies value the
+answer's distribution over the ``size`` choices or the ``size!`` orders
+(``NewUserPosteriors.draw_set_probs``). A set is built greedily from a pool: the best pair
+of a sample of pool pairs, then the pool item that adds the most, until it has ``size``
+items. ``per_item`` divides a question's value by the items it asks a person to read.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayespal.users.newuser import NewUserPosteriors
+from bayespal.users.newuser import SET_KINDS, NewUserPosteriors
 
 STRATEGIES = ("information_gain", "uncertainty", "random")
 
@@ -120,7 +127,8 @@ def _candidates(candidates) -> tuple[np.ndarray, np.ndarray | None]:
 @torch.no_grad()
 def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
             strategy: str = "information_gain", *, user=None, max_correlation: float = 0.95,
-            num_draws: int = 512, seed: int = 0, rows: bool = False) -> pd.DataFrame:
+            num_draws: int = 512, seed: int = 0, rows: bool = False, kind: str = "pair",
+            size: int = 4) -> pd.DataFrame:
     """The ``n`` best next questions among ``candidates``, best first, with their values.
 
     Parameters
@@ -129,7 +137,13 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
         New users' posteriors.
     candidates:
         An ``(C, 2)`` array of item ids, or ``(C, 3)`` with each candidate's prompt id
-        (PAL-B), or a DataFrame with ``item_a``, ``item_b`` (and ``prompt``) columns.
+        (PAL-B), or a DataFrame with ``item_a``, ``item_b`` (and ``prompt``) columns. For
+        set questions (``kind`` other than ``"pair"``): a pool of item ids ``(M,)``.
+    kind:
+        ``"pair"`` (which of two), or a question over ``size`` items: ``"best_of"`` or
+        ``"ranking"`` (``suggest_set``; ``n`` sets of distinct items, one after another).
+    size:
+        Items per set question.
     n:
         How many questions.
     strategy:
@@ -146,8 +160,21 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
     -------
     pandas.DataFrame
         A DataFrame with ``item_a``, ``item_b`` (``prompt``), named as the candidates were (ids,
-        or rows with ``rows=True``), and ``acquisition``, indexed by rank.
+        or rows with ``rows=True``), and ``acquisition``, indexed by rank; for set questions
+        as ``suggest_set``, one row per set.
     """
+    if kind != "pair":
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: got {n!r}; expected a positive integer")
+        pool = np.asarray(candidates, dtype=None if rows else object).reshape(-1)
+        out = []
+        for _ in range(n):  # n sets, each of items the earlier ones did not use
+            row = suggest_set(posterior, pool, size, kind, strategy, user=user,
+                              num_draws=num_draws, seed=seed, rows=rows)
+            used = row.iloc[0, :size].to_numpy()
+            pool = pool[~pd.Index(pool).isin(used)]
+            out.append(row)
+        return pd.concat(out, ignore_index=True).rename_axis("rank")
     pairs, prompt = _candidates(candidates)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: got {n!r}; expected a positive integer")
@@ -178,3 +205,101 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
         out["prompt"] = prompt[chosen]
     return pd.DataFrame({**out, "acquisition": value[chosen]},
                         index=pd.RangeIndex(len(chosen), name="rank"))
+
+
+@torch.no_grad()
+def set_acquisition(posterior: NewUserPosteriors, sets, kind: str = "best_of",
+                    strategy: str = "information_gain", *, user=None, num_draws: int = 512,
+                    seed: int = 0, rows: bool = False) -> np.ndarray:
+    """The acquisition value of showing candidate sets of items ``(C, n)``: higher is more
+    worth asking (``kind`` and the values as for ``suggest_set``).
+
+    Parameters
+    ----------
+    posterior:
+        New users' posteriors.
+    sets:
+        ``(C, n)`` item ids (distinct within a set).
+    kind:
+        ``"best_of"`` (which item is best) or ``"ranking"`` (their order).
+    strategy, user, num_draws, seed, rows:
+        As for ``acquisition``.
+    """
+    _check_strategy(strategy)
+    user = _single_user(posterior, user)
+    p = posterior.draw_set_probs(user, sets, kind, num_draws, seed=0, rows=rows)
+    return _values(p, strategy, seed)
+
+
+@torch.no_grad()
+def suggest_set(posterior: NewUserPosteriors, pool, size: int = 4, kind: str = "best_of",
+                strategy: str = "information_gain", *, user=None, max_pairs: int = 2000,
+                num_draws: int = 512, seed: int = 0, rows: bool = False) -> pd.DataFrame:
+    """The next set question for a user: ``size`` items of ``pool`` to show, asking for the
+    best (``kind="best_of"``) or for their order (``"ranking"``), built greedily: the best of
+    ``max_pairs`` pool pairs (all of them when there are fewer), then, while the set is
+    smaller than ``size``, the pool item whose addition makes the most valuable set.
+
+    Parameters
+    ----------
+    posterior:
+        New users' posteriors.
+    pool:
+        ``(M,)`` candidate item ids (rows, with ``rows``), at least ``size``.
+    size:
+        Items per question (``>= 2``; at most 6 for rankings).
+    kind:
+        ``"best_of"`` or ``"ranking"``.
+    strategy:
+        One of ``STRATEGIES`` (``"random"``: a random set of the pool).
+    user:
+        Whose next question (default: the posterior's only user).
+    max_pairs:
+        Pool pairs tried for the first two items.
+    num_draws, seed, rows:
+        As for ``acquisition`` (``seed`` also draws the pairs tried).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``item_1 .. item_size`` (in the order chosen), ``acquisition`` (the set's
+        value; for ``"random"`` its information gain) and ``per_item`` (the value per item
+        read).
+    """
+    if kind not in SET_KINDS:
+        raise ValueError(f"kind: got {kind!r}; expected one of {SET_KINDS}")
+    _check_strategy(strategy)
+    items = np.asarray(pool, dtype=None if rows else object).reshape(-1)
+    if not isinstance(size, (int, np.integer)) or size < 2:
+        raise ValueError(f"size: got {size!r}; expected an integer >= 2")
+    if len(pd.unique(items)) != len(items) or len(items) < size:
+        raise ValueError(f"pool: got {len(items)} items ({len(pd.unique(items))} distinct); "
+                         f"expected at least size={size} distinct items")
+    user = _single_user(posterior, user)
+    rng = np.random.default_rng(seed)
+    if strategy == "random":
+        chosen = list(rng.choice(len(items), size, replace=False))
+    else:
+        m = len(items)
+        i, j = np.triu_indices(m, 1)
+        if len(i) > max_pairs:
+            pick = rng.choice(len(i), max_pairs, replace=False)
+            i, j = i[pick], j[pick]
+        pairs = np.stack([items[i], items[j]], 1)
+        value = set_acquisition(posterior, pairs, kind, strategy, user=user,
+                                num_draws=num_draws, rows=rows)
+        best = int(np.argmax(value))
+        chosen = [int(i[best]), int(j[best])]
+        while len(chosen) < size:
+            rest = np.setdiff1d(np.arange(m), chosen)
+            sets = np.concatenate([np.repeat(items[chosen][None], len(rest), 0),
+                                   items[rest][:, None]], 1)
+            value = set_acquisition(posterior, sets, kind, strategy, user=user,
+                                    num_draws=num_draws, rows=rows)
+            chosen.append(int(rest[int(np.argmax(value))]))
+    final = set_acquisition(posterior, items[chosen][None], kind,
+                            "information_gain" if strategy == "random" else strategy,
+                            user=user, num_draws=num_draws, rows=rows)[0]
+    out = {f"item_{t + 1}": [items[c]] for t, c in enumerate(chosen)}
+    return pd.DataFrame({**out, "acquisition": [final], "per_item": [final / size]},
+                        index=pd.RangeIndex(1, name="rank"))

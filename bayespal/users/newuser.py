@@ -24,6 +24,7 @@ measures both; see ``docs/results.md``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -34,9 +35,10 @@ import torch
 import xarray as xr
 
 from bayespal.checks import check_int, check_seed
-from bayespal.data import PreferenceData, check_labels
+from bayespal.data import PreferenceData, check_labels, encode_rankings, ranking_stages
 from bayespal.model import BoundPopulation
 from bayespal.model.likelihood import (
+    choice_logits,
     expected_score,
     mixture_logits,
     outcome_bounds,
@@ -52,6 +54,8 @@ T_DF = 5.0  # degrees of freedom of the Student-t proposal at the Laplace mode
 POPULATION_ESS_FLOOR = 4  # warn when fewer population draws carry a user's posterior
 ESS_FLOOR = 200  # warn when a user's ESS falls below min(ESS_FLOOR, num_samples / 4)
 CHUNK_ELEMENTS = 2**24  # numbers per intermediate when work is chunked over users
+SET_KINDS = ("best_of", "ranking")  # questions over sets of items (draw_set_probs)
+MAX_RANKED = 6  # the largest set whose orders (n!) a ranking question is scored over
 
 
 def _log_dirichlet(log_w: torch.Tensor, conc: torch.Tensor) -> torch.Tensor:
@@ -163,7 +167,8 @@ class _StudentT:
 
 
 def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: torch.Tensor | None,
-             level: torch.Tensor, cuts: torch.Tensor, max_iter: int = 50
+             level: torch.Tensor, cuts: torch.Tensor, max_iter: int = 50,
+             choice: tuple[torch.Tensor, torch.Tensor] | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Laplace approximations of the posterior in log-ratio coordinates, one per user and
     population draw: ``(mode, curvature, log evidence)``, shapes ``(U, P, J)``,
@@ -173,7 +178,9 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
     The log target in ``y`` is ``sum_k alpha_k log w_k + log Gamma(A) - sum_k log Gamma(alpha_k)
     + sum_n log P(level_n | logit_n(w))``: the Dirichlet prior pushed to ``y`` (its Jacobian
     is ``prod_k w_k``) times the likelihood (``likelihood.outcome_log_prob``; binary:
-    ``log sigmoid(+-logit)``). Damped Newton ascent from ``y0`` (curvature
+    ``log sigmoid(+-logit)``; choices from sets, ``choice = (diff_o (P, U, n, m, K), o (U,
+    n, m))``: the log-softmax of ``likelihood.choice_logits``). Damped Newton ascent from
+    ``y0`` (curvature
     floored where the target is not concave, steps capped and line-searched), each of the
     ``U * P`` problems until its gradient is below ``1e-3``; the importance weights correct
     what an approximate mode leaves."""
@@ -184,11 +191,18 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
     gm = None if gram is None else gram.permute(1, 0, 2, 3, 4).reshape(u * p, -1, k, k)
     a = alpha.expand(u, p, k).reshape(u * p, k)
     lo, hi = (t.reshape(u * p, -1) for t in outcome_bounds(level[:, None, :], cuts[None]))
+    ch = None
+    if choice is not None:  # (diff_o, o, level) flattened like d
+        od, o = choice
+        n, m = o.shape[1], o.shape[2]
+        ch = (od.permute(1, 0, 2, 3, 4).reshape(u * p, n, m, k),
+              o[:, None].expand(u, p, n, m).reshape(u * p, n, m),
+              level[:, None].expand(u, p, n).reshape(u * p, n))
     y = y0.reshape(u * p, j).clone()
     active = torch.arange(u * p)
     for _ in range(max_iter):
         args = (a[active], d[active], None if gm is None else gm[active], lo[active],
-                hi[active])
+                hi[active], None if ch is None else tuple(t[active] for t in ch))
         ya = y[active]
         f, g, h = _derivatives(ya, *args)
         step = torch.cholesky_solve(g.unsqueeze(-1), _chol_pd(-h, 1e-3)).squeeze(-1)
@@ -207,27 +221,50 @@ def _laplace(y0: torch.Tensor, alpha: torch.Tensor, diff: torch.Tensor, gram: to
         active = active[going]
         if len(active) == 0:
             break
-    f, _, h = _derivatives(y, a, d, gm, lo, hi)
+    f, _, h = _derivatives(y, a, d, gm, lo, hi, ch)
     half_log_det = torch.diagonal(_chol_pd(-h, 1e-6), dim1=-2, dim2=-1).log().sum(-1)
     log_evidence = f + 0.5 * j * math.log(2 * math.pi) - half_log_det
     return y.reshape(u, p, j), (-h).reshape(u, p, j, j), log_evidence.reshape(u, p)
 
 
-def _log_target(y, alpha, diff, gram, lo, hi) -> torch.Tensor:
+def _choice_log_lik(w: torch.Tensor, logits: torch.Tensor, choice) -> torch.Tensor:
+    """``log P(chosen)`` ``(B, n)`` of choices (0 for padding answers, level -1) for weights
+    ``w (B, K)``, the pairs' ``logits (B, n)`` and ``choice = (diff_o (B, n, m, K), o (B, n,
+    m), level (B, n))``."""
+    od, o, level = choice
+    z = choice_logits(w[:, None, :], logits, od, None, o)
+    ll = torch.log_softmax(z, -1).gather(-1, level.clamp(min=0).unsqueeze(-1))[..., 0]
+    return torch.where(level >= 0, ll, 0.0)
+
+
+def _log_target(y, alpha, diff, gram, lo, hi, choice=None) -> torch.Tensor:
     """The log posterior density of ``y (B, J)`` (see ``_laplace``); ``alpha (B, K)``,
-    ``lo, hi (B, n)`` the answers' ``outcome_bounds`` -> ``(B,)``."""
+    ``lo, hi (B, n)`` the answers' ``outcome_bounds``, ``choice`` as for
+    ``_choice_log_lik`` (None: no choices from sets) -> ``(B,)``."""
     log_w = _alr_inverse(y)
-    ll = outcome_log_prob(mixture_logits(log_w.exp().unsqueeze(-2), diff, gram), lo, hi)
+    logits = mixture_logits(log_w.exp().unsqueeze(-2), diff, gram)
+    if choice is None:
+        ll = outcome_log_prob(logits, lo, hi)
+    else:
+        ll = _choice_log_lik(log_w.exp(), logits, choice)
     norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     return (alpha * log_w).sum(-1) + norm + ll.sum(-1)
 
 
-def _derivatives(y, alpha, diff, gram, lo, hi):
-    """``(f, grad, hessian)`` of ``_log_target`` at ``y (B, J)``."""
+def _derivatives(y, alpha, diff, gram, lo, hi, choice=None):
+    """``(f, grad, hessian)`` of ``_log_target`` at ``y (B, J)``.
+
+    The likelihood's part is ``sum_n sum_j c_nj z_nj`` to first order in the utilities
+    ``z_nj = w . D_nj`` of each answer's outcomes (binary and graded answers: the logit;
+    choices: ``likelihood.choice_logits``), each linear in ``w``, so with ``e_nj = d z_nj /
+    d y = w * (D_nj - z_nj)`` (``dw/dy = diag(w) - w w^T``) the gradient is ``G = sum c e``
+    and the Hessian ``-sum_n Cov_n(e) + diag(G) - w G^T - G w^T``: the outcome model enters
+    through ``c`` (observed minus expected) and the covariance of ``e`` under its
+    probabilities."""
     if gram is not None:  # the cosine score: autograd (one backward pass per coordinate)
         with torch.enable_grad():
             yy = y.detach().requires_grad_(True)
-            f = _log_target(yy, alpha, diff, gram, lo, hi)
+            f = _log_target(yy, alpha, diff, gram, lo, hi, choice)
             (g,) = torch.autograd.grad(f.sum(), yy, create_graph=True)
             rows = [torch.autograd.grad(g[..., i].sum(), yy, retain_graph=True)[0]
                     for i in range(y.shape[-1])]
@@ -237,16 +274,31 @@ def _derivatives(y, alpha, diff, gram, lo, hi):
     log_w = _alr_inverse(y)
     w = log_w.exp()  # (B, K)
     logit = mixture_logits(w.unsqueeze(-2), diff)
-    g1, h1 = outcome_slopes(logit, lo, hi)  # d loglik / d logit, -d2 loglik / d logit2
-    e = w.unsqueeze(-2) * (diff - logit.unsqueeze(-1))  # d logit / d y_full, (B, n, K)
-    gl = torch.einsum("bn,bnk->bk", g1, e)
+    if choice is None:
+        g1, h1 = outcome_slopes(logit, lo, hi)  # d loglik / d logit, -d2 loglik / d logit2
+        e = w.unsqueeze(-2) * (diff - logit.unsqueeze(-1))  # d logit / d y_full, (B, n, K)
+        gl = torch.einsum("bn,bnk->bk", g1, e)
+        curvature = torch.einsum("bn,bnk,bnl->bkl", h1, e, e)
+        ll = outcome_log_prob(logit, lo, hi).sum(-1)
+    else:  # choices: outcomes (b, a, others) with utilities z = w . D, D = (0, diff, diff_o)
+        od, o, level = choice
+        valid = (level >= 0).to(w.dtype)
+        z = choice_logits(w[:, None, :], logit, od, None, o)  # (B, n, 2 + m)
+        prob = torch.softmax(z, -1) * valid.unsqueeze(-1)
+        big_d = torch.cat([torch.zeros_like(diff).unsqueeze(-2), diff.unsqueeze(-2), od], -2)
+        e = w[:, None, None, :] * (big_d - torch.where(torch.isfinite(z), z, 0).unsqueeze(-1))
+        hit = torch.nn.functional.one_hot(level.clamp(min=0), z.shape[-1]) * valid.unsqueeze(-1)
+        gl = torch.einsum("bnj,bnjk->bk", hit - prob, e)
+        mean_e = torch.einsum("bnj,bnjk->bnk", prob, e)
+        curvature = (torch.einsum("bnj,bnjk,bnjl->bkl", prob, e, e)
+                     - torch.einsum("bnk,bnl->bkl", mean_e, mean_e))
+        ll = _choice_log_lik(w, logit, choice).sum(-1)
     a_sum = alpha.sum(-1, keepdim=True)  # (B, 1)
     grad = gl + alpha - a_sum * w
     outer_w = w.unsqueeze(-1) * w.unsqueeze(-2)
-    hess = (-torch.einsum("bn,bnk,bnl->bkl", h1, e, e) + torch.diag_embed(gl)
+    hess = (-curvature + torch.diag_embed(gl)
             - w.unsqueeze(-1) * gl.unsqueeze(-2) - gl.unsqueeze(-1) * w.unsqueeze(-2)
             - a_sum.unsqueeze(-1) * (torch.diag_embed(w) - outer_w))
-    ll = outcome_log_prob(logit, lo, hi).sum(-1)
     norm = torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
     f = (alpha * log_w).sum(-1) + norm + ll
     return f, grad[..., :j], hess[..., :j, :j]
@@ -343,6 +395,7 @@ class NewUserPosteriors:
         self._b = torch.zeros(u, 0, dtype=torch.long)
         self._c = torch.zeros(u, 0, dtype=torch.long)  # prompt rows (PAL-B)
         self._level = torch.zeros(u, 0, dtype=torch.long)  # the answers' levels, -1: padding
+        self._o = torch.zeros(u, 0, 0, dtype=torch.long)  # choices' further items, -1: none
         self._cuts = self.pop.draws.cuts().cpu()  # (P, L - 1)
         self._count = torch.zeros(u, dtype=torch.long)
         self._used = torch.zeros(u, dtype=torch.long)  # answers the draws already reflect
@@ -384,7 +437,43 @@ class NewUserPosteriors:
             raise ValueError(f"prompt: got length {len(c)}; expected {n}, one per comparison")
         return c
 
-    def observe(self, user, item_a, item_b, label, prompt=None, *,
+    def _others(self, others, a: torch.Tensor, b: torch.Tensor, rows: bool, n_levels: int
+                ) -> torch.Tensor:
+        """The further items of choices as item rows ``(n, m)`` (-1: none), checked."""
+        n = len(a)
+        if others is None:
+            return torch.full((n, 0), -1, dtype=torch.long)
+        lists = [list(x) for x in others]
+        if len(lists) != n:
+            raise ValueError(f"others: got length {len(lists)}; expected {n}, one list per "
+                             "answer")
+        if not any(lists):
+            return torch.full((n, 0), -1, dtype=torch.long)
+        if n_levels != 2:
+            raise ValueError(f"others: got further items with a fit of {n_levels} levels; "
+                             "expected binary answers (a choice from a set)")
+        if self.pop.metric != "distance":
+            raise ValueError("others: got choices from sets with the cosine metric; expected "
+                             "a fit with the distance metric")
+        width = max(len(x) for x in lists)
+        out = torch.full((n, width), -1, dtype=torch.long)
+        flat = [x for row in lists for x in row]
+        found = torch.as_tensor(self.items.locate(np.asarray(flat, dtype=object) if not rows
+                                                  else np.asarray(flat), "others", rows))
+        start = 0
+        for i, row in enumerate(lists):  # place each answer's rows (validation, not a hot path)
+            out[i, : len(row)] = found[start : start + len(row)]
+            start += len(row)
+        full = torch.cat([a[:, None], b[:, None], out], 1)
+        srt = full.sort(1).values
+        dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+        if bool(dup.any()):
+            i = int(torch.nonzero(dup.any(1))[0, 0])
+            raise ValueError(f"others[{i}]: got {lists[i]!r}; expected items other than "
+                             "item_a, item_b and each other")
+        return out
+
+    def observe(self, user, item_a, item_b, label, prompt=None, *, others=None,
                 rows: bool = False) -> NewUserPosteriors:
         """Add answers (any number per user); the posteriors are updated when next asked for.
         Invalid input is refused before anything is recorded.
@@ -400,8 +489,14 @@ class NewUserPosteriors:
             (``levels > 2``) the grade divided by ``levels - 1`` (0.5: a tie).
         prompt:
             PAL-B: each answer's prompt id (ignored for PAL-A).
+        others:
+            Choices from larger sets: per answer, a list of the further items shown (ids,
+            possibly none; ``PreferenceData.others``); the label then says which of item_a
+            (1) and item_b (0) was chosen over all of them. A ranking is its choices
+            (``bayespal.data.ranking_stages``).
         rows:
-            ``item_a``, ``item_b`` and ``prompt`` are row numbers of the tables, not ids.
+            ``item_a``, ``item_b``, ``others`` and ``prompt`` are row numbers of the tables,
+            not ids.
         """
         pos = self._positions(user)
         a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
@@ -416,6 +511,7 @@ class NewUserPosteriors:
             same = self.items.ids[int(b[a == b][0])].item()
             raise ValueError(f"item_b: got {same!r}, the same item as item_a; expected two "
                              "different items")
+        more = self._others(others, a, b, rows, n_levels)
         # slot of each new answer: current count + rank among this call's answers of the user
         order = np.argsort(pos, kind="stable")
         ps = pos[order]
@@ -430,7 +526,16 @@ class NewUserPosteriors:
             self._a, self._b = torch.cat([self._a, pad], 1), torch.cat([self._b, pad], 1)
             self._c = torch.cat([self._c, pad], 1)
             self._level = torch.cat([self._level, pad - 1], 1)
+            self._o = torch.cat([self._o, torch.full((len(self.ids), grow, self._o.shape[2]),
+                                                     -1, dtype=torch.long)], 1)
+        if more.shape[1] > self._o.shape[2]:
+            self._o = torch.cat([self._o, torch.full(
+                (*self._o.shape[:2], more.shape[1] - self._o.shape[2]), -1, dtype=torch.long)],
+                2)
+        more = torch.cat([more, torch.full((len(more), self._o.shape[2] - more.shape[1]), -1,
+                                           dtype=torch.long)], 1)
         pos_t, slot_t = torch.as_tensor(pos), torch.as_tensor(slot)
+        self._o[pos_t, slot_t] = more
         self._a[pos_t, slot_t], self._b[pos_t, slot_t] = a, b
         self._c[pos_t, slot_t] = c
         self._level[pos_t, slot_t] = torch.as_tensor(level)
@@ -438,10 +543,47 @@ class NewUserPosteriors:
         self._stale = True
         return self
 
+    def observe_rankings(self, user, sets, ranks=None, prompt=None, *, rows: bool = False,
+                         seed: int = 0) -> NewUserPosteriors:
+        """Add rankings (or, with one rank each, best-of-n choices): ``user[r]`` ranked the
+        items ``sets[r]`` as ``ranks[r]`` (1 = best; equal ranks tie; None: not ranked;
+        ``ranks=None``: each set is listed best first). Each ranking is observed as the
+        choices that make it (``bayespal.data.ranking_stages``: Plackett-Luce).
+
+        Parameters
+        ----------
+        user:
+            ``(R,)`` each ranking's user.
+        sets:
+            ``R`` lists of item ids (rows, with ``rows``).
+        ranks:
+            ``R`` lists of ranks, or None.
+        prompt:
+            PAL-B: each ranking's prompt id.
+        rows:
+            Items and prompts are given as row numbers, not ids.
+        seed:
+            Seeds the layout of each choice (which alternative is item_b; the likelihood
+            does not depend on it).
+        """
+        user = np.asarray(user, dtype=object).reshape(-1)
+        ids = np.arange(len(self.items)) if rows else self.items.ids
+        codes, rank = encode_rankings(sets, ranks, ids)
+        if len(user) != len(codes):
+            raise ValueError(f"user: got length {len(user)}; expected {len(codes)}, one per "
+                             "ranking")
+        answer, a, b, label, more = ranking_stages(codes, rank, np.random.default_rng(seed))
+        c = None
+        if prompt is not None and self.pop.takes_prompts:
+            c = self._prompt_rows(prompt, len(codes), rows).numpy()[answer]
+        return NewUserPosteriors.observe(self, user[answer], a, b, label, c,
+                                         others=[r[r >= 0] for r in more], rows=True)
+
     # ------------------------------------------------------------------ inference
     def _answers(self, pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
-        """Users ``pos``' answers in slots ``[lo, hi)``, padded: ``((a, b, c), level)``, item
-        and prompt rows ``(u, n)`` and the answers' levels ``(u, n)`` (-1: padding)."""
+        """Users ``pos``' answers in slots ``[lo, hi)``, padded: ``((a, b, c, o), level)``,
+        item and prompt rows ``(u, n)``, the choices' further items ``(u, n, m)`` (-1: none)
+        and the answers' levels ``(u, n)`` (-1: padding)."""
         width = int((hi - lo).max()) if len(pos) else 0
         slot = lo[:, None] + torch.arange(width)
         valid = slot < hi[:, None]
@@ -449,25 +591,34 @@ class NewUserPosteriors:
         rows = pos[:, None]
         if width == 0:
             a = b = c = torch.zeros(len(pos), 0, dtype=torch.long)
+            o = torch.zeros(len(pos), 0, self._o.shape[2], dtype=torch.long)
             level = torch.zeros(len(pos), 0, dtype=torch.long)
         else:
             a, b, c = self._a[rows, slot], self._b[rows, slot], self._c[rows, slot]
+            o = self._o[rows, slot]
             level = torch.where(valid, self._level[rows, slot], -1)
-        return (a, b, c), level
+        return (a, b, c, o), level
 
     def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, level) -> torch.Tensor:
         """``log p(answers | w)`` of draws ``log_w (u, S, K)`` of population draws ``pop``
         for the answers ``rows = (a, b, c)`` with ``level`` of ``_answers``."""
         if level.shape[1] == 0:
             return log_w.new_zeros(log_w.shape[:2])
-        logits = self.pop.logits(log_w.exp(), pop, *rows)
+        a, b, c, o = rows
+        if o.shape[-1]:  # choices from sets: a categorical over (b, a, others)
+            z = self.pop.choice_logits(log_w.exp(), pop, a, b, c, o)
+            ll = torch.log_softmax(z, -1).gather(
+                -1, level.clamp(min=0)[:, None, :, None].expand(*z.shape[:3], 1))[..., 0]
+            return torch.where(level[:, None, :] >= 0, ll, 0.0).sum(-1)
+        logits = self.pop.logits(log_w.exp(), pop, a, b, c)
         lo, hi = outcome_bounds(level[:, None, :], self._cuts[pop])
         return outcome_log_prob(logits, lo, hi).sum(-1)
 
     def _per_user(self, width: int) -> int:
         """Numbers per user in the largest intermediate of a likelihood pass."""
         k = self.k
-        return self.num_samples * max(1, width) * k * (k if self.pop.metric == "cosine" else 1)
+        return (self.num_samples * max(1, width) * k * (k if self.pop.metric == "cosine" else 1)
+                * (2 + self._o.shape[2]))
 
     def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log_w (U, S, K), weight (U, S), ess (U,))``, brought up to date with every
@@ -549,15 +700,21 @@ class NewUserPosteriors:
                 log_q = q_pop.gather(1, pop).log()
                 log_target = self._loglik(log_w, pop, rows, level) - math.log(p)
             else:
-                diff, gram = self.pop.terms(*rows)  # (P, uu, n, K)
+                diff, gram = self.pop.terms(*rows[:3])  # (P, uu, n, K)
+                choice = None
+                if rows[3].shape[-1]:  # choices from sets: their further items' terms
+                    choice = (self.pop.other_terms(rows[3], rows[1], rows[2])[0], rows[3])
                 start = self._mode[pos]
                 if p > 1:  # start every population draw at the averaged problem's mode
                     start = _laplace(start[:, :1], alpha.mean(0, keepdim=True),
                                      diff.mean(0, keepdim=True),
                                      None if gram is None else gram.mean(0, keepdim=True),
-                                     level, self._cuts.mean(0, keepdim=True)
+                                     level, self._cuts.mean(0, keepdim=True),
+                                     choice=None if choice is None else (
+                                         choice[0].mean(0, keepdim=True), choice[1])
                                      )[0].expand_as(start)
-                mode, curvature, log_ev = _laplace(start, alpha, diff, gram, level, self._cuts)
+                mode, curvature, log_ev = _laplace(start, alpha, diff, gram, level, self._cuts,
+                                                   choice=choice)
                 self._mode[pos] = mode
                 q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
                 laplace = _StudentT.from_precision(mode, curvature)
@@ -684,6 +841,63 @@ class NewUserPosteriors:
         idx = torch.searchsorted(weight.cumsum(-1), points.contiguous()).clamp(max=s - 1)
         w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
         return w, self._pop.gather(1, idx)
+
+    @torch.no_grad()
+    def draw_set_probs(self, user, sets, kind: str = "best_of", num_draws: int = 512,
+                       seed: int | None = None, *, rows: bool = False) -> torch.Tensor:
+        """The probability of every answer to showing one user a set of items, under equally
+        weighted draws of their posterior: ``kind="best_of"``, which item is chosen, ``(J, C,
+        n)``; ``"ranking"``, each order of the ``n`` items, ``(J, C, n!)`` in the order of
+        ``itertools.permutations(range(n))`` (Plackett-Luce). What set questions are scored
+        by (``bayespal.users.active``).
+
+        Parameters
+        ----------
+        user:
+            One of this object's user ids.
+        sets:
+            ``(C, n)`` item ids (rows, with ``rows``), ``n >= 2`` distinct items each;
+            ``n <= 6`` for rankings.
+        kind:
+            ``"best_of"`` or ``"ranking"``.
+        num_draws, seed:
+            As for ``draw_probs``.
+        rows:
+            Items are given as row numbers, not ids.
+        """
+        if kind not in SET_KINDS:
+            raise ValueError(f"kind: got {kind!r}; expected one of {SET_KINDS}")
+        if self.pop.draws.levels != 2:
+            raise ValueError(f"sets: got a fit of {self.pop.draws.levels} levels; expected "
+                             "binary answers (a choice from a set)")
+        if self.pop.takes_prompts:
+            raise ValueError("sets: got a PAL-B fit; expected PAL-A (set questions with "
+                             "prompts are not supported yet)")
+        arr = np.asarray(sets, dtype=object if not rows else None)
+        if arr.ndim != 2 or arr.shape[1] < 2:
+            raise ValueError(f"sets: got shape {arr.shape}; expected (C, n) items, n >= 2")
+        n = arr.shape[1]
+        if kind == "ranking" and n > MAX_RANKED:
+            raise ValueError(f"sets: got sets of {n} items for rankings; expected at most "
+                             f"{MAX_RANKED} ({MAX_RANKED}! orders are scored)")
+        found = torch.as_tensor(self.items.locate(arr.reshape(-1), "sets", rows)).reshape(
+            arr.shape)
+        srt = found.sort(1).values
+        if bool((srt[:, 1:] == srt[:, :-1]).any()):
+            row = int(torch.nonzero((srt[:, 1:] == srt[:, :-1]).any(1))[0, 0])
+            raise ValueError(f"sets[{row}]: got {arr[row].tolist()!r}; expected distinct items")
+        pos = self._positions([user])[0]
+        w, pop = self.draws(num_draws, seed=int(self._count[pos]) if seed is None else seed)
+        w, pop = w[pos], pop[pos]  # (J, K), (J,)
+        diff, _ = self.pop.other_terms(found[:, 1:], found[:, 0])  # (P, C, n - 1, K)
+        u = torch.einsum("jcmk,jk->jcm", diff[pop], w)
+        u = torch.cat([torch.zeros_like(u[..., :1]), u], -1)  # (J, C, n) utilities - u(item 0)
+        if kind == "best_of":
+            return torch.softmax(u, -1)
+        perms = torch.as_tensor(list(itertools.permutations(range(n))))  # (n!, n)
+        ordered = u[..., perms]  # (J, C, n!, n)
+        rest = torch.logcumsumexp(ordered.flip(-1), -1).flip(-1)  # log sum over the items left
+        return (ordered - rest).sum(-1).exp()
 
     def _answer_probs(self, logits: torch.Tensor, pop: torch.Tensor, outcomes: bool = False
                       ) -> torch.Tensor:
@@ -841,7 +1055,7 @@ class NewUser(NewUserPosteriors):
         super().__init__(posterior, [user_id], **kwargs)
 
     def observe(self, item_a, item_b, label, prompt=None, *,  # type: ignore[override]
-                rows: bool = False) -> NewUser:
+                others=None, rows: bool = False) -> NewUser:
         """Add one (or several) answers and update the posterior.
 
         Parameters
@@ -853,13 +1067,38 @@ class NewUser(NewUserPosteriors):
             (``levels > 2``) the grade divided by ``levels - 1`` (0.5: a tie).
         prompt:
             PAL-B: each answer's prompt id.
+        others:
+            Choices from larger sets: per answer the further items shown (see
+            ``NewUserPosteriors.observe``).
         rows:
             Items and prompts are given as row numbers, not ids.
         """
         a = np.atleast_1d(np.asarray(item_a))
         NewUserPosteriors.observe(self, np.repeat(self.ids[0], len(a)), a, np.atleast_1d(item_b),
                                   np.atleast_1d(label),
-                                  None if prompt is None else np.atleast_1d(prompt), rows=rows)
+                                  None if prompt is None else np.atleast_1d(prompt),
+                                  others=others, rows=rows)
+        return self
+
+    def observe_ranking(self, items, ranks=None, prompt=None, *, rows: bool = False,
+                        seed: int = 0) -> NewUser:
+        """Add one ranking of ``items`` (``ranks`` as for
+        ``NewUserPosteriors.observe_rankings``; None: ``items`` listed best first).
+
+        Parameters
+        ----------
+        items:
+            The item ids shown.
+        ranks:
+            One rank per item (1 = best; None: not ranked), or None.
+        prompt:
+            PAL-B: the prompt id.
+        rows, seed:
+            As for ``NewUserPosteriors.observe_rankings``.
+        """
+        NewUserPosteriors.observe_rankings(
+            self, [self.ids[0]], [list(items)], None if ranks is None else [list(ranks)],
+            None if prompt is None else [prompt], rows=rows, seed=seed)
         return self
 
     def predict_proba(self, item_a, item_b, prompt=None, *,  # type: ignore[override]
@@ -952,6 +1191,7 @@ def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes
     cls = NewUserPosteriors if method == "bayes" else PointPlacement
     users = cls(posterior, data.user_ids, items=data.item_table, prompts=data.prompt_table,
                 **kwargs)
-    users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label.astype(int),
-                  data.prompt, rows=True)
+    others = None if data.others is None else [r[r >= 0] for r in data.others]
+    users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label, data.prompt,
+                  others=others, rows=True)
     return users
