@@ -124,7 +124,11 @@ def _comparisons(args, ids, embeddings, embedder, levels: int = 2):
     import bayespal
 
     frame = _read_table(args.data, "data")
-    data = bayespal.PreferenceData.from_frame(frame, embeddings, ids, levels=levels)
+    if {"question", "item", "rank"} <= set(frame.columns) and "item_a" not in frame.columns:
+        # the long format: one row per item shown, rankings and best-of-n choices
+        data = bayespal.PreferenceData.from_long_frame(frame, embeddings, ids)
+    else:
+        data = bayespal.PreferenceData.from_frame(frame, embeddings, ids, levels=levels)
     if embedder is not None:
         data.meta["embedding"] = embedder.config()
     return data
@@ -413,8 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd = sub.add_parser("fit", help="fit PAL-A to comparisons and save the model",
                          description="Fit PAL-A to a comparisons file (columns user, item_a, "
                          "item_b, label; label 1 = item_a preferred, with --levels 3 0.5 = a "
-                         "tie) and save the model.")
-    data_args(fit_cmd, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label")
+                         "tie; or rankings and best-of-n choices in long format, one row per "
+                         "item shown: user, question, item, rank with 1 = best and empty = not "
+                         "ranked) and save the model.")
+    data_args(fit_cmd, "comparisons file (.csv/.jsonl/.parquet): user, item_a, item_b, label "
+              "(or user, question, item, rank)")
     fit_cmd.add_argument("--k", type=_k, default=3,
                          help="number of prototypes, or 'auto' to choose it from the data "
                          "(default 3)")

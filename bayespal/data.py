@@ -670,6 +670,57 @@ class PreferenceData:
                                others=[item_ids[r[r >= 0]].tolist() for r in more])
 
     @classmethod
+    def from_long_frame(
+        cls,
+        frame: Any,
+        items: Any,
+        item_ids: Sequence | None = None,
+        *,
+        user: str = "user",
+        question: str = "question",
+        item: str = "item",
+        rank: str = "rank",
+        prompt: str | None = None,
+        prompts: Any = None,
+        prompt_ids: Sequence | None = None,
+        seed: int = 0,
+    ) -> PreferenceData:
+        """Build from rankings in long format: one row per item shown, with the ``question``
+        it was shown in (a question is one user's ranking of one set), the ``user``, the
+        ``item`` and its ``rank`` (1 = best; equal ranks tie; empty/NaN = not ranked, so a
+        best-of-n question has one ranked row). Ratings become rankings this way: one
+        question per user (and prompt), the rating's negative as the rank.
+
+        Parameters
+        ----------
+        frame:
+            A DataFrame or a ``datasets.Dataset``.
+        items, item_ids, prompts, prompt_ids:
+            As for ``from_arrays``.
+        user, question, item, rank, prompt:
+            Column names (``prompt``: each question's prompt, the same on all its rows).
+        seed:
+            As for ``from_rankings``.
+        """
+        frame = _as_frame(frame)
+        cols = [user, question, item, rank] + ([prompt] if prompt else [])
+        for col in cols:
+            if col not in frame.columns:
+                raise _fail("frame", f"columns {list(frame.columns)}", f"a column named {col!r}")
+        groups = frame.groupby(question, sort=False)
+        for col in [user] + ([prompt] if prompt else []):
+            varies = groups[col].nunique(dropna=False) > 1
+            if varies.any():
+                raise _fail(f"{col} of question {_py(varies.index[varies][0])!r}", "several values",
+                            f"one {col} per question")
+        first = groups.head(1)
+        ranks = groups[rank].agg(lambda r: [None if pd.isna(v) else v for v in r])
+        return cls.from_rankings(
+            first[user].to_numpy(), groups[item].agg(list).tolist(), ranks.tolist(), items,
+            item_ids, prompt=first[prompt].to_numpy() if prompt else None, prompts=prompts,
+            prompt_ids=prompt_ids, seed=seed)
+
+    @classmethod
     def from_choices(
         cls,
         user: Sequence,

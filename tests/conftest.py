@@ -40,3 +40,25 @@ def fit3(syn3):
     import bayespal
 
     return bayespal.fit(syn3.train, seed=0, progress=False, **BENCHMARK_FIT)
+
+
+@pytest.fixture(scope="session")
+def matches_nuts():
+    """``check(ours, model, seed=0)``: NUTS on a Pyro ``model`` with a site ``"w"`` (3000
+    draws after 400 warm-up steps), and the new-user posterior ``ours`` (``weights(ci=0.9)``
+    of one user) checked against it: mean and 90% interval within 0.02."""
+    import pyro
+    from pyro.infer import MCMC, NUTS
+
+    def check(ours, model, seed: int = 0) -> None:
+        pyro.set_rng_seed(seed)
+        mcmc = MCMC(NUTS(model), num_samples=3000, warmup_steps=400, disable_progbar=True)
+        mcmc.run()
+        ref = mcmc.get_samples()["w"].numpy()
+        np.testing.assert_allclose(ours["mean"].values[0], ref.mean(0), atol=0.02)
+        np.testing.assert_allclose(ours["lower"].values[0], np.quantile(ref, 0.05, 0),
+                                   atol=0.02)
+        np.testing.assert_allclose(ours["upper"].values[0], np.quantile(ref, 0.95, 0),
+                                   atol=0.02)
+
+    return check

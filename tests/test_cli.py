@@ -246,3 +246,26 @@ def test_fit_and_evaluate_answers_with_ties(tmp_path, capsys):
     out = capsys.readouterr().out
     ll = float(out.split("log-loss ")[1].split()[0])
     assert 0 < ll < np.log(3)  # three outcomes: better than knowing nothing
+
+
+@pytest.mark.slow
+def test_fit_reads_rankings_in_long_format(tmp_path, capsys):
+    """``fit`` on a long-format file (user, question, item, rank) fits choices from sets."""
+    syn = synthetic(n_users=30, n_train=8, n_test=0, n_items=50, embed_dim=5, seed=2)
+    rng = np.random.default_rng(0)
+    rows = []
+    for q in range(120):  # 30 users x 4 rankings of 4 random items (random answers)
+        shown = rng.choice(50, 4, replace=False)
+        for item, rank in zip(shown, rng.permutation(4) + 1, strict=True):
+            rows.append({"user": q % 30, "question": q, "item": int(item), "rank": int(rank)})
+    pd.DataFrame(rows).to_csv(tmp_path / "ranks.csv", index=False)
+    items = pd.DataFrame(syn.data.items, columns=[f"e{i}" for i in range(5)])
+    items.insert(0, "id", np.arange(50))
+    items.to_csv(tmp_path / "items.csv", index=False)
+    model = tmp_path / "rank.bayespal"
+    assert main(["fit", str(tmp_path / "ranks.csv"), "--items", str(tmp_path / "items.csv"),
+                 "--k", "2", "--epochs", "3", "--out", str(model), "--quiet"]) == 0
+    import bayespal
+
+    fit = bayespal.load(model)
+    assert len(fit.user_ids) == 30 and fit.levels == 2

@@ -84,6 +84,7 @@ def evaluate_fewshot(
     **placement:
         Options of the placement class.
     """
+    unseen.require_pairs("evaluate_fewshot (it scores held-out pairs)")
     rows = []
     if seen_test is not None:
         graded = fit.levels > 2  # score every level's probability

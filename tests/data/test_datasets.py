@@ -142,3 +142,30 @@ def test_movielens_with_ties_keeps_equal_ratings_as_ties():
     np.testing.assert_array_equal(d.label == 0.5, ra == rb)
     np.testing.assert_array_equal(d.label == 1, ra > rb)
     assert 0.1 < np.mean(d.label == 0.5) < 0.4  # many users give the same stars often
+
+
+@pytest.mark.skipif(not MOVIELENS.exists(), reason="../shared/data/movielens_small not present")
+def test_movielens_rankings_follow_the_stars():
+    import pandas as pd
+
+    from bayespal.datasets.movielens import movielens_rankings
+
+    ml = movielens_rankings(MOVIELENS, bag_of_words, set_size=4, per_user=3, held_out=6)
+    ratings = pd.read_csv(MOVIELENS / "ratings.csv").set_index(["userId", "movieId"]).rating
+    d = ml.rankings
+    assert d.set_size == 4 and d.n_users >= 600
+    users = d.user_ids[d.user]
+    chosen = np.where(d.label == 1, d.item_a, d.item_b)
+    for row in range(0, len(d), 97):  # the chosen movie has the most stars of its set
+        u = users[row]
+        shown = [d.item_ids[chosen[row]]] + [
+            d.item_ids[x] for x in (d.item_a[row], d.item_b[row], *d.others[row]) if x >= 0]
+        stars = ratings.loc[[(u, m) for m in shown]].to_numpy()
+        assert stars[0] == stars.max()
+    t = ml.test
+    ra = ratings.loc[list(zip(t.user_ids[t.user], t.item_ids[t.item_a], strict=True))].to_numpy()
+    rb = ratings.loc[list(zip(t.user_ids[t.user], t.item_ids[t.item_b], strict=True))].to_numpy()
+    np.testing.assert_array_equal(t.label == 1, ra > rb)
+    # held-out movies are not among the user's ranked ones
+    ranked = set(zip(users, d.item_ids[d.item_a], strict=True))
+    assert not ranked & set(zip(t.user_ids[t.user], t.item_ids[t.item_a], strict=True))

@@ -192,13 +192,12 @@ def test_choice_fits_save_and_diagnose(ranking_truth, tmp_path):
 
 
 @pytest.mark.slow
-def test_new_user_rankings_match_nuts(ranking_truth):
+def test_new_user_rankings_match_nuts(ranking_truth, matches_nuts):
     """A new user's posterior after eight rankings of four (24 choices, one ranking with a
     tie, one a top-1) equals NUTS on the textbook Plackett-Luce likelihood of the same
     item utilities (an independent likelihood): mean and 90% interval within 0.02."""
     import pyro
     import pyro.distributions as dist
-    from pyro.infer import MCMC, NUTS
 
     from bayespal.users.newuser import NewUser
 
@@ -236,13 +235,7 @@ def test_new_user_rankings_match_nuts(ranking_truth):
         with pyro.plate("choices", len(chosen_t)):
             pyro.sample("y", dist.Categorical(logits=u), obs=chosen_t)
 
-    pyro.set_rng_seed(0)
-    mcmc = MCMC(NUTS(model), num_samples=3000, warmup_steps=400, disable_progbar=True)
-    mcmc.run()
-    ref = mcmc.get_samples()["w"].numpy()
-    np.testing.assert_allclose(ours["mean"].values[0], ref.mean(0), atol=0.02)
-    np.testing.assert_allclose(ours["lower"].values[0], np.quantile(ref, 0.05, 0), atol=0.02)
-    np.testing.assert_allclose(ours["upper"].values[0], np.quantile(ref, 0.95, 0), atol=0.02)
+    matches_nuts(ours, model)
     with pytest.raises(ValueError, match=r"others\[0\]: got \[5, 5\]; expected items other"):
         nu.observe([1], [2], [1], others=[[5, 5]], rows=True)
 
@@ -290,3 +283,25 @@ def test_set_questions(ranking_truth):
         nu.draw_set_probs(nu.ids[0], [[1, 1]], rows=True)
     with pytest.raises(ValueError, match=r"kind: got 'worst_of'"):
         suggest_set(nu, pool, 4, "worst_of", rows=True)
+
+
+def test_long_format_rankings():
+    """One row per item shown: questions become rankings (a best-of-n has one ranked row),
+    the same comparisons as ``from_rankings``; a question with two users is refused."""
+    import pandas as pd
+
+    items = np.eye(6, dtype=np.float32)
+    frame = pd.DataFrame({
+        "user": ["u", "u", "u", "v", "v", "v", "v"],
+        "question": [0, 0, 0, 1, 1, 1, 1],
+        "item": [0, 1, 2, 2, 3, 4, 5],
+        "rank": [2, 1, 3, None, 1, None, None],
+    })
+    long = PreferenceData.from_long_frame(frame, items)
+    direct = PreferenceData.from_rankings(["u", "v"], [[0, 1, 2], [2, 3, 4, 5]],
+                                          [[2, 1, 3], [None, 1, None, None]], items)
+    for name in ("user", "item_a", "item_b", "label", "others"):
+        np.testing.assert_array_equal(getattr(long, name), getattr(direct, name))
+    frame.loc[3, "user"] = "w"
+    with pytest.raises(DataError, match=r"user of question 1: got 'several values'"):
+        PreferenceData.from_long_frame(frame, items)

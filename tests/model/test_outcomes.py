@@ -6,7 +6,6 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pyro.infer import MCMC, NUTS
 
 import bayespal
 from bayespal.data import DataError, PreferenceData
@@ -145,7 +144,7 @@ def test_ties_are_recovered_and_calibrated(tie_truth):
 
 
 @pytest.mark.slow
-def test_new_user_with_ties_matches_nuts(tie_truth):
+def test_new_user_with_ties_matches_nuts(tie_truth, matches_nuts):
     """A new user's posterior after 30 answers, a fifth of them ties, equals NUTS on the
     same logits with Pyro's OrderedLogistic (an independent likelihood): mean and 90%
     interval within 0.02."""
@@ -167,13 +166,7 @@ def test_new_user_with_ties_matches_nuts(tie_truth):
         with pyro.plate("n", len(level)):
             pyro.sample("y", dist.OrderedLogistic(dr @ w, cuts), obs=level)
 
-    pyro.set_rng_seed(0)
-    mcmc = MCMC(NUTS(model), num_samples=3000, warmup_steps=400, disable_progbar=True)
-    mcmc.run()
-    ref = mcmc.get_samples()["w"].numpy()
-    np.testing.assert_allclose(ours["mean"].values[0], ref.mean(0), atol=0.02)
-    np.testing.assert_allclose(ours["lower"].values[0], np.quantile(ref, 0.05, 0), atol=0.02)
-    np.testing.assert_allclose(ours["upper"].values[0], np.quantile(ref, 0.95, 0), atol=0.02)
+    matches_nuts(ours, model)
     with pytest.raises(ValueError, match=r"label\[0\]: got 0.25; expected one of 0, 0.5, 1"):
         nu.observe([0], [1], [0.25], rows=True)
 

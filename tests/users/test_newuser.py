@@ -295,15 +295,19 @@ def test_analytic_derivatives_match_autograd(levels):
                                                  dtype=torch.float64)
     cuts = cutpoints(gaps, levels).double()
     lo, hi = outcome_bounds(level, cuts.expand(b, -1))
-    f, g, h = _derivatives(y, alpha, diff, None, lo, hi)
-    yy = y.clone().requires_grad_(True)
-    fa = _log_target(yy, alpha, diff, None, lo, hi)
-    (ga,) = torch.autograd.grad(fa.sum(), yy, create_graph=True)
-    ha = torch.stack([torch.autograd.grad(ga[:, i].sum(), yy, retain_graph=True)[0]
-                      for i in range(k - 1)], -2)
-    torch.testing.assert_close(f, fa.detach())
-    torch.testing.assert_close(g, ga.detach())
-    torch.testing.assert_close(h, ha.detach())
+
+    def check(choice=None) -> None:
+        f, g, h = _derivatives(y, alpha, diff, None, lo, hi, choice)
+        yy = y.clone().requires_grad_(True)
+        fa = _log_target(yy, alpha, diff, None, lo, hi, choice)
+        (ga,) = torch.autograd.grad(fa.sum(), yy, create_graph=True)
+        ha = torch.stack([torch.autograd.grad(ga[:, i].sum(), yy, retain_graph=True)[0]
+                          for i in range(k - 1)], -2)
+        torch.testing.assert_close(f, fa.detach())
+        torch.testing.assert_close(g, ga.detach())
+        torch.testing.assert_close(h, ha.detach())
+
+    check()
     if levels != 2:
         return
     # choices from sets of up to five (two further items, some padded), binary answers
@@ -311,15 +315,7 @@ def test_analytic_derivatives_match_autograd(levels):
     o = torch.randint(0, 9, (b, n, 3), generator=gen)
     o[:, ::2, 2] = -1
     o[:, ::3] = -1  # pairs among the choices
-    choice = (od, o, level)
-    f, g, h = _derivatives(y, alpha, diff, None, lo, hi, choice)
-    fa = _log_target(yy, alpha, diff, None, lo, hi, choice)
-    (ga,) = torch.autograd.grad(fa.sum(), yy, create_graph=True)
-    ha = torch.stack([torch.autograd.grad(ga[:, i].sum(), yy, retain_graph=True)[0]
-                      for i in range(k - 1)], -2)
-    torch.testing.assert_close(f, fa.detach())
-    torch.testing.assert_close(g, ga.detach())
-    torch.testing.assert_close(h, ha.detach())
+    check((od, o, level))
     # with no further items anywhere the choice likelihood is the binary one
     none = (od, torch.full_like(o, -1), level)
     torch.testing.assert_close(_log_target(y, alpha, diff, None, lo, hi, none),
