@@ -9,6 +9,10 @@ Items are the summaries, prompts are the posts, users are the workers. Labels:
 
 - ``labels="workers"``: the workers' real choices (``choice == 0`` means item a, the
   first summary, was preferred; converted here, at the boundary);
+- ``labels="confidence"``: the workers' graded answers, ``extra.confidence`` on the
+  summarize-from-feedback 9-point scale without a middle (1 = summary 0 definitely better,
+  4 = summary 0 slightly better, 6 = summary 1 slightly better, 9 = summary 1 definitely
+  better): ``levels=8``, label = grade / 7 with grade 7 for a confidence of 1 and 0 for 9;
 - ``labels="length"``: PAL's semi-synthetic variant on its 10 *seen* workers
   (``pal_summary_worker_ids.json``): 7 prefer the longer summary, 3 the shorter. Which
   seven is not recorded in that file; we take the first seven listed.
@@ -32,7 +36,8 @@ import pandas as pd
 
 from bayespal.data import PreferenceData
 
-LABELS = ("workers", "length")
+LABELS = ("workers", "length", "confidence")
+CONFIDENCE = (1, 2, 3, 4, 6, 7, 8, 9)  # summarize-from-feedback's scale (no middle 5)
 PAIRS = ("seen", "all")
 N_LONGER = 7
 
@@ -82,6 +87,7 @@ def read_comparisons(folder: str | Path) -> pd.DataFrame:
                         "summary_1": r["summaries"][1]["text"].strip(),
                         "choice": int(r["choice"]),
                         "worker": r["worker"],
+                        "confidence": (r.get("extra") or {}).get("confidence"),
                     })
                 except (KeyError, IndexError, TypeError, ValueError) as err:
                     raise ValueError(f"{path.name} line {line_no}: got a malformed comparison "
@@ -103,7 +109,8 @@ def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
     embed:
         Texts -> (n, D) embeddings.
     labels:
-        'workers' (the workers' choices) or the length rule.
+        'workers' (the workers' choices), 'confidence' (their graded answers, 8 levels) or
+        the length rule.
     embed_prompts:
         Embed the posts as prompts (PAL-B).
     pairs:
@@ -133,6 +140,19 @@ def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
         longer_first = (frame.summary_0.str.len() > frame.summary_1.str.len()).to_numpy()
         likes_longer = frame.worker.map(prefers_longer).to_numpy(dtype=bool)
         label = (longer_first == likes_longer).astype(int)
+    elif labels == "confidence":
+        conf = pd.to_numeric(frame.confidence, errors="coerce").to_numpy()
+        bad = ~np.isin(conf, CONFIDENCE)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"confidence[{i}]: got {frame.confidence.iloc[i]!r}; expected one "
+                             f"of {CONFIDENCE} (extra.confidence of every comparison)")
+        choice = frame.choice.to_numpy()
+        if ((conf < 5) != (choice == 0)).any():
+            i = int(np.flatnonzero((conf < 5) != (choice == 0))[0])
+            raise ValueError(f"confidence[{i}]: got {int(conf[i])} with choice {choice[i]}; "
+                             "expected 1-4 for choice 0 and 6-9 for choice 1")
+        label = np.where(conf < 5, 8 - conf, 9 - conf) / 7  # grade 7: summary 0 definitely
     else:
         label = (frame.choice.to_numpy() == 0).astype(int)  # y = 1: summary 0 (item a) won
     summaries = pd.unique(pd.concat([frame.summary_0, frame.summary_1]).to_numpy())
@@ -144,5 +164,6 @@ def tldr(folder: str | Path, embed: Callable[[Sequence[str]], np.ndarray],
                          prompt_ids=posts.post_id.to_numpy())
     data = PreferenceData.from_arrays(frame.worker.to_numpy(), frame.summary_0.to_numpy(),
                                       frame.summary_1.to_numpy(), label, items,
-                                      item_ids=summaries, **prompt_kw)
+                                      item_ids=summaries, levels=8 if labels == "confidence"
+                                      else 2, **prompt_kw)
     return TLDRPreferences(data, list(summaries), posts.post.tolist(), prefers_longer)

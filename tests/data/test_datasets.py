@@ -87,6 +87,29 @@ def test_tldr_worker_choices_and_length_rule():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TLDR.exists(), reason="../shared/data/tldr_subset not present")
+def test_tldr_confidence_as_graded_strength():
+    """The workers' 1-9 confidence (no middle) as eight ordered levels: the side agrees with
+    their choice, 1 is "a much better" (label 1), and a fit of the scale predicts all eight
+    levels, with seven increasing cutpoints."""
+    from bayespal.datasets.tldr import read_comparisons, tldr
+
+    raw = read_comparisons(TLDR)
+    raw = raw[raw.summary_0 != raw.summary_1].reset_index(drop=True)
+    graded = tldr(TLDR, bag_of_words, labels="confidence").data
+    assert graded.levels == 8 and len(graded) == len(raw)
+    np.testing.assert_array_equal(graded.label > 0.5, raw.choice.to_numpy() == 0)
+    np.testing.assert_array_equal(graded.label == 1, raw.confidence.to_numpy() == 1)
+    np.testing.assert_array_equal(graded.label == 0, raw.confidence.to_numpy() == 9)
+    fit = bayespal.fit(graded, 1, epochs=20, validation_fraction=0, progress=False)
+    q = fit.predict_outcomes(graded.subset(np.arange(50)))
+    assert q.shape == (50, 8)
+    np.testing.assert_allclose(q.sum(1), 1, atol=1e-5)
+    cuts = fit.cutpoints()["mean"].values
+    assert cuts.shape == (7,) and np.all(np.diff(cuts) > 0) and abs(cuts[3]) < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TLDR.exists(), reason="../shared/data/tldr_subset not present")
 def test_tldr_length_rule_on_all_pairs_separates_the_workers():
     """PAL's length rule on every pair of the two batches (``pairs="all"``): K = 2 puts
     the long- and short-preferring workers on different prototypes and predicts held-out
