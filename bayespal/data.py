@@ -152,8 +152,17 @@ def _ragged(values: Any, n: int | None, field_name: str) -> list[list]:
     return out
 
 
-def _padded(rows: list[list], fill: Any = -1) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged lists as ``(values (R, n_max) object, valid (R, n_max) bool)``."""
+def pad_lists(rows: list[list], fill: Any = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged lists as ``(values (R, n_max) object, valid (R, n_max) bool)``, ``fill`` where
+    a list is shorter.
+
+    Parameters
+    ----------
+    rows:
+        The lists.
+    fill:
+        The padding value.
+    """
     width = max((len(r) for r in rows), default=0)
     values = np.full((len(rows), width), fill, dtype=object)
     valid = np.zeros((len(rows), width), dtype=bool)
@@ -173,7 +182,7 @@ def _encode_others(others: Any, n: int, item_ids: np.ndarray, a: np.ndarray, b: 
         raise _fail(f"others[{i}]", rows[i], f"no further items with levels={levels} (ties "
                     "and grades are answers about two items; a choice from a larger set is "
                     "binary: label 1 = item_a chosen, 0 = item_b)")
-    values, valid = _padded(rows)
+    values, valid = pad_lists(rows)
     if values.shape[1] == 0 or not valid.any():
         return None
     flat = _as_id_array(values[valid].tolist(), "others")
@@ -214,7 +223,7 @@ def encode_rankings(sets: Any, ranks: Any, item_ids: np.ndarray
         rank_rows = [list(range(1, len(r) + 1)) for r in rows]
     else:
         rank_rows = _ragged(ranks, len(rows), "ranks")
-    values, valid = _padded(rows)
+    values, valid = pad_lists(rows)
     for i, (row, rk) in enumerate(zip(rows, rank_rows, strict=True)):
         if len(rk) != len(row):
             raise _fail(f"ranks[{i}]", rk, f"{len(row)} ranks, one per item of sets[{i}] "

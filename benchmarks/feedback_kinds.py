@@ -84,7 +84,7 @@ def main() -> None:
             user, a, b, label, others = _answer(rng, weights, syn.true_rewards,
                                                 syn.true_sharpness, sets, kind)
             nu.observe(user, a, b, label, rows=True,
-                       others=[r[r >= 0] for r in others] if size > 2 else None)
+                       others=others if size > 2 else None)
             if t in SHOTS:
                 p = nu.predict_proba(hu, ha, hb, rows=True)
                 right = ((p > 0.5) == hy).reshape(args.users, HELD_OUT).mean(1)

@@ -35,7 +35,13 @@ import torch
 import xarray as xr
 
 from bayespal.checks import check_int, check_seed
-from bayespal.data import PreferenceData, check_labels, encode_rankings, ranking_stages
+from bayespal.data import (
+    PreferenceData,
+    check_labels,
+    encode_rankings,
+    pad_lists,
+    ranking_stages,
+)
 from bayespal.model import BoundPopulation
 from bayespal.model.likelihood import (
     choice_logits,
@@ -439,15 +445,31 @@ class NewUserPosteriors:
 
     def _others(self, others, a: torch.Tensor, b: torch.Tensor, rows: bool, n_levels: int
                 ) -> torch.Tensor:
-        """The further items of choices as item rows ``(n, m)`` (-1: none), checked."""
+        """The further items of choices as item rows ``(n, m)`` (-1: none), checked. With
+        ``rows`` a padded ``(n, m)`` integer array (-1: none, as ``PreferenceData.others``)
+        is taken as it is; otherwise one list of ids per answer."""
         n = len(a)
         if others is None:
             return torch.full((n, 0), -1, dtype=torch.long)
-        lists = [list(x) for x in others]
-        if len(lists) != n:
-            raise ValueError(f"others: got length {len(lists)}; expected {n}, one list per "
-                             "answer")
-        if not any(lists):
+        if rows and isinstance(others, (np.ndarray, torch.Tensor)) and others.ndim == 2:
+            out = torch.as_tensor(np.asarray(others), dtype=torch.long)
+            if len(out) != n:
+                raise ValueError(f"others: got {len(out)} rows; expected {n}, one per answer")
+            if bool(((out < -1) | (out >= len(self.items))).any()):
+                raise ValueError(f"others: got rows outside [-1, {len(self.items) - 1}]; "
+                                 "expected item rows (-1: none)")
+        else:
+            lists = [list(x) for x in others]
+            if len(lists) != n:
+                raise ValueError(f"others: got length {len(lists)}; expected {n}, one list per "
+                                 "answer")
+            values, valid = pad_lists(lists)
+            out = torch.full(values.shape, -1, dtype=torch.long)
+            if valid.any():
+                flat = values[valid]
+                out[torch.as_tensor(valid)] = torch.as_tensor(self.items.locate(
+                    flat if not rows else flat.astype(np.int64), "others", rows))
+        if out.shape[1] == 0 or not bool((out >= 0).any()):
             return torch.full((n, 0), -1, dtype=torch.long)
         if n_levels != 2:
             raise ValueError(f"others: got further items with a fit of {n_levels} levels; "
@@ -455,21 +477,14 @@ class NewUserPosteriors:
         if self.pop.metric != "distance":
             raise ValueError("others: got choices from sets with the cosine metric; expected "
                              "a fit with the distance metric")
-        width = max(len(x) for x in lists)
-        out = torch.full((n, width), -1, dtype=torch.long)
-        flat = [x for row in lists for x in row]
-        found = torch.as_tensor(self.items.locate(np.asarray(flat, dtype=object) if not rows
-                                                  else np.asarray(flat), "others", rows))
-        start = 0
-        for i, row in enumerate(lists):  # place each answer's rows (validation, not a hot path)
-            out[i, : len(row)] = found[start : start + len(row)]
-            start += len(row)
         full = torch.cat([a[:, None], b[:, None], out], 1)
         srt = full.sort(1).values
         dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
         if bool(dup.any()):
             i = int(torch.nonzero(dup.any(1))[0, 0])
-            raise ValueError(f"others[{i}]: got {lists[i]!r}; expected items other than "
+            shown = out[i][out[i] >= 0].tolist() if rows else [
+                self.items.ids[x].item() for x in out[i][out[i] >= 0].tolist()]
+            raise ValueError(f"others[{i}]: got {shown!r}; expected items other than "
                              "item_a, item_b and each other")
         return out
 
@@ -491,8 +506,9 @@ class NewUserPosteriors:
             PAL-B: each answer's prompt id (ignored for PAL-A).
         others:
             Choices from larger sets: per answer, a list of the further items shown (ids,
-            possibly none; ``PreferenceData.others``); the label then says which of item_a
-            (1) and item_b (0) was chosen over all of them. A ranking is its choices
+            possibly none; with ``rows`` also a padded ``(n, m)`` array of rows, -1: none,
+            as ``PreferenceData.others``); the label then says which of item_a (1) and
+            item_b (0) was chosen over all of them. A ranking is its choices
             (``bayespal.data.ranking_stages``).
         rows:
             ``item_a``, ``item_b``, ``others`` and ``prompt`` are row numbers of the tables,
@@ -576,8 +592,8 @@ class NewUserPosteriors:
         c = None
         if prompt is not None and self.pop.takes_prompts:
             c = self._prompt_rows(prompt, len(codes), rows).numpy()[answer]
-        return NewUserPosteriors.observe(self, user[answer], a, b, label, c,
-                                         others=[r[r >= 0] for r in more], rows=True)
+        return NewUserPosteriors.observe(self, user[answer], a, b, label, c, others=more,
+                                         rows=True)
 
     # ------------------------------------------------------------------ inference
     def _answers(self, pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
@@ -1191,7 +1207,6 @@ def place_users(posterior: Posterior, data: PreferenceData, method: str = "bayes
     cls = NewUserPosteriors if method == "bayes" else PointPlacement
     users = cls(posterior, data.user_ids, items=data.item_table, prompts=data.prompt_table,
                 **kwargs)
-    others = None if data.others is None else [r[r >= 0] for r in data.others]
     users.observe(data.user_ids[data.user], data.item_a, data.item_b, data.label, data.prompt,
-                  others=others, rows=True)
+                  others=data.others, rows=True)
     return users
