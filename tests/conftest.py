@@ -62,3 +62,20 @@ def matches_nuts():
                                    atol=0.02)
 
     return check
+
+
+@pytest.fixture(scope="session")
+def weight_recovery():
+    """``recover(fit, syn) -> (inside, error)``: per user and prototype, whether the fit's
+    90% weight interval holds the true weight and the posterior mean's absolute error, the
+    truth's prototypes put in the fit's order first (``match_prototypes``)."""
+    from bayespal.model.matching import match_prototypes
+
+    def recover(fit, syn):
+        w = fit.user_weights(ci=0.9)
+        mean = w["mean"].values
+        true_w = syn.true_weights[:, match_prototypes(mean.T, syn.true_weights.T)]
+        inside = (w["lower"].values <= true_w) & (true_w <= w["upper"].values)
+        return inside, np.abs(mean - true_w)
+
+    return recover

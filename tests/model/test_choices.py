@@ -137,7 +137,7 @@ def ranking_truth():
 
 
 @pytest.mark.slow
-def test_rankings_recover_the_truth(ranking_truth):
+def test_rankings_recover_the_truth(ranking_truth, weight_recovery):
     """Known truth: on held-out rankings, the chosen item's log-loss within 0.03 of the
     truth's and choice accuracy within 2 points of Bayes-optimal; the mixed users' weights
     recovered to 0.1 on average (their 90% intervals are printed, not asserted: at the
@@ -154,13 +154,9 @@ def test_rankings_recover_the_truth(ranking_truth):
     print(f"accuracy {acc:.4f} (Bayes {bayes:.4f}); log-loss {ll:.4f} (truth {ll_true:.4f})")
     assert acc > bayes - 0.02
     assert ll < ll_true + 0.03
-    w = fit.user_weights(ci=0.9)
-    true_w = syn.true_weights
-    if np.corrcoef(w["mean"].values[:, 0], true_w[:, 0])[0, 1] < 0:
-        true_w = true_w[:, ::-1]
-    inside = (w["lower"].values <= true_w) & (true_w <= w["upper"].values)
+    inside, error = weight_recovery(fit, syn)
     mixed = syn.group < 0
-    err = np.abs(w["mean"].values - true_w)[mixed].mean()
+    err = error[mixed].mean()
     print(f"mixed users: mean |error| {err:.3f}, 90% intervals cover {inside[mixed].mean():.3f}")
     assert err < 0.1
     with pytest.raises(DataError, match="predict_proba"):

@@ -110,7 +110,7 @@ def tie_truth():
 
 
 @pytest.mark.slow
-def test_ties_are_recovered_and_calibrated(tie_truth):
+def test_ties_are_recovered_and_calibrated(tie_truth, weight_recovery):
     """Known truth: the held-out log-loss of the three outcomes within 0.02 of the truth's,
     accuracy on the decided pairs within 2 points of Bayes-optimal, P(tie) calibrated (ECE
     <= 0.03), the tie cutpoint within its 90% interval widened by 0.05, and users' 90%
@@ -132,12 +132,7 @@ def test_ties_are_recovered_and_calibrated(tie_truth):
     cut = fit.cutpoints(ci=0.9)
     print(cut["mean"].values, cut["lower"].values, cut["upper"].values)
     assert cut["lower"].values[1] - 0.05 <= TRUE_CUTS[1] <= cut["upper"].values[1] + 0.05
-    # the prototypes are only identified up to order: match by the weights' agreement
-    w = fit.user_weights(ci=0.9)
-    true_w = syn.true_weights
-    if np.corrcoef(w["mean"].values[:, 0], true_w[:, 0])[0, 1] < 0:
-        true_w = true_w[:, ::-1]
-    inside = (w["lower"].values <= true_w) & (true_w <= w["upper"].values)
+    inside, _ = weight_recovery(fit, syn)  # the truth's prototypes in the fit's order
     mixed = syn.group < 0
     print(f"coverage: single-type {inside[~mixed].mean():.3f}, mixed {inside[mixed].mean():.3f}")
     assert 0.85 <= inside[mixed].mean() <= 0.97
