@@ -199,6 +199,29 @@ def _encode_others(others: Any, n: int, item_ids: np.ndarray, a: np.ndarray, b: 
     return codes
 
 
+def _encode_questions(question: Any, n: int, user: np.ndarray, prompt: np.ndarray | None
+                      ) -> np.ndarray:
+    """``question`` ids as codes ``(N,)``, each question's comparisons of one user (and
+    prompt)."""
+    ids = _as_id_array(question, "question")
+    if len(ids) != n:
+        raise _fail("question", f"length {len(ids)}", f"length {n}, one per comparison")
+    if pd.isna(ids).any():
+        raise _fail(f"question[{int(np.flatnonzero(pd.isna(ids))[0])}]", None, "a question id")
+    codes = pd.factorize(ids, sort=False)[0].astype(np.int64)
+    for name, owner in (("user", user), ("prompt", prompt)):
+        if owner is None:
+            continue
+        first = np.full(codes.max() + 1, -1, dtype=np.int64)
+        first[codes[::-1]] = owner[::-1]  # the owner of each question's first comparison
+        bad = first[codes] != owner
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise _fail(f"question[{i}]", _py(ids[i]), f"one {name} per question (its "
+                        "comparisons have several)")
+    return codes
+
+
 def encode_rankings(sets: Any, ranks: Any, item_ids: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Rankings given by item id, checked, as ``(rows (R, n), rank (R, n))`` for
@@ -475,6 +498,11 @@ class PreferenceData:
     was chosen (1: item_a) over all of them. A ranking is a sequence of such choices (the
     best of all, then the best of the rest, ...: Plackett-Luce); ``from_rankings`` and
     ``from_choices`` build them.
+
+    ``question[n]`` says which answer (one question put to one user: a ranking, a best-of-n)
+    comparison ``n`` is part of; the choices of one ranking share it. Splits hold out and
+    rank whole answers, so a ranking's choices never fall on both sides of a split; None
+    (pairs): every comparison is its own answer.
     """
 
     user: np.ndarray  # (N,) int64 index into user_ids
@@ -490,6 +518,7 @@ class PreferenceData:
     meta: dict = field(default_factory=dict)
     levels: int = 2  # ordered outcomes of an answer: 2 binary, 3 with ties, more graded
     others: np.ndarray | None = None  # (N, m) int64 further items of a choice; -1: none
+    question: np.ndarray | None = None  # (N,) int64 the answer each comparison is part of
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -508,6 +537,7 @@ class PreferenceData:
         user_ids: Sequence | None = None,
         levels: int = 2,
         others: Sequence | None = None,
+        question: Sequence | None = None,
     ) -> PreferenceData:
         """Validate comparisons given by id and build the container.
 
@@ -518,7 +548,9 @@ class PreferenceData:
         ``levels - 1`` (see the class docstring; ``levels=3``: 0.5 is a tie). ``others``
         (one list of item ids per comparison, possibly empty) makes comparisons choices
         from larger sets: item_a (label 1) or item_b (label 0) was chosen over the others
-        too.
+        too. ``question`` (one id per comparison) groups the comparisons that make one answer
+        (the choices of one ranking; ``from_rankings`` sets it): they must share their user
+        and prompt.
         """
         if isinstance(items, pd.DataFrame):
             if item_ids is None:
@@ -580,8 +612,9 @@ class PreferenceData:
             p_idx = _encode(p_arr, p_ids, "prompt", "prompt_ids")
 
         more = None if others is None else _encode_others(others, n, item_ids, a, b, levels)
+        q = None if question is None else _encode_questions(question, n, u, p_idx)
         return cls(u, a, b, y, table, user_table, item_ids, p_idx, p_table, p_ids,
-                   levels=int(levels), others=more)
+                   levels=int(levels), others=more, question=q)
 
     @classmethod
     def from_frame(
@@ -599,13 +632,15 @@ class PreferenceData:
         prompt_ids: Sequence | None = None,
         levels: int = 2,
         others: str | None = None,
+        question: str | None = None,
     ) -> PreferenceData:
         """Build from a DataFrame (or a Hugging Face ``datasets.Dataset``) with one comparison
         per row (column names configurable; ``levels`` as for ``from_arrays``; ``others`` a
-        column of lists of further items, for choices from larger sets)."""
+        column of lists of further items, for choices from larger sets; ``question`` a
+        column of the answer each comparison is part of, as ``to_frame`` writes them)."""
         frame = _as_frame(frame)
         needed = [user, item_a, item_b, label] + ([prompt] if prompt else []) + (
-            [others] if others else [])
+            [others] if others else []) + ([question] if question else [])
         for col in needed:
             if col not in frame.columns:
                 raise _fail("frame", f"columns {list(frame.columns)}", f"a column named {col!r}")
@@ -621,6 +656,7 @@ class PreferenceData:
             prompt_ids=prompt_ids,
             levels=levels,
             others=frame[others].tolist() if others else None,
+            question=frame[question].to_numpy() if question else None,
         )
 
     @classmethod
@@ -676,7 +712,8 @@ class PreferenceData:
         return cls.from_arrays(user[answer], item_ids[a], item_ids[b], label, items, item_ids,
                                prompt=extra.get("prompt"), prompts=prompts,
                                prompt_ids=prompt_ids, user_ids=user_ids,
-                               others=[item_ids[r[r >= 0]].tolist() for r in more])
+                               others=[item_ids[r[r >= 0]].tolist() for r in more],
+                               question=answer)
 
     @classmethod
     def from_long_frame(
@@ -918,6 +955,19 @@ class PreferenceData:
         """How many comparisons each user (in ``user_ids`` order) has."""
         return np.bincount(self.user, minlength=self.n_users)
 
+    @property
+    def answers(self) -> np.ndarray:
+        """Each comparison's answer ``(N,)``: ``question``, or (None) its own index."""
+        return np.arange(self.n_comparisons) if self.question is None else self.question
+
+    def answers_per_user(self) -> np.ndarray:
+        """How many answers (questions: a ranking counts once) each user has; with
+        ``question=None`` the same as ``comparisons_per_user``."""
+        if self.question is None:
+            return self.comparisons_per_user()
+        _, first = np.unique(self.question, return_index=True)
+        return np.bincount(self.user[first], minlength=self.n_users)
+
     def to_frame(self) -> pd.DataFrame:
         """Comparisons with their original ids, one row each."""
         cols = {
@@ -930,6 +980,8 @@ class PreferenceData:
             cols["prompt"] = self.prompt_ids[self.prompt]
         if self.others is not None:
             cols["others"] = [self.item_ids[row[row >= 0]].tolist() for row in self.others]
+        if self.question is not None:
+            cols["question"] = self.question
         return pd.DataFrame(cols)
 
     def __len__(self) -> int:
@@ -976,28 +1028,30 @@ class PreferenceData:
             dict(self.meta),
             self.levels,
             None if self.others is None else self.others[idx],
+            None if self.question is None else self.question[idx],
         )
 
     def split_comparisons(
         self, test_per_user: int | None = None, test_fraction: float | None = None, seed: int = 0
     ) -> tuple[PreferenceData, PreferenceData]:
-        """Hold out comparisons within users: ``(train, test)``.
+        """Hold out answers within users: ``(train, test)``.
 
-        Give either a number of test comparisons per user or a fraction. Every user
-        keeps at least one training comparison; a user with too few comparisons raises.
+        Give either a number of test answers per user or a fraction. Every user keeps at
+        least one training answer; a user with too few answers raises. An answer is a
+        comparison, or all the choices of one ranking (``question``): they stay together.
 
         Parameters
         ----------
         test_per_user:
-            Test comparisons per user.
+            Test answers per user.
         test_fraction:
-            Or: a fraction of every user's comparisons.
+            Or: a fraction of every user's answers.
         seed:
             Seeds the choice.
         """
         if (test_per_user is None) == (test_fraction is None):
             raise _fail("test_per_user/test_fraction", (test_per_user, test_fraction), "exactly one")
-        counts = self.comparisons_per_user()
+        counts = self.answers_per_user()
         if test_fraction is not None:
             if not 0 < test_fraction < 1:
                 raise _fail("test_fraction", test_fraction, "a number in (0, 1)")
@@ -1011,7 +1065,7 @@ class PreferenceData:
             i = int(np.flatnonzero(short)[0])
             raise _fail(
                 f"user {_py(self.user_ids[i])!r}",
-                f"{counts[i]} comparisons",
+                f"{counts[i]} answers",
                 f"more than test_per_user={test_per_user} so one is left for training",
             )
         rank = self.rank_within_users(np.random.default_rng(seed))
@@ -1019,20 +1073,26 @@ class PreferenceData:
         return self.subset(~is_test), self.subset(is_test)
 
     def rank_within_users(self, rng: np.random.Generator) -> np.ndarray:
-        """Each comparison's position ``0, 1, ...`` among its user's comparisons in a random
-        order (``rank < n`` selects ``n`` random comparisons of every user).
+        """Each comparison's answer's position ``0, 1, ...`` among its user's answers in a
+        random order (``rank < n`` selects ``n`` random answers of every user, all the
+        choices of a ranking together).
 
         Parameters
         ----------
         rng:
-            Draws the order (one uniform per comparison).
+            Draws the order (one uniform per answer).
         """
-        counts = self.comparisons_per_user()
-        order = np.lexsort((rng.random(self.n_comparisons), self.user))  # shuffled within user
+        if self.question is None:
+            owner, inverse = self.user, None
+        else:
+            _, first, inverse = np.unique(self.question, return_index=True, return_inverse=True)
+            owner = self.user[first]  # each answer's user
+        counts = np.bincount(owner, minlength=self.n_users)
+        order = np.lexsort((rng.random(len(owner)), owner))  # shuffled within user
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rank = np.empty(self.n_comparisons, dtype=np.int64)
-        rank[order] = np.arange(self.n_comparisons) - starts[self.user[order]]
-        return rank
+        rank = np.empty(len(owner), dtype=np.int64)
+        rank[order] = np.arange(len(owner)) - starts[owner[order]]
+        return rank if inverse is None else rank[inverse.reshape(-1)]
 
     def split_users(
         self, unseen_fraction: float = 0.2, seed: int = 0

@@ -87,6 +87,11 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     coordinates), ``posterior_predictive`` and ``log_likelihood`` of every comparison's
     label, ``observed_data``, ``constant_data`` (user and item indices, the population
     concentration), and attrs (bayespal version, both configurations and their hashes, K).
+    Where comparisons are grouped into answers (``data.question``: the choices of one
+    ranking), ``log_likelihood`` also holds ``answer``, each answer's log-likelihood (the
+    sum over its choices, dim ``question``, the data's question ids;
+    ``constant_data.answer_of`` maps comparisons to positions along it), and ``loo`` leaves
+    out whole answers.
     Draws are from the (variational) posterior, one chain per ensemble member (chains of
     different mappings are not comparable by R-hat).
 
@@ -120,6 +125,13 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
         answer = dist.Bernoulli(logits=logits.double())
     else:
         answer = OrderedOutcome(logits.double(), draws.cuts().double()[:, None, :])
+    log_lik = answer.log_prob(obs)  # (S, N)
+    per_answer, answer_of = {}, None
+    if data.question is not None:  # one ranking's choices make one observation
+        answer_of = np.unique(data.question, return_inverse=True)[1].reshape(-1)
+        index = torch.as_tensor(answer_of, device=log_lik.device)
+        summed = log_lik.new_zeros(log_lik.shape[0], int(answer_of.max()) + 1)
+        per_answer = {"answer": summed.index_add_(1, index, log_lik)}
     torch.manual_seed(posterior.seed if seed is None else seed)
 
     def chained(x: torch.Tensor) -> np.ndarray:
@@ -137,7 +149,8 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
         {
             "posterior": {name: chained(v) for name, v in site.items()},
             "posterior_predictive": {"label": chained(answer.sample().long())},
-            "log_likelihood": {"label": chained(answer.log_prob(obs))},
+            "log_likelihood": {"label": chained(log_lik),
+                               **{k: chained(v) for k, v in per_answer.items()}},
             "observed_data": {"label": level},
             "constant_data": {
                 "user": users.astype(np.int64),
@@ -145,6 +158,7 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
                 "item_b": data.item_b.astype(np.int64),
                 "concentration": posterior.concentration,
                 **({"prompt": data.prompt.astype(np.int64)} if data.prompt is not None else {}),
+                **({"answer_of": answer_of.astype(np.int64)} if answer_of is not None else {}),
             },
         },
         dims={
@@ -154,6 +168,8 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
             "prompt": ["comparison"],
             "weights": ["user", "prototype"],
             "label": ["comparison"],
+            "answer": ["question"],
+            "answer_of": ["comparison"],
             "user": ["comparison"],
             "item_a": ["comparison"],
             "item_b": ["comparison"],
@@ -164,6 +180,7 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
             "prototype": np.arange(posterior.k),
             "pref_dim": np.arange(cfg.pref_dim),
             "comparison": np.arange(len(data)),
+            **({"question": np.unique(data.question)} if per_answer else {}),
             **({"prompt_dim": np.arange(draws.loadings.shape[-1])}
                if draws.loadings is not None else {}),
         },
@@ -183,7 +200,9 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
 
 
 def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.ELPDData:
-    """PSIS-LOO of a fit (or of a DataTree from ``to_datatree``) with ``arviz_stats.loo``.
+    """PSIS-LOO of a fit (or of a DataTree from ``to_datatree``) with ``arviz_stats.loo``:
+    one observation per answer (a comparison, or a whole ranking where the data group
+    choices into answers, ``PreferenceData.question``).
 
     Comparisons whose log-likelihood is the same in every draw (to 1e-9 nats: a MAP
     fit, or probabilities saturated near 0 or 1) make PSIS fail; for them leaving one out changes
@@ -199,7 +218,9 @@ def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.
     """
     tree = source if isinstance(source, xr.DataTree) else to_datatree(source, None, num_samples,
                                                                          seed)
-    ll = tree["log_likelihood"]["label"]
+    var = "answer" if "answer" in tree["log_likelihood"].data_vars else "label"
+    ll = tree["log_likelihood"][var]
+    dim = ll.dims[-1]  # "comparison" or "question"
     sample_dims = ["chain", "draw"]
     # "constant" to 1e-9 nats: saturated probabilities vary by ~1e-12, which breaks PSIS's
     # Pareto fit and changes no elpd visibly
@@ -209,12 +230,12 @@ def loo(source, num_samples: int = 500, seed: int | None = None) -> arviz_stats.
     pareto_k = xr.zeros_like(ll.isel(chain=0, draw=0, drop=True))
     varying = ~const.values
     if varying.any():
-        sub = ll.isel(comparison=varying)
+        sub = ll.isel({dim: varying})
         lw, k = sub.azstats.psislw(r_eff=1.0, dim=sample_dims)
-        log_weights[{"comparison": varying}] = lw.transpose(*ll.dims).values
-        pareto_k[{"comparison": varying}] = k.values
-    result = arviz_stats.loo(tree, pointwise=True, log_weights=log_weights, pareto_k=pareto_k,
-                             reff=1.0)
+        log_weights[{dim: varying}] = lw.transpose(*ll.dims).values
+        pareto_k[{dim: varying}] = k.values
+    result = arviz_stats.loo(tree, pointwise=True, var_name=var, log_weights=log_weights,
+                             pareto_k=pareto_k, reff=1.0)
     result.n_constant = int(const.sum())  # type: ignore[attr-defined]
     return result
 

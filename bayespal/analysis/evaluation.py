@@ -26,22 +26,24 @@ def _metrics(prob: np.ndarray, label: np.ndarray) -> dict:
 
 def fewshot_split(data: PreferenceData, n_test: int, seed: int = 0
                   ) -> tuple[PreferenceData, np.ndarray, PreferenceData]:
-    """Per user: ``n_test`` random comparisons for testing, the rest a shot pool in random
-    order. Returns ``(pool, rank_in_pool, test)``; shots ``n`` are ``pool.subset(rank < n)``.
+    """Per user: ``n_test`` random answers for testing, the rest a shot pool in random
+    order (an answer: a comparison, or the choices of one ranking,
+    ``PreferenceData.question``). Returns ``(pool, rank_in_pool, test)``; shots ``n`` are
+    ``pool.subset(rank < n)``.
 
     Parameters
     ----------
     data:
         The unseen users' comparisons.
     n_test:
-        Test comparisons per user.
+        Test answers per user.
     seed:
         Seeds the random order.
     """
-    counts = data.comparisons_per_user()
+    counts = data.answers_per_user()
     if (counts <= n_test).any():
         i = int(np.flatnonzero(counts <= n_test)[0])
-        raise ValueError(f"user {data.user_ids[i]!r}: got {counts[i]} comparisons; expected more "
+        raise ValueError(f"user {data.user_ids[i]!r}: got {counts[i]} answers; expected more "
                          f"than n_test={n_test}")
     rank = data.rank_within_users(np.random.default_rng(seed))
     is_test = rank < n_test[()] if np.ndim(n_test) else rank < n_test
@@ -92,7 +94,7 @@ def evaluate_fewshot(
         rows.append({"group": "seen", "n_shots": np.nan, "users": seen_test.n_users,
                      **_metrics(p, seen_test.label)})
     pool, rank, test = fewshot_split(unseen, n_test, seed)
-    pool_counts = pd.Series(pool.comparisons_per_user(), index=pool.user_ids)
+    pool_counts = pd.Series(pool.answers_per_user(), index=pool.user_ids)
     for n in shots:
         eligible = pool_counts.index[pool_counts.to_numpy() >= n]
         if len(eligible) == 0:

@@ -380,7 +380,7 @@ def _new_users(fit, unseen: PreferenceData | None, shots: Sequence[int], n_test:
                simulated_users: int, seed: int, numbers: dict) -> Section:
     s = Section("new-users", "How fast is a new person placed?")
     if unseen is not None:
-        pool = int(unseen.comparisons_per_user().max()) - n_test
+        pool = int(unseen.answers_per_user().max()) - n_test
         table = evaluate_fewshot(fit, unseen, shots=[n for n in shots if n <= pool],
                                  n_test=n_test, seed=seed)
         s.paragraphs.append(

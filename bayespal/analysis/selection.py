@@ -90,9 +90,9 @@ def _per_user_log_loss(prob: np.ndarray, data: PreferenceData) -> pd.Series:
 
 def _shots(data: PreferenceData, shots: int, seed: int
            ) -> tuple[PreferenceData, PreferenceData] | None:
-    """Per unseen user with more than ``shots`` comparisons: ``shots`` random ones to place
+    """Per unseen user with more than ``shots`` answers: ``shots`` random ones to place
     the user from, the rest to score."""
-    counts = data.comparisons_per_user()
+    counts = data.answers_per_user()
     rank = data.rank_within_users(np.random.default_rng(seed))
     enough = (counts > shots)[data.user]
     if not enough.any():

@@ -314,7 +314,8 @@ def _rankings(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes
     probs = np.exp(u) / np.exp(u).sum(1, keepdims=True)
     data = PreferenceData.from_arrays(user, a, b, label, x.astype(np.float32),
                                       user_ids=np.arange(n_users),
-                                      others=[r[r >= 0].tolist() for r in others])
+                                      others=[r[r >= 0].tolist() for r in others],
+                                      question=question)
     is_test = (np.arange(len(q_user)) % per_user >= n_train)[question]
     return SyntheticPreferences(data, weights, probs[:, 1], group, prototypes, is_test,
                                 rewards, float(sharpness), effects, None, probs, f, question)

@@ -478,6 +478,8 @@ def data_fingerprint(data: PreferenceData) -> str:
     h.update(str(data.items.shape).encode())
     if data.others is not None:  # choices from sets: their further items too
         h.update(np.ascontiguousarray(data.others).tobytes())
+    if data.question is not None:  # which choices make one answer (the validation split)
+        h.update(b"question" + np.ascontiguousarray(data.question).tobytes())
     return h.hexdigest()[:32]
 
 

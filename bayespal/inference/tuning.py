@@ -92,12 +92,13 @@ class Selection:
 
 def validation_split(data: PreferenceData, fraction: float, seed: int
                      ) -> tuple[PreferenceData, PreferenceData | None]:
-    """Hold out about ``fraction`` of every user's comparisons: ``(train, validation)``.
+    """Hold out about ``fraction`` of every user's answers: ``(train, validation)``.
 
-    Each user holds out ``floor(n_i * fraction + u)`` comparisons (``u ~ U(0, 1)``: the
-    expected share is exactly ``fraction`` for every ``n_i``) and keeps at least one for
-    training, so every user stays in the fit. ``validation`` is None when ``fraction`` is 0
-    or fewer than ``MIN_VALIDATION`` comparisons would be held out.
+    Each user holds out ``floor(n_i * fraction + u)`` of their ``n_i`` answers (``u ~ U(0,
+    1)``: the expected share is exactly ``fraction`` for every ``n_i``; a ranking's choices
+    stay together, ``PreferenceData.question``) and keeps at least one for training, so
+    every user stays in the fit. ``validation`` is None when ``fraction`` is 0
+    or fewer than ``MIN_VALIDATION`` answers would be held out.
 
     Parameters
     ----------
@@ -111,7 +112,7 @@ def validation_split(data: PreferenceData, fraction: float, seed: int
     if fraction == 0:
         return data, None
     rng = np.random.default_rng(seed)
-    counts = data.comparisons_per_user()
+    counts = data.answers_per_user()
     n_val = np.minimum(np.floor(counts * fraction + rng.random(data.n_users)), counts - 1)
     n_val = n_val.astype(np.int64)
     if n_val.sum() < MIN_VALIDATION:
@@ -188,8 +189,9 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
                                           train_config.seed)
         if held is None and train_config.validation_fraction > 0:
             warnings.warn(
-                f"validation_fraction: {train_config.validation_fraction} of {data.n_comparisons}"
-                f" comparisons is fewer than {MIN_VALIDATION}; the fit is not validated (the "
+                f"validation_fraction: {train_config.validation_fraction} of "
+                f"{int(data.answers_per_user().sum())} answers is fewer than {MIN_VALIDATION};"
+                " the fit is not validated (the "
                 "training loss steers it" + (", and the smallest mapping is taken)"
                                              if len(configs) > 1 else ")"),
                 UserWarning, stacklevel=3)

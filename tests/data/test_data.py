@@ -73,7 +73,7 @@ def test_split_comparisons_within_users(rng):
         return sorted(map(tuple, x.to_frame().itertuples(index=False)))
 
     assert sorted(rows(train) + rows(test)) == rows(d)
-    with pytest.raises(DataError, match="user 0: got '10 comparisons'; expected more than"):
+    with pytest.raises(DataError, match="user 0: got '10 answers'; expected more than"):
         d.split_comparisons(test_per_user=10)
 
 

@@ -131,7 +131,8 @@ def ranking_truth():
     data = PreferenceData.from_arrays(d.user, d.item_a, d.item_b, d.label,
                                       syn.true_features.astype(np.float32),
                                       user_ids=np.arange(d.n_users),
-                                      others=[r[r >= 0].tolist() for r in d.others])
+                                      others=[r[r >= 0].tolist() for r in d.others],
+                                      question=d.question)
     fit = bayespal.fit(data.subset(~syn.is_test), 2, hidden=(), progress=False)
     return syn, data, fit
 
@@ -184,7 +185,15 @@ def test_choice_fits_save_and_diagnose(ranking_truth, tmp_path):
     assert gap.mean() < 0.005 and gap.max() < 0.15  # two independent sets of 200 draws
     rep = tree["posterior_predictive"]["label"].values
     assert rep.max() == 3 and rep.min() == 0  # replicated choices range over the whole set
-    assert np.isfinite(float(loo(tree)["elpd"]))
+    # one observation per ranking: its choices' log-likelihoods summed, and LOO leaves out
+    # whole rankings
+    answers, inverse = np.unique(train.question, return_inverse=True)
+    per = tree["log_likelihood"]["answer"].values.reshape(-1, len(answers))
+    expect = np.stack([np.bincount(inverse, row, len(answers)) for row in ll[:5]])
+    np.testing.assert_allclose(per[:5], expect, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(tree["constant_data"]["answer_of"].values, inverse)
+    result = loo(tree)
+    assert np.isfinite(float(result["elpd"])) and result.n_data_points == len(answers)
 
 
 @pytest.mark.slow
@@ -298,6 +307,43 @@ def test_long_format_rankings():
                                           [[2, 1, 3], [None, 1, None, None]], items)
     for name in ("user", "item_a", "item_b", "label", "others"):
         np.testing.assert_array_equal(getattr(long, name), getattr(direct, name))
+    np.testing.assert_array_equal(long.question, [0, 0, 1])  # two choices, then one
     frame.loc[3, "user"] = "w"
     with pytest.raises(DataError, match=r"user of question 1: got 'several values'"):
         PreferenceData.from_long_frame(frame, items)
+
+
+def test_answers_stay_together():
+    """A ranking's choices share a question: splits, the validation split and few-shot
+    splits hold out and count whole answers, subsets and frames keep them, and a question
+    spanning two users is refused by name."""
+    from bayespal.analysis.evaluation import fewshot_split
+    from bayespal.inference.tuning import validation_split
+
+    syn = synthetic(n_users=100, k=2, n_train=8, n_test=2, n_items=200, set_size=4, seed=0)
+    data = syn.data
+    assert (data.answers_per_user() == 10).all() and (data.comparisons_per_user() == 30).all()
+    np.testing.assert_array_equal(data.question, syn.question)
+    train, test = data.split_comparisons(test_per_user=3, seed=1)
+    assert (test.answers_per_user() == 3).all() and (train.answers_per_user() == 7).all()
+    assert not set(train.question) & set(test.question)
+    fit_part, val = validation_split(data, 0.3, seed=2)
+    assert not set(fit_part.question) & set(val.question)
+    assert (fit_part.answers_per_user() >= 1).all()
+    pool, rank, held = fewshot_split(data, 4, seed=3)
+    assert (held.answers_per_user() == 4).all()
+    for n in (1, 3):  # n shots are n whole rankings
+        assert (pool.subset(rank < n).answers_per_user() == n).all()
+    again = PreferenceData.from_frame(data.to_frame(), data.items, others="others",
+                                      question="question")
+    np.testing.assert_array_equal(again.question, data.question)
+    items = np.eye(4, dtype=np.float32)
+    with pytest.raises(DataError, match=r"question\[2\]: got 'q1'; expected one user per "
+                                        r"question"):
+        PreferenceData.from_arrays([0, 0, 1], [0, 1, 2], [1, 2, 3], [1, 0, 1], items,
+                                   question=["q1", "q1", "q1"])
+    with pytest.raises(DataError, match=r"question: got 'length 2'; expected length 3"):
+        PreferenceData.from_arrays([0, 0, 1], [0, 1, 2], [1, 2, 3], [1, 0, 1], items,
+                                   question=["q1", "q2"])
+    pairs = PreferenceData.from_arrays([0, 0], [0, 1], [1, 2], [1, 0], items)
+    np.testing.assert_array_equal(pairs.answers, [0, 1])  # a pair is its own answer
