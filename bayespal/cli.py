@@ -121,17 +121,20 @@ def _items(args, fit=None) -> tuple:
 
 
 def _comparisons(args, ids, embeddings, embedder, levels: int = 2):
-    import bayespal
-
-    frame = _read_table(args.data, "data")
-    if {"question", "item", "rank"} <= set(frame.columns) and "item_a" not in frame.columns:
-        # the long format: one row per item shown, rankings and best-of-n choices
-        data = bayespal.PreferenceData.from_long_frame(frame, embeddings, ids)
-    else:
-        data = bayespal.PreferenceData.from_frame(frame, embeddings, ids, levels=levels)
+    data = _as_data(_read_table(args.data, "data"), embeddings, ids, levels)
     if embedder is not None:
         data.meta["embedding"] = embedder.config()
     return data
+
+
+def _as_data(frame, embeddings, ids, levels: int = 2, **prompts):
+    """Comparisons (one row each: user, item_a, item_b, label) or, in the long format (one
+    row per item shown: user, question, item, rank), rankings and best-of-n choices."""
+    import bayespal
+
+    if {"question", "item", "rank"} <= set(frame.columns) and "item_a" not in frame.columns:
+        return bayespal.PreferenceData.from_long_frame(frame, embeddings, ids, **prompts)
+    return bayespal.PreferenceData.from_frame(frame, embeddings, ids, levels=levels, **prompts)
 
 
 def _refuse_overwrite(path: str | Path, force: bool, what: str) -> None:
@@ -234,15 +237,14 @@ def _fallback_path(out: str) -> Path:
 
 def _evaluate(args: argparse.Namespace) -> int:
     import bayespal
-    from bayespal.metrics import accuracy, expected_calibration_error, log_loss
+    from bayespal.analysis.evaluation import answer_metrics, predict_answers
 
     fit = bayespal.load(args.model_file)
     ids, emb, embedder = _items(args, fit)
     data = _comparisons(args, ids, emb, embedder, fit.levels)
-    p = fit.predict_outcomes(data) if fit.levels > 2 else fit.predict_proba(data)
+    scores = answer_metrics(predict_answers(fit, data), data)
     known = (fit.user_index(data.user_ids[data.user]) >= 0).mean()
-    acc, ll = accuracy(p, data.label), log_loss(p, data.label)
-    ece = expected_calibration_error(p, data.label)
+    acc, ll, ece = scores["accuracy"], scores["log_loss"], scores["ece"]
     _report(args, f"{len(data)} comparisons, {known:.0%} from users the model knows "
             "(others: population average)\n"
             f"accuracy {acc:.4f}  log-loss {ll:.4f}  ECE {ece:.4f}",
@@ -301,6 +303,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     import bayespal
     from bayespal.users import NewUser, suggest
 
@@ -323,17 +327,34 @@ def _suggest(args: argparse.Namespace) -> int:
     user = NewUser(fit, seed=args.seed)
     if args.answers:
         ans = _read_table(args.answers, "--answers")
-        for col in ("item_a", "item_b", "label"):
-            if col not in ans.columns:
-                raise ValueError(f"--answers: got columns {list(ans.columns)}; expected {col!r}")
-        user.observe(ids(ans.item_a, "--answers"), ids(ans.item_b, "--answers"),
-                     ans.label.to_numpy().astype(int))
+        if {"question", "item", "rank"} <= set(ans.columns) and "item_a" not in ans.columns:
+            # the long format: one row per item shown (rankings, best-of-n choices)
+            for _, q in ans.groupby("question", sort=False):
+                user.observe_ranking(ids(q["item"], "--answers"),
+                                     [None if pd.isna(r) else r for r in q["rank"]],
+                                     seed=args.seed)
+        else:
+            for col in ("item_a", "item_b", "label"):
+                if col not in ans.columns:
+                    raise ValueError(f"--answers: got columns {list(ans.columns)}; expected "
+                                     f"{col!r} (or question, item, rank: the long format)")
+            # grades as they are: a tie is 0.5 of a fit with levels=3 (never truncated)
+            user.observe(ids(ans.item_a, "--answers"), ids(ans.item_b, "--answers"),
+                         ans.label.to_numpy(dtype=np.float64))
     cand = _read_table(args.candidates, "--candidates")
-    for col in ("item_a", "item_b"):
-        if col not in cand.columns:
-            raise ValueError(f"--candidates: got columns {list(cand.columns)}; expected {col!r}")
-    pairs = np.stack([ids(cand.item_a, "--candidates"), ids(cand.item_b, "--candidates")], 1)
-    best = suggest(user, pairs, n=args.n, strategy=args.strategy, seed=args.seed)
+    if args.kind == "pair":
+        for col in ("item_a", "item_b"):
+            if col not in cand.columns:
+                raise ValueError(f"--candidates: got columns {list(cand.columns)}; expected "
+                                 f"{col!r} (pairs; --kind best_of/ranking take an item column)")
+        pool = np.stack([ids(cand.item_a, "--candidates"), ids(cand.item_b, "--candidates")], 1)
+    else:
+        if "item" not in cand.columns:
+            raise ValueError(f"--candidates: got columns {list(cand.columns)}; expected 'item' "
+                             f"(the pool of items a --kind {args.kind} question is built from)")
+        pool = ids(cand["item"], "--candidates")
+    best = suggest(user, pool, n=args.n, strategy=args.strategy, seed=args.seed,
+                   kind=args.kind, size=args.size)
     weights = user.weights()[["mean", "lower", "upper"]].to_dataframe()
     _report(args, weights.round(3).to_string() + "\n" + best.to_string(),
             weights=weights.reset_index().to_dict(orient="records"),
@@ -361,8 +382,7 @@ def _report_cmd(args: argparse.Namespace) -> int:
     def comparisons(path, what):
         if path is None:
             return None
-        return bayespal.PreferenceData.from_frame(_read_table(path, what), emb, ids,
-                                                  levels=fit.levels, **prompts)
+        return _as_data(_read_table(path, what), emb, ids, fit.levels, **prompts)
 
     test, unseen = comparisons(args.test, "--test"), comparisons(args.unseen, "--unseen")
     items = None if args.items is None else bayespal.EmbeddingTable(ids, emb)
@@ -479,10 +499,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sg = sub.add_parser("suggest", help="the next questions to ask a (new) user",
                         description="Place a new user from their answers and rank candidate "
-                        "pairs by information gain (or uncertainty, random).")
+                        "pairs (or build set questions from a pool of items) by information "
+                        "gain (or uncertainty, random).")
     sg.add_argument("model_file", help="a saved model (with its item table)")
-    sg.add_argument("--candidates", required=True, help="file with item_a, item_b columns")
-    sg.add_argument("--answers", help="the user's answers so far: item_a, item_b, label")
+    sg.add_argument("--candidates", required=True, help="file with item_a, item_b columns "
+                    "(pairs), or an item column (the pool of --kind best_of/ranking)")
+    sg.add_argument("--answers", help="the user's answers so far: item_a, item_b, label; or "
+                    "the long format question, item, rank (rankings, best-of-n)")
+    sg.add_argument("--kind", choices=["pair", "best_of", "ranking"], default="pair",
+                    help="the question: which of two (default), the best of --size items, "
+                    "or their order")
+    sg.add_argument("--size", type=int, default=4, help="items per set question (default 4)")
     sg.add_argument("--n", type=int, default=3, help="how many questions (default 3)")
     sg.add_argument("--strategy", choices=["information_gain", "uncertainty", "random"],
                     default="information_gain")

@@ -163,3 +163,28 @@ def choice_accuracy(prob: np.ndarray, label: np.ndarray) -> float:
     """
     p, y = _chosen(prob, label)
     return float((p.argmax(1) == y).mean())
+
+
+def choice_calibration(prob: np.ndarray, label: np.ndarray, shown: np.ndarray | None = None,
+                       n_bins: int = 10) -> float:
+    """Expected calibration error of choices from sets, one-vs-rest: every item shown, its
+    predicted probability of being chosen against whether it was (10 equal-width bins; for
+    pairs the binary ECE of ``P(a)`` and ``P(b)`` together).
+
+    Parameters
+    ----------
+    prob, label:
+        As for ``choice_log_loss``.
+    shown:
+        ``(n, 2 + m)`` which slots hold an item (padding of sets smaller than the widest
+        is left out); default: all.
+    n_bins:
+        Bins of the predicted probability.
+    """
+    p, y = _chosen(prob, label)
+    mask = np.ones(p.shape, dtype=bool) if shown is None else np.asarray(shown, dtype=bool)
+    if mask.shape != p.shape:
+        raise ValueError(f"shown: got shape {mask.shape}; expected {p.shape}, one per slot")
+    hit = np.zeros(p.shape)
+    hit[np.arange(len(p)), y] = 1.0
+    return _ece(p[mask], hit[mask], n_bins)

@@ -1,5 +1,6 @@
 """Command line: fit, evaluate, suggest, embed on small inputs; clear errors on bad ones."""
 
+import json
 import subprocess
 import sys
 
@@ -246,6 +247,23 @@ def test_fit_and_evaluate_answers_with_ties(tmp_path, capsys):
     out = capsys.readouterr().out
     ll = float(out.split("log-loss ")[1].split()[0])
     assert 0 < ll < np.log(3)  # three outcomes: better than knowing nothing
+    # suggest reads a tie as a tie (0.5), not truncated to 0 (a b-preferred answer)
+    pd.DataFrame({"item_a": [0, 1, 2]}).assign(item_b=[3, 4, 5]).to_csv(
+        tmp_path / "cands.csv", index=False)
+    placed = {}
+    for label in (0.5, 0.0):
+        pd.DataFrame({"item_a": [0] * 6, "item_b": [1] * 6, "label": [label] * 6}).to_csv(
+            tmp_path / "answers.csv", index=False)
+        assert main(["suggest", str(model), "--candidates", str(tmp_path / "cands.csv"),
+                     "--answers", str(tmp_path / "answers.csv"), "--json"]) == 0
+        placed[label] = json.loads(capsys.readouterr().out)["weights"]
+    from bayespal.users import NewUser
+
+    user = NewUser(bayespal.load(model), seed=0).observe([0] * 6, [1] * 6, [0.5] * 6)
+    want = user.weights()["mean"].values[0]
+    got = [r["mean"] for r in placed[0.5] if r["prototype"] in (0, 1)]
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert placed[0.5] != placed[0.0]
 
 
 @pytest.mark.slow
@@ -269,3 +287,34 @@ def test_fit_reads_rankings_in_long_format(tmp_path, capsys):
 
     fit = bayespal.load(model)
     assert len(fit.user_ids) == 30 and fit.levels == 2
+    # evaluate and report score the choices by their categorical metrics
+    from bayespal.analysis.evaluation import answer_metrics, predict_answers
+
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(tmp_path / "ranks.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    data = bayespal.PreferenceData.from_long_frame(pd.read_csv(tmp_path / "ranks.csv"),
+                                                   syn.data.items, np.arange(50))
+    want = answer_metrics(predict_answers(fit, data), data)
+    assert got["comparisons"] == len(data) == 120 * 3
+    assert abs(got["accuracy"] - want["accuracy"]) < 1e-9
+    assert abs(got["log_loss"] - want["log_loss"]) < 0.02  # prediction draws differ
+    # suggest: a user's rankings in the long format, and the next ranking of 3 from a pool
+    pd.DataFrame({"question": [0, 0, 0, 1, 1, 1], "item": [0, 1, 2, 3, 4, 5],
+                  "rank": [1, 2, 3, 2, 1, None]}).to_csv(tmp_path / "mine.csv", index=False)
+    pd.DataFrame({"item": np.arange(10, 30)}).to_csv(tmp_path / "pool.csv", index=False)
+    assert main(["suggest", str(model), "--candidates", str(tmp_path / "pool.csv"),
+                 "--answers", str(tmp_path / "mine.csv"), "--kind", "ranking", "--size", "3",
+                 "--n", "2", "--json"]) == 0
+    questions = json.loads(capsys.readouterr().out)["questions"]
+    assert len(questions) == 2
+    shown = [q[f"item_{j}"] for q in questions for j in range(1, 4)]
+    assert len(set(shown)) == 6 and set(shown) <= set(range(10, 30))
+    assert main(["suggest", str(model), "--candidates", str(tmp_path / "items.csv"),
+                 "--kind", "best_of"]) == 2
+    assert "expected 'item' (the pool of items" in capsys.readouterr().err
+    out = tmp_path / "rank.html"
+    assert main(["report", str(model), "--test", str(tmp_path / "ranks.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--out", str(out)]) == 0
+    assert "items shown" in out.read_text()

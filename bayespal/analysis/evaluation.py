@@ -9,19 +9,85 @@ import numpy as np
 import pandas as pd
 
 from bayespal.data import PreferenceData
-from bayespal.metrics import accuracy, expected_calibration_error, log_loss
+from bayespal.metrics import (
+    accuracy,
+    choice_accuracy,
+    choice_calibration,
+    choice_log_loss,
+    expected_calibration_error,
+    expected_label,
+    log_loss,
+)
 from bayespal.users import place_users
 
 SHOTS = (1, 2, 5, 10, 20, 50)
 
 
-def _metrics(prob: np.ndarray, label: np.ndarray) -> dict:
+def predict_answers(posterior, data: PreferenceData) -> np.ndarray:
+    """The probabilities answers are scored by: ``P(a preferred)`` ``(n,)`` of binary
+    pairs, every level's ``(n, L)`` of graded answers, each item's ``(n, 2 + m)`` of
+    choices from sets (``data.others``).
+
+    Parameters
+    ----------
+    posterior:
+        A fitted posterior.
+    data:
+        The answers.
+    """
+    if data.others is not None or posterior.levels > 2:
+        return posterior.predict_outcomes(data)
+    return posterior.predict_proba(data)
+
+
+def answer_metrics(prob: np.ndarray, data: PreferenceData) -> dict:
+    """``comparisons``, ``accuracy``, ``log_loss`` and ``ece`` (10 bins) of predictions
+    ``prob`` from ``predict_answers``; of choices from sets their categorical versions
+    (``choice_accuracy``, ``choice_log_loss``, ``choice_calibration``).
+
+    Parameters
+    ----------
+    prob:
+        As ``predict_answers`` returns.
+    data:
+        The answers predicted.
+    """
+    label = data.label
+    if data.others is not None:
+        return {"comparisons": len(label), "accuracy": choice_accuracy(prob, label),
+                "log_loss": choice_log_loss(prob, label),
+                "ece": choice_calibration(prob, label, _shown(data))}
     return {
         "comparisons": len(label),
         "accuracy": accuracy(prob, label),
         "log_loss": log_loss(prob, label),
         "ece": expected_calibration_error(prob, label),
     }
+
+
+def reliability_points(prob: np.ndarray, data: PreferenceData) -> tuple[np.ndarray, np.ndarray]:
+    """``(predicted, observed)`` pairs a reliability diagram bins: ``P(a)`` (graded: the
+    expected label) against the label; for choices from sets every item shown, its
+    probability of being chosen against whether it was (one-vs-rest).
+
+    Parameters
+    ----------
+    prob:
+        As ``predict_answers`` returns.
+    data:
+        The answers predicted.
+    """
+    if data.others is None:
+        return expected_label(prob), data.label
+    hit = np.zeros(prob.shape)
+    hit[np.arange(len(prob)), data.label.astype(np.int64)] = 1.0
+    shown = _shown(data)
+    return prob[shown], hit[shown]
+
+
+def _shown(data: PreferenceData) -> np.ndarray:
+    """Which slots of ``(item_b, item_a, others)`` hold an item, ``(n, 2 + m)``."""
+    return np.column_stack([np.ones((data.n_comparisons, 2), dtype=bool), data.others >= 0])
 
 
 def fewshot_split(data: PreferenceData, n_test: int, seed: int = 0
@@ -64,8 +130,10 @@ def evaluate_fewshot(
     """The PAL protocol as one table: a ``seen`` row (held-out comparisons of training
     users, if given) and an ``unseen`` row per ``n`` in ``shots``. All unseen users are
     placed at once per ``n`` (``method``: ``"bayes"`` posterior or ``"point"``, the
-    reference's estimate); users with fewer than ``n`` pool comparisons sit that row out,
-    and ``users`` says how many took part.
+    reference's estimate); users with fewer than ``n`` pool answers sit that row out,
+    and ``users`` says how many took part. ``n`` counts answers: with rankings
+    (``PreferenceData.question``) n whole rankings, scored per choice by the categorical
+    metrics (``choice_accuracy``, ``choice_log_loss``, ``choice_calibration``).
 
     Parameters
     ----------
@@ -86,13 +154,10 @@ def evaluate_fewshot(
     **placement:
         Options of the placement class.
     """
-    unseen.require_pairs("evaluate_fewshot (it scores held-out pairs)")
     rows = []
     if seen_test is not None:
-        graded = fit.levels > 2  # score every level's probability
-        p = fit.predict_outcomes(seen_test) if graded else fit.predict_proba(seen_test)
         rows.append({"group": "seen", "n_shots": np.nan, "users": seen_test.n_users,
-                     **_metrics(p, seen_test.label)})
+                     **answer_metrics(predict_answers(fit, seen_test), seen_test)})
     pool, rank, test = fewshot_split(unseen, n_test, seed)
     pool_counts = pd.Series(pool.answers_per_user(), index=pool.user_ids)
     for n in shots:
@@ -102,10 +167,16 @@ def evaluate_fewshot(
         shot = pool.subset((rank < n) & np.isin(pool.user_ids[pool.user], eligible))
         held = test.subset(np.isin(test.user_ids[test.user], eligible))
         placed = place_users(fit, shot, method=method, seed=seed, **placement)
-        predict = placed.predict_outcomes if fit.levels > 2 else placed.predict_proba
-        p = predict(held.user_ids[held.user], held.item_a, held.item_b, held.prompt, rows=True)
+        users = held.user_ids[held.user]
+        if held.others is not None:
+            p = placed.predict_outcomes(users, held.item_a, held.item_b, held.prompt,
+                                        others=held.others, rows=True)
+        elif fit.levels > 2:
+            p = placed.predict_outcomes(users, held.item_a, held.item_b, held.prompt, rows=True)
+        else:
+            p = placed.predict_proba(users, held.item_a, held.item_b, held.prompt, rows=True)
         rows.append({"group": "unseen", "n_shots": n, "users": len(eligible),
-                     **_metrics(p, held.label)})
+                     **answer_metrics(p, held)})
     table = pd.DataFrame(rows)
     table.attrs["method"] = method
     return table

@@ -40,15 +40,19 @@ from matplotlib.figure import Figure
 from bayespal._version import __version__
 from bayespal.analysis import plots
 from bayespal.analysis.diagnostics import MAX_PROMPTS, item_rewards
-from bayespal.analysis.evaluation import SHOTS, evaluate_fewshot
+from bayespal.analysis.evaluation import (
+    SHOTS,
+    answer_metrics,
+    evaluate_fewshot,
+    predict_answers,
+    reliability_points,
+)
 from bayespal.checks import check_int, fail
 from bayespal.data import EmbeddingTable, PreferenceData
 from bayespal.files import write_bytes_atomic
 from bayespal.metrics import (
-    accuracy,
     expected_calibration_error,
     expected_label,
-    log_loss,
     tie_calibration,
 )
 from bayespal.rng import keeps_global_rng
@@ -343,10 +347,12 @@ def _calibration(fit, test: PreferenceData | None, numbers: dict) -> Section:
         s.paragraphs.append("No comparisons to score: pass test= (or --test) with held-out "
                             "comparisons to see the calibration.")
         return s
-    q = fit.predict_outcomes(data) if fit.levels > 2 else fit.predict_proba(data)
-    p = expected_label(q)  # graded answers: the expected label, a tie counting half
-    acc, ll = accuracy(q, data.label), log_loss(q, data.label)
-    ece = expected_calibration_error(p, data.label)
+    q = predict_answers(fit, data)
+    scores = answer_metrics(q, data)
+    acc, ll = scores["accuracy"], scores["log_loss"]
+    # graded answers: the expected label; choices from sets: every item shown (one-vs-rest)
+    p, y = reliability_points(q, data)
+    ece = expected_calibration_error(p, y)  # the ECE of the reliability diagram's points
     numbers.update(accuracy=acc, log_loss=ll, ece=ece, calibration_on=where)
     if fit.levels % 2 == 1:  # an odd scale has a middle level, a tie
         numbers["tie_ece"] = tie_calibration(q, data.label)
@@ -369,10 +375,10 @@ def _calibration(fit, test: PreferenceData | None, numbers: dict) -> Section:
     keep = count > 0
     s.tables.append(("Reliability by bin", pd.DataFrame({
         "predicted": (np.bincount(bins, p, 10)[keep] / count[keep]),
-        "observed": (np.bincount(bins, data.label, 10)[keep] / count[keep]),
-        "comparisons": count[keep]})))
-    s.figure("Reliability diagram: observed share preferred against predicted probability.",
-             plots.plot_calibration(p, data.label))
+        "observed": (np.bincount(bins, y, 10)[keep] / count[keep]),
+        "comparisons" if data.others is None else "items shown": count[keep]})))
+    s.figure("Reliability diagram: observed share preferred (choices: chosen) against "
+             "predicted probability.", plots.plot_calibration(p, y))
     return s
 
 

@@ -18,7 +18,7 @@ computed from per-user *paired* differences (the same people are scored under ev
 and the chosen K is the smallest within one standard error of the best (the one-standard-
 error rule: a larger K must earn its keep). Before that, if 1 is a candidate, the K = 1
 fit's posterior predictive heterogeneity check
-(``heterogeneity_check``) asks whether one reward
+(``heterogeneity_check``; pairs only, so not with choices from sets) asks whether one reward
 model reproduces how much the seen users' answers differ; if it does (p above
 ``HETEROGENEITY_LEVEL``), K = 1 is chosen: held-out log-losses of larger K then differ
 only by the luck of each fit (measured: a K = 4 fit of one-type data scored 0.009 better
@@ -77,10 +77,12 @@ class KSelection:
 
 
 def _per_user_log_loss(prob: np.ndarray, data: PreferenceData) -> pd.Series:
-    """Each user's mean log-loss of ``P(a)`` ``(n,)`` or of level probabilities ``(n, L)``."""
+    """Each user's mean log-loss of ``P(a)`` ``(n,)``, of level probabilities ``(n, L)``
+    or of choice probabilities over ``(item_b, item_a, others)`` ``(n, 2 + m)``."""
     p = np.asarray(prob, dtype=np.float64)
     if p.ndim == 2:
-        level = np.rint(data.label * (p.shape[1] - 1)).astype(np.int64)
+        level = (data.label.astype(np.int64) if data.others is not None  # the chosen slot
+                 else np.rint(data.label * (p.shape[1] - 1)).astype(np.int64))
         nll = -np.log(np.clip(p[np.arange(len(p)), level], 1e-6, 1))
     else:
         p, y = np.clip(p, 1e-6, 1 - 1e-6), data.label
@@ -144,7 +146,7 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
     seen, unseen = data.split_users(unseen_fraction, seed=train_config.seed)
     split = _shots(unseen, shots, train_config.seed)
     if split is None:
-        raise fail("shots", shots, f"fewer than the unseen users' comparisons (each of the "
+        raise fail("shots", shots, f"fewer than the unseen users' answers (each of the "
                    f"{unseen.n_users} unseen users has at most {shots})")
     shot, scored = split
     if train_config.validation_fraction == 0:
@@ -154,24 +156,26 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
     _, held = tuning.validation_split(seen, train_config.validation_fraction,
                                       train_config.seed)
     if held is None:
-        raise fail("data", f"{data.n_comparisons} comparisons", "enough comparisons to hold "
-                   f"out at least {tuning.MIN_VALIDATION} for validation")
+        raise fail("data", f"{int(data.answers_per_user().sum())} answers", "enough answers "
+                   f"to hold out at least {tuning.MIN_VALIDATION} for validation")
     rows, per_user, het_p = [], {}, math.nan
+    choices = data.others is not None  # choices from sets: no heterogeneity gate (pairs)
     for k in ks:
         start = time.perf_counter()
         cand = fit(seen, model=replace(model_config, k=k),
                    train=replace(train_config, refit=False), ensemble=ensemble,
                    progress=progress)
-        graded = cand.levels > 2  # score every level's probability
+        outcomes = cand.levels > 2 or choices  # score every outcome's probability
         seen_loss = _per_user_log_loss(
-            cand.predict_outcomes(held) if graded else cand.predict_proba(held), held)
+            cand.predict_outcomes(held) if outcomes else cand.predict_proba(held), held)
         placed = place_users(cand, shot, seed=train_config.seed)
-        predict = placed.predict_outcomes if graded else placed.predict_proba
-        p = predict(scored.user_ids[scored.user], scored.item_a, scored.item_b, scored.prompt,
-                    rows=True)
+        args = (scored.user_ids[scored.user], scored.item_a, scored.item_b, scored.prompt)
+        p = (placed.predict_outcomes(*args, others=scored.others, rows=True) if choices
+             else placed.predict_outcomes(*args, rows=True) if outcomes
+             else placed.predict_proba(*args, rows=True))
         unseen_loss = _per_user_log_loss(p, scored)
         per_user[k] = (seen_loss, unseen_loss)
-        if k == 1:  # does one reward model reproduce how much the seen users differ?
+        if k == 1 and not choices:  # does one reward model reproduce how users differ?
             het_p = float(heterogeneity_check(cand, seen, seed=train_config.seed)["p_value"])
         share = np.sort(np.asarray(cand.user_weights()["mean"].mean("user")))[::-1]
         entropy = -float(np.sum(share * np.log(np.clip(share, 1e-12, None))))
@@ -208,6 +212,9 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
             f"{het_p:.3f} > {HETEROGENEITY_LEVEL})" if one_fits else
             f"the smallest K within one paired standard error of the best criterion (k={kb}, "
             f"seen + unseen log-loss {table['criterion'][best]:.4f})")
+    if choices and ks[0] == 1:
+        rule += " (the heterogeneity check scores pairs only, so with choices from sets K = 1 "\
+                "is not gated by it)"
     reason = (f"k={k_star}: {rule}; "
               f"{seen.n_users} seen users ({held.n_comparisons} validation comparisons), "
               f"{shot.n_users} unseen users placed from {shots} answers each")

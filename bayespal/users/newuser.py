@@ -926,15 +926,25 @@ class NewUserPosteriors:
         return outcome_probs(logits, cuts) if outcomes else expected_score(logits, cuts)
 
     def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-               c: torch.Tensor, outcomes: bool = False) -> torch.Tensor:
+               c: torch.Tensor, outcomes: bool = False, o: torch.Tensor | None = None
+               ) -> torch.Tensor:
         """Posterior predictive ``P(a > b)`` for each user's own pairs: ``pos (U',)``,
-        ``a, b, c (U', C)`` -> ``(U', C)`` (``outcomes``: ``(U', C, L)``)."""
+        ``a, b, c (U', C)`` -> ``(U', C)`` (``outcomes``: ``(U', C, L)``; choices with
+        further items ``o (U', C, m)``: each item's probability ``(U', C, 2 + m)``)."""
         log_w, weight, _ = self._state()
-        out = torch.empty(*a.shape, *((self.pop.draws.levels,) if outcomes else ()))
-        for part in _chunks(len(pos), self._per_user(a.shape[1])):
+        shape = ((2 + o.shape[-1],) if o is not None
+                 else (self.pop.draws.levels,) if outcomes else ())
+        out = torch.empty(*a.shape, *shape)
+        per_user = self._per_user(a.shape[1]) * (1 if o is None else 2 + o.shape[-1])
+        for part in _chunks(len(pos), per_user):
             pp = pos[part]
-            probs = self._answer_probs(self.pop.logits(log_w[pp].exp(), self._pop[pp], a[part],
-                                                       b[part], c[part]), self._pop[pp], outcomes)
+            if o is not None:  # a categorical over (b, a, others), padding at probability 0
+                probs = torch.softmax(self.pop.choice_logits(
+                    log_w[pp].exp(), self._pop[pp], a[part], b[part], c[part], o[part]), -1)
+            else:
+                probs = self._answer_probs(self.pop.logits(
+                    log_w[pp].exp(), self._pop[pp], a[part], b[part], c[part]), self._pop[pp],
+                    outcomes)
             out[part] = torch.einsum("usc...,us->uc...", probs, weight[pp])
         return out
 
@@ -1002,22 +1012,36 @@ class NewUserPosteriors:
         return self._predict(user, item_a, item_b, prompt, rows, outcomes=False)
 
     @torch.no_grad()
-    def predict_outcomes(self, user, item_a, item_b, prompt=None, *,
+    def predict_outcomes(self, user, item_a, item_b, prompt=None, *, others=None,
                          rows: bool = False) -> np.ndarray:
-        """Posterior predictive probability of every level of each comparison's answer
-        ``(n, L)`` (level 0: b preferred; with ties the columns are ``P(b), P(tie), P(a)``);
-        arguments as for ``predict_proba``."""
-        return self._predict(user, item_a, item_b, prompt, rows, outcomes=True)
+        """Posterior predictive probability of every outcome of each answer: the levels of
+        a comparison ``(n, L)`` (level 0: b preferred; with ties the columns are ``P(b),
+        P(tie), P(a)``), or, for choices from sets (``others``), each item's probability of
+        being chosen ``(n, 2 + m)`` in the order ``(item_b, item_a, others)`` (0 for
+        padding), as ``Posterior.predict_outcomes``.
+
+        Parameters
+        ----------
+        user, item_a, item_b, prompt, rows:
+            As for ``predict_proba``.
+        others:
+            Choices: the further items of each, as for ``observe``.
+        """
+        return self._predict(user, item_a, item_b, prompt, rows, outcomes=True, others=others)
 
     @torch.no_grad()
-    def _predict(self, user, item_a, item_b, prompt, rows: bool, outcomes: bool) -> np.ndarray:
+    def _predict(self, user, item_a, item_b, prompt, rows: bool, outcomes: bool,
+                 others=None) -> np.ndarray:
         pos = torch.as_tensor(self._positions(user))
         a, b = self._items("item_a", item_a, rows), self._items("item_b", item_b, rows)
         c = self._prompt_rows(prompt, len(a), rows)
         if not (len(pos) == len(a) == len(b)):
             raise ValueError(f"item_a: got lengths user={len(pos)}, item_a={len(a)}, "
                              f"item_b={len(b)}; expected equal lengths")
-        out = torch.empty(len(pos), *((self.pop.draws.levels,) if outcomes else ()))
+        o = self._others(others, a, b, rows, self.pop.draws.levels)
+        width_o = o.shape[1]
+        shape = (2 + width_o,) if width_o else (self.pop.draws.levels,) if outcomes else ()
+        out = torch.empty(len(pos), *shape)
         if len(pos) == 0:
             return out.numpy()
         uniq, inv = torch.unique(pos, return_inverse=True)
@@ -1030,9 +1054,10 @@ class NewUserPosteriors:
         pa = torch.zeros(len(uniq), width, dtype=torch.long)
         pb = torch.ones(len(uniq), width, dtype=torch.long)
         pc = torch.zeros(len(uniq), width, dtype=torch.long)
+        po = torch.full((len(uniq), width, width_o), -1, dtype=torch.long)
         pa[inv[order], col], pb[inv[order], col] = a[order], b[order]
-        pc[inv[order], col] = c[order]
-        probs = self._probs(uniq, pa, pb, pc, outcomes)
+        pc[inv[order], col], po[inv[order], col] = c[order], o[order]
+        probs = self._probs(uniq, pa, pb, pc, outcomes, po if width_o else None)
         out[order] = probs[inv[order], col]
         return out.numpy()
 

@@ -347,3 +347,55 @@ def test_answers_stay_together():
                                    question=["q1", "q2"])
     pairs = PreferenceData.from_arrays([0, 0], [0, 1], [1, 2], [1, 0], items)
     np.testing.assert_array_equal(pairs.answers, [0, 1])  # a pair is its own answer
+
+
+@pytest.mark.slow
+def test_unseen_users_placed_from_rankings(ranking_truth):
+    """Users the fit never saw, placed from n whole rankings by ``evaluate_fewshot``: their
+    held-out choices are predicted better with every ranking answered, within 3 points of
+    the truth's after 20, and calibrated (one-vs-rest ECE); predicting a pair through the
+    choice path equals ``predict_proba``."""
+    from bayespal.analysis.evaluation import evaluate_fewshot
+
+    syn, _, fit = ranking_truth
+    new = synthetic(n_users=60, k=2, n_train=25, n_test=10, n_items=1000, set_size=4,
+                    sharpness=2.0, seed=4)  # the same items and prototypes, other users
+    d = new.data
+    unseen = PreferenceData.from_arrays(d.user + 1000, d.item_a, d.item_b, d.label,
+                                        new.true_features.astype(np.float32),
+                                        others=[r[r >= 0].tolist() for r in d.others],
+                                        question=d.question)
+    table = evaluate_fewshot(fit, unseen, shots=(1, 5, 20), n_test=10, seed=0)
+    bayes = float(new.true_outcome_probs.max(1).mean())  # the truth's expected accuracy
+    print(table.to_string(), f"\ntruth's expected accuracy {bayes:.4f}")
+    acc, ll = table["accuracy"].to_numpy(), table["log_loss"].to_numpy()
+    assert (np.diff(acc) > 0).all() and (np.diff(ll) < 0).all()
+    assert acc[-1] > bayes - 0.03 and table["ece"].iloc[-1] < 0.04
+    assert (table["comparisons"] == 60 * 10 * 3).all()  # 10 rankings of 4: 3 choices each
+    from bayespal.users import place_users
+
+    placed = place_users(fit, unseen.subset(unseen.question < 5 * 3 * 60), seed=0)
+    users = placed.ids[:3].repeat(2)
+    a, b = np.array([1, 2, 3, 4, 5, 6]), np.array([7, 8, 9, 10, 11, 12])
+    pairs = placed.predict_outcomes(users, a, b, others=[[]] * 6, rows=True)
+    np.testing.assert_allclose(pairs[:, 1], placed.predict_proba(users, a, b, rows=True),
+                               atol=1e-6)
+
+
+@pytest.mark.slow
+def test_select_k_on_rankings():
+    """select_k scores choices by their categorical log-loss (seen and unseen users placed
+    from whole rankings) and finds the two kinds of people in rankings of four."""
+    syn = synthetic(n_users=150, k=2, n_train=20, n_test=0, n_items=400, set_size=4,
+                    partition_fraction=0.8, sharpness=3.0, seed=5)
+    d = syn.data
+    data = PreferenceData.from_arrays(d.user, d.item_a, d.item_b, d.label,
+                                      syn.true_features.astype(np.float32),
+                                      others=[r[r >= 0].tolist() for r in d.others],
+                                      question=d.question)
+    sel = bayespal.select_k(data, ks=(1, 2), hidden=(), seed=0)
+    print(sel.table.to_string(), "\n", sel.reason)
+    assert sel.k == 2 and "heterogeneity check scores pairs only" in sel.reason
+    t = sel.table.set_index("k")
+    assert t.loc[2, "unseen_log_loss"] < t.loc[1, "unseen_log_loss"] - 0.05
+    assert np.isnan(t.loc[1, "heterogeneity_p"])
