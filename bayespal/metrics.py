@@ -56,6 +56,32 @@ def accuracy(prob: np.ndarray, label: np.ndarray) -> float:
     return float(((score > 0.5) == (y[decided] > 0.5)).mean())
 
 
+def answer_nll(prob: np.ndarray, label: np.ndarray, choices: bool = False) -> np.ndarray:
+    """Each answer's negative log-likelihood ``(n,)``, probabilities clipped to ``[1e-6,
+    1]`` (``(n,)``: also to ``1 - 1e-6``): what ``log_loss`` and ``choice_log_loss``
+    average.
+
+    Parameters
+    ----------
+    prob:
+        Predicted P(a preferred) ``(n,)``, level probabilities ``(n, L)``, or with
+        ``choices`` each item's probability of being chosen ``(n, 2 + m)``.
+    label:
+        Observed labels (1 = a; with ``choices``: 1 item_a chosen, 0 item_b).
+    choices:
+        ``prob`` is over the items of a set (``(item_b, item_a, others)``).
+    """
+    if choices:
+        p, y = _chosen(prob, label)
+        return -np.log(np.clip(p[np.arange(len(p)), y], EPS, 1))
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 2:
+        return -np.log(np.clip(p[np.arange(len(p)), _levels(p, label)], EPS, 1))
+    p = np.clip(p, EPS, 1 - EPS)
+    y = np.asarray(label, dtype=np.float64)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
 def log_loss(prob: np.ndarray, label: np.ndarray) -> float:
     """Mean negative log-likelihood of the labels, probabilities clipped to ``[1e-6, 1]``
     (``(n,)``: also to ``1 - 1e-6``).
@@ -67,13 +93,7 @@ def log_loss(prob: np.ndarray, label: np.ndarray) -> float:
     label:
         Observed labels (1 = a).
     """
-    p = np.asarray(prob, dtype=np.float64)
-    if p.ndim == 2:
-        hit = p[np.arange(len(p)), _levels(p, label)]
-        return float(-np.mean(np.log(np.clip(hit, EPS, 1))))
-    p = np.clip(p, EPS, 1 - EPS)
-    y = np.asarray(label)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(np.mean(answer_nll(prob, label)))
 
 
 def expected_calibration_error(prob: np.ndarray, label: np.ndarray, n_bins: int = 10) -> float:
@@ -149,8 +169,7 @@ def choice_log_loss(prob: np.ndarray, label: np.ndarray) -> float:
     label:
         Observed labels (1: item_a chosen, 0: item_b).
     """
-    p, y = _chosen(prob, label)
-    return float(-np.mean(np.log(np.clip(p[np.arange(len(p)), y], EPS, 1))))
+    return float(np.mean(answer_nll(prob, label, choices=True)))
 
 
 def choice_accuracy(prob: np.ndarray, label: np.ndarray) -> float:

@@ -12,7 +12,9 @@ the noise floor a perfectly calibrated predictor reaches on that many comparison
 ``--grid`` adds the best seen accuracy of a small grid (mapping width and depth x learning
 rate, 0.2's schedule) on the same split.
 
-``item effects`` is the defaults plus ``item_effects=True`` (a residual reward per item).
+``item effects`` is the defaults plus ``item_effects=True`` (a residual reward per item);
+``no local refinement`` the defaults with ``local_epochs=0`` (the users' weights left where
+the joint run stopped).
 
     python -m benchmarks.defaults [--rows syn-tanh syn-mild ...] [--settings ...] [--grid]
                                   [--seed 0]
@@ -39,12 +41,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # bayespal 0.2's defaults, written out (today's are the dataclass defaults)
 OLD = dict(hidden=(64,), lr=0.01, lr_schedule="cosine", epochs=200, lr_final_factor=0.05,
-           patience=10, validation_fraction=0)
+           patience=10, validation_fraction=0, local_epochs=0)
 # unseen users' held-out answers scored after 5 (100 users x 40: the ECE of a calibrated
 # predictor is ~0.012 on that many, against ~0.024-0.033 on 100 x 10)
 UNSEEN_TEST = 40
 # candidates for calibration through the model, measured beside the defaults
-SETTINGS = {"0.2 defaults": OLD, "defaults": {}, "item effects": {"item_effects": True}}
+SETTINGS = {"0.2 defaults": OLD, "defaults": {}, "no local refinement": {"local_epochs": 0},
+            "item effects": {"item_effects": True}}
 GRID = [dict(OLD, hidden=h, lr=lr) for h in ((16,), (64,), (64, 64)) for lr in (0.01, 0.03)]
 
 

@@ -18,12 +18,14 @@ from bayespal.metrics import (
     expected_label,
     log_loss,
 )
-from bayespal.users import place_users
+from bayespal.posterior import Posterior
+from bayespal.users import NewUserPosteriors, place_users
 
 SHOTS = (1, 2, 5, 10, 20, 50)
 
 
-def predict_answers(posterior, data: PreferenceData) -> np.ndarray:
+def predict_answers(posterior: Posterior | NewUserPosteriors, data: PreferenceData
+                    ) -> np.ndarray:
     """The probabilities answers are scored by: ``P(a preferred)`` ``(n,)`` of binary
     pairs, every level's ``(n, L)`` of graded answers, each item's ``(n, 2 + m)`` of
     choices from sets (``data.others``).
@@ -31,10 +33,19 @@ def predict_answers(posterior, data: PreferenceData) -> np.ndarray:
     Parameters
     ----------
     posterior:
-        A fitted posterior.
+        A fitted posterior, or placed new users (``place_users``; then ``data``'s users
+        are theirs and its items and prompts are rows of the fit's tables).
     data:
         The answers.
     """
+    if isinstance(posterior, NewUserPosteriors):
+        levels = posterior.pop.draws.levels
+        args = (data.user_ids[data.user], data.item_a, data.item_b, data.prompt)
+        if data.others is not None:
+            return posterior.predict_outcomes(*args, others=data.others, rows=True)
+        if levels > 2:
+            return posterior.predict_outcomes(*args, rows=True)
+        return posterior.predict_proba(*args, rows=True)
     if data.others is not None or posterior.levels > 2:
         return posterior.predict_outcomes(data)
     return posterior.predict_proba(data)
@@ -167,16 +178,8 @@ def evaluate_fewshot(
         shot = pool.subset((rank < n) & np.isin(pool.user_ids[pool.user], eligible))
         held = test.subset(np.isin(test.user_ids[test.user], eligible))
         placed = place_users(fit, shot, method=method, seed=seed, **placement)
-        users = held.user_ids[held.user]
-        if held.others is not None:
-            p = placed.predict_outcomes(users, held.item_a, held.item_b, held.prompt,
-                                        others=held.others, rows=True)
-        elif fit.levels > 2:
-            p = placed.predict_outcomes(users, held.item_a, held.item_b, held.prompt, rows=True)
-        else:
-            p = placed.predict_proba(users, held.item_a, held.item_b, held.prompt, rows=True)
         rows.append({"group": "unseen", "n_shots": n, "users": len(eligible),
-                     **answer_metrics(p, held)})
+                     **answer_metrics(predict_answers(placed, held), held)})
     table = pd.DataFrame(rows)
     table.attrs["method"] = method
     return table

@@ -39,9 +39,11 @@ import numpy as np
 import pandas as pd
 
 from bayespal.analysis.diagnostics import heterogeneity_check
+from bayespal.analysis.evaluation import predict_answers
 from bayespal.checks import check_int, check_real, fail
 from bayespal.data import PreferenceData
 from bayespal.inference import tuning
+from bayespal.metrics import answer_nll
 from bayespal.posterior import Posterior, fit
 from bayespal.posterior.fitting import configs
 from bayespal.users import place_users
@@ -79,14 +81,7 @@ class KSelection:
 def _per_user_log_loss(prob: np.ndarray, data: PreferenceData) -> pd.Series:
     """Each user's mean log-loss of ``P(a)`` ``(n,)``, of level probabilities ``(n, L)``
     or of choice probabilities over ``(item_b, item_a, others)`` ``(n, 2 + m)``."""
-    p = np.asarray(prob, dtype=np.float64)
-    if p.ndim == 2:
-        level = (data.label.astype(np.int64) if data.others is not None  # the chosen slot
-                 else np.rint(data.label * (p.shape[1] - 1)).astype(np.int64))
-        nll = -np.log(np.clip(p[np.arange(len(p)), level], 1e-6, 1))
-    else:
-        p, y = np.clip(p, 1e-6, 1 - 1e-6), data.label
-        nll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    nll = answer_nll(prob, data.label, choices=data.others is not None)
     return pd.Series(nll).groupby(data.user_ids[data.user]).mean()
 
 
@@ -165,15 +160,9 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
         cand = fit(seen, model=replace(model_config, k=k),
                    train=replace(train_config, refit=False), ensemble=ensemble,
                    progress=progress)
-        outcomes = cand.levels > 2 or choices  # score every outcome's probability
-        seen_loss = _per_user_log_loss(
-            cand.predict_outcomes(held) if outcomes else cand.predict_proba(held), held)
+        seen_loss = _per_user_log_loss(predict_answers(cand, held), held)
         placed = place_users(cand, shot, seed=train_config.seed)
-        args = (scored.user_ids[scored.user], scored.item_a, scored.item_b, scored.prompt)
-        p = (placed.predict_outcomes(*args, others=scored.others, rows=True) if choices
-             else placed.predict_outcomes(*args, rows=True) if outcomes
-             else placed.predict_proba(*args, rows=True))
-        unseen_loss = _per_user_log_loss(p, scored)
+        unseen_loss = _per_user_log_loss(predict_answers(placed, scored), scored)
         per_user[k] = (seen_loss, unseen_loss)
         if k == 1 and not choices:  # does one reward model reproduce how users differ?
             het_p = float(heterogeneity_check(cand, seen, seed=train_config.seed)["p_value"])

@@ -84,6 +84,12 @@ class PALGuide(nn.Module):
         else:
             self.weights_raw_concentration = nn.Parameter(_inv_softplus(2.0) + tilt)
 
+    def local_parameters(self) -> list[nn.Parameter]:
+        """Each user's own variational parameters (SVI: their weights' raw Dirichlet
+        concentrations; MAP: their weights' logits), ``(U, K)``: what the local
+        refinement after a fit optimises with everything else held fixed."""
+        return [self.weights_logits if self.point else self.weights_raw_concentration]
+
     # -- variational distributions -----------------------------------------------------
     def prototypes_dist(self) -> dist.Distribution:
         """``q`` of the prototypes (MAP: a point mass)."""

@@ -4,8 +4,10 @@ trained state. It knows nothing of result types: ``bayespal.fit`` wraps the stat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ from bayespal.metrics import choice_log_loss, expected_label, log_loss
 from bayespal.model import ModelConfig, PALModel
 
 VALIDATION_DRAWS = 32  # posterior draws per validation of held-out comparisons
+# The local refinement's learning rate, in the units of the users' own parameters (raw
+# concentrations or logits, where Adam's step is about the rate): not the shared lr.
+LOCAL_LR = 0.05
 
 
 @dataclass
@@ -57,6 +62,8 @@ class Trained:
     stopped: str = "epochs"
     lr_history: np.ndarray | None = None  # per epoch: the lr factor it ran at
     best_epoch: int = 0  # with validation: the epoch whose state was kept (1-based)
+    local_epochs: int = 0  # epochs of the local refinement run after the main run
+    local_seconds: float = 0.0  # its wall time
 
 
 def build(model_config: ModelConfig, inference: str, embed_dim: int, n_users: int,
@@ -143,7 +150,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
           distributed: bool = False, progress: bool = True,
           replay: list[float] | None = None, callbacks: Sequence[Any] | None = None,
-          run_name: str = "fit") -> Trained:
+          run_name: str = "fit", refine: bool = True) -> Trained:
     """Fit one model to ``data`` (arguments as ``bayespal.fit``).
 
     Parameters
@@ -159,6 +166,9 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         that many epochs exactly, no stopping.
     run_name:
         What the callbacks call this run.
+    refine:
+        Run the local refinement (``train_config.local_epochs``, ``refine_users``) after
+        the main run; ``False`` leaves it to the caller (a candidate that may not be kept).
     """
     cfg = train_config
     if model_config.hidden is None:
@@ -246,11 +256,62 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         if path.exists():
             trainer.load(path, _json_safe(fingerprint))
     trainer.run(progress, path, checkpoint_every, fingerprint)
-    state = Trained(model.eval(), guide.eval(), np.asarray(trainer.history),
+    state = Trained(model, guide, np.asarray(trainer.history),
                     np.asarray(trainer.seconds), np.asarray(trainer.val_history),
                     trainer.stopped, np.asarray(trainer.lr_history), trainer.best_epoch)
+    if refine:
+        _refine(state, device_data, cfg, generator, world_size, data.n_comparisons)
+    model.eval(), guide.eval()
     warn_if_collapsed(state, data, model_config, cfg.lr)
     return state
+
+
+def refine_users(state: Trained, data: PreferenceData, train_config: TrainConfig) -> None:
+    """The local refinement of a state trained with ``refine=False``, in place: each user's
+    own variational parameters optimised for ``train_config.local_epochs`` epochs with the
+    shared ones held fixed (see ``TrainConfig.local_epochs``). One process only.
+
+    Parameters
+    ----------
+    state:
+        The trained state (``train(..., refine=False)``).
+    data:
+        The comparisons it was trained on.
+    train_config:
+        The fit's configuration (seed, batch size, ``local_epochs``).
+    """
+    device = state.guide.prototypes_loc.device
+    pyro.set_rng_seed(train_config.seed)
+    generator = torch.Generator().manual_seed(train_config.seed)
+    _refine(state, DeviceData.from_data(data, device), train_config, generator, 1,
+            data.n_comparisons)
+    state.model.eval(), state.guide.eval()
+
+
+def _refine(state: Trained, device_data: DeviceData, cfg: TrainConfig,
+            generator: torch.Generator, world_size: int, n_total: int) -> None:
+    """Optimise only ``state.guide.local_parameters()`` for ``cfg.local_epochs`` epochs
+    (AdamW at ``LOCAL_LR``, cosine), every other parameter frozen, then unfreeze; records
+    the epochs and seconds on ``state``. Nothing to do with ``k=1`` or ``local_epochs=0``."""
+    if cfg.local_epochs == 0 or state.model.config.k == 1:
+        return
+    start = time.perf_counter()
+    model, guide = state.model.train(), state.guide.train()
+    params = list(model.parameters()) + list(guide.parameters())
+    flags = [p.requires_grad for p in params]
+    local = guide.local_parameters()
+    try:
+        for p in params:
+            p.requires_grad_(any(p is q for q in local))
+        local_cfg = dataclasses.replace(cfg, epochs=cfg.local_epochs, lr=LOCAL_LR,
+                                        lr_schedule="cosine", patience=10**9)
+        Trainer(model, guide, device_data, local_cfg, generator, world_size=world_size,
+                n_total=n_total, run_name="local").run(False)
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+    state.local_epochs = cfg.local_epochs
+    state.local_seconds = time.perf_counter() - start
 
 
 def warn_about_data(data: PreferenceData, config: ModelConfig) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from bayespal.data import PreferenceData
 from bayespal.inference.config import TrainConfig
-from bayespal.inference.train import Trained, train
+from bayespal.inference.train import Trained, refine_users, train
 from bayespal.model import ModelConfig
 
 AUTO_HIDDEN: tuple[tuple[int, ...], ...] = ((16,), (64,))
@@ -203,7 +203,8 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
         state = train(fit_data, cfg, train_config, validation=held,
                       checkpoint=_checkpoint_for(checkpoint, i, len(configs) == 1 and not refit),
                       checkpoint_every=checkpoint_every, distributed=distributed,
-                      progress=progress, callbacks=callbacks, run_name=f"hidden={cfg.hidden}")
+                      progress=progress, callbacks=callbacks, run_name=f"hidden={cfg.hidden}",
+                      refine=len(configs) == 1 and not refit)  # else: the kept one, below
         val, best_epoch = state.validation_history, state.best_epoch
         rows.append({"hidden": cfg.hidden,  # the kept epoch's validation log-loss
                      "validation_log_loss": float(val[best_epoch - 1]) if len(val) else math.nan,
@@ -220,6 +221,8 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
         state = train(data, configs[best], train_config, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every, progress=progress, replay=replay,
                       callbacks=callbacks, run_name="refit")
+    elif len(configs) > 1:
+        refine_users(state, fit_data, train_config)
     if len(configs) == 1:
         reason = f"hidden={configs[0].hidden} as given"
     elif held is None:
@@ -236,6 +239,9 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
             f"then refitted on all {data.n_comparisons} comparisons for the best epoch's "
             f"{len(state.loss_history)} epochs of its schedule" if refit
             else "best epoch kept")
+    if state.local_epochs:
+        reason += (f"; then each user's weights refined alone for {state.local_epochs} epochs "
+                   f"({state.local_seconds:.1f} s)")
     selection = Selection(frame, data.n_comparisons if refit else fit_data.n_comparisons,
                           0 if held is None else held.n_comparisons, reason)
     return state, configs[best], selection

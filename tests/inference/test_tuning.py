@@ -91,7 +91,10 @@ def test_the_selection_survives_save_and_load(tmp_path):
     fit = bayespal.fit(syn.data, **_quick(epochs=5))
     # the default keeps the best validated epoch: trained on 90% of the comparisons
     assert fit.selection.n_train < syn.data.n_comparisons
-    assert fit.selection.reason.endswith("best epoch kept")
+    # ... and only the kept candidate's users were refined afterwards
+    assert fit.selection.reason.count("refined alone") == 1
+    assert "best epoch kept; then each user's weights refined alone for 50 epochs" in (
+        fit.selection.reason)
     fit.save(tmp_path / "m.bayespal")
     back = bayespal.load(tmp_path / "m.bayespal")
     assert back.selection.reason == fit.selection.reason

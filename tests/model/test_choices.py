@@ -141,8 +141,8 @@ def ranking_truth():
 def test_rankings_recover_the_truth(ranking_truth, weight_recovery):
     """Known truth: on held-out rankings, the chosen item's log-loss within 0.03 of the
     truth's and choice accuracy within 2 points of Bayes-optimal; the mixed users' weights
-    recovered to 0.1 on average (their 90% intervals are printed, not asserted: at the
-    default stopping point they cover ~98%, too wide, see the issue notes)."""
+    recovered to 0.1 on average and their 90% intervals covering 85-95% of the true weights
+    (measured 0.893; 0.967 without the local refinement, ``local_epochs=0``)."""
     syn, data, fit = ranking_truth
     test = data.subset(syn.is_test)
     q = fit.predict_outcomes(test, seed=0)
@@ -160,6 +160,7 @@ def test_rankings_recover_the_truth(ranking_truth, weight_recovery):
     err = error[mixed].mean()
     print(f"mixed users: mean |error| {err:.3f}, 90% intervals cover {inside[mixed].mean():.3f}")
     assert err < 0.1
+    assert 0.85 <= inside[mixed].mean() <= 0.95
     with pytest.raises(DataError, match="predict_proba"):
         fit.predict_proba(test)
 

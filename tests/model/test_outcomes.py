@@ -135,7 +135,7 @@ def test_ties_are_recovered_and_calibrated(tie_truth, weight_recovery):
     inside, _ = weight_recovery(fit, syn)  # the truth's prototypes in the fit's order
     mixed = syn.group < 0
     print(f"coverage: single-type {inside[~mixed].mean():.3f}, mixed {inside[mixed].mean():.3f}")
-    assert 0.85 <= inside[mixed].mean() <= 0.97
+    assert 0.85 <= inside[mixed].mean() <= 0.95  # measured 0.880 (0.953 without refinement)
 
 
 @pytest.mark.slow

@@ -3,11 +3,14 @@
 import itertools
 
 import numpy as np
+import pyro
 import pytest
+import torch
 
 import bayespal
 from bayespal.analysis.baselines import BradleyTerry
 from bayespal.datasets import synthetic
+from bayespal.inference.trainer import DeviceData, elbo_loss
 from bayespal.metrics import accuracy, log_loss
 
 pytestmark = pytest.mark.slow  # every test here fits a model
@@ -40,7 +43,7 @@ def test_partition_users_recovered_and_intervals_calibrated(syn3, fit3):
     cover = ((syn3.true_weights >= lo) & (syn3.true_weights <= hi))[mix].mean()
     print(f"partition users assigned {assigned:.3f}; 90% interval coverage {cover:.3f}")
     assert assigned >= 0.95
-    assert 0.80 <= cover <= 0.97  # measured 0.963 (seed 0; 0.963-0.970 over seeds 0-2)
+    assert 0.80 <= cover <= 0.97  # measured 0.958 (0.963 before the local refinement)
 
 
 def test_exact_conditional_weights_of_seen_users_are_calibrated(syn3, fit3):
@@ -129,10 +132,29 @@ def test_validation_early_stopping_keeps_the_best_epoch():
     syn = synthetic(n_users=60, n_train=20, n_test=0, seed=3)
     train, val = syn.data.split_comparisons(test_per_user=4, seed=0)
     fit = bayespal.fit(train, k=3, pref_dim=4, epochs=40, patience=3, validation=val, seed=0,
-                       progress=False)
+                       progress=False, local_epochs=0)
     hist = fit.validation_history
     assert len(hist) == len(fit.loss_history) and np.isfinite(hist).all()
     p = fit.predict_proba(val, num_samples=32, seed=0)
     assert log_loss(p, val.label) == pytest.approx(hist.min(), abs=1e-6)
+    # the local refinement (the default) starts from that state and changes only the users'
+    # own parameters: every shared one is the same, and the ELBO of the data is higher
+    refined = bayespal.fit(train, k=3, pref_dim=4, epochs=40, patience=3, validation=val,
+                           seed=0, progress=False)
+    local = {"weights_raw_concentration"}
+    for name, value in fit.guide.state_dict().items():
+        same = torch.equal(value, refined.guide.state_dict()[name])
+        assert same != (name in local), name
+    for name, value in fit.model.state_dict().items():
+        assert torch.equal(value, refined.model.state_dict()[name]), name
+    batch = DeviceData.from_data(train, torch.device("cpu")).batch(minibatch=False)
+    loss = {}
+    for label, f in (("main run", fit), ("refined", refined)):
+        pyro.set_rng_seed(0)
+        with torch.no_grad():
+            loss[label] = float(elbo_loss(f.model.model, f.guide.guide, batch, 200))
+    print(f"-ELBO of the training data: {loss}")
+    # measured 610.7 -> 607.2 nats; the 200-draw estimate's sd over seeds is 0.1-0.2
+    assert loss["refined"] < loss["main run"] - 1.5
     with pytest.raises(ValueError, match="validation: got list"):
         bayespal.fit(train, validation=[1], progress=False)
