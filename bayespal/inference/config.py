@@ -63,6 +63,16 @@ class TrainConfig:
         users' 90% intervals covered 95-97% before it, 88-91% after, with lower held-out
         log-loss; about 10-20% of a fit's time). ``0`` skips it; ``k=1`` has nothing to
         refine.
+    compile:
+        Build the training step with ``torch.compile`` (traced once, replayed every step;
+        the ELBO's value and gradients are Pyro's ``Trace_ELBO``'s either way, see
+        ``bayespal.inference.elbo``). ``"auto"`` (default): on a CUDA device with triton,
+        where a step is otherwise dominated by kernel launches; not on the CPU, where
+        compiling costs about a minute on a small machine and a step is dominated by
+        arithmetic (``benchmarks/fit_throughput.py`` measures both). ``True`` compiles
+        (an error where ``torch.compile`` cannot run), ``False`` never. Compiled steps
+        draw their random numbers through the compiler's generator: the same seed gives
+        the same fit only with the same setting.
     standardize:
         Centre the item (and prompt) embeddings and scale them to unit RMS norm before the
         maps (from the training tables), so their offset and scale do not matter.
@@ -87,6 +97,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     refit: bool = False
     local_epochs: int = 50
+    compile: bool | str = "auto"
     standardize: bool = True
     device: str = "auto"
     seed: int = 0
@@ -113,6 +124,10 @@ class TrainConfig:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise fail(name, getattr(self, name), "True or False")
             put(name, bool(getattr(self, name)))
+        if isinstance(self.compile, (bool, np.bool_)):
+            put("compile", bool(self.compile))
+        elif self.compile != "auto":
+            raise fail("compile", self.compile, "True, False or 'auto'")
         if not isinstance(self.device, str):
             put("device", str(self.device))
         put("seed", check_seed(self.seed))
@@ -129,8 +144,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         """The configuration from ``to_dict``'s output; unknown keys are an error. Files
-        written before ``local_epochs`` existed were fitted without it: it reads as ``0``."""
-        d = {"local_epochs": 0, **check_fields("train config", d, cls)}
+        written before ``local_epochs`` existed were fitted without it: it reads as ``0``;
+        before ``compile``, steps were never compiled: it reads as ``False``."""
+        d = {"local_epochs": 0, "compile": False, **check_fields("train config", d, cls)}
         return cls(**d)
 
     def hash(self) -> str:

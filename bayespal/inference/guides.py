@@ -136,6 +136,21 @@ class PALGuide(nn.Module):
         raw = raw if users is None else raw[users]
         return SafeDirichlet(F.softplus(raw) + 1e-3)
 
+    def population_dists(self) -> dict[str, dist.Distribution]:
+        """``q`` of every population site, by site name, in the order the guide draws them
+        (the order the random stream is read in): ``loadings`` (PAL-B), ``prototypes``,
+        ``sharpness``, ``item_effects``, ``cutpoint_gaps``."""
+        dists: dict[str, dist.Distribution] = {}
+        if self.config.prompted:
+            dists["loadings"] = self.loadings_dist()
+        dists["prototypes"] = self.prototypes_dist()
+        dists["sharpness"] = self.sharpness_dist()
+        if self.config.item_effects:
+            dists["item_effects"] = self.item_effects_dist()
+        if self.config.levels > 2:
+            dists["cutpoint_gaps"] = self.cutpoint_gaps_dist()
+        return dists
+
     # -- the Pyro guide ----------------------------------------------------------------
     def guide(self, batch: Batch) -> None:
         """The Pyro guide (same sites and plates as the model).
@@ -145,14 +160,8 @@ class PALGuide(nn.Module):
         batch:
             The minibatch (or, with user_scale None, all comparisons).
         """
-        if self.config.prompted:
-            pyro.sample("loadings", self.loadings_dist())
-        pyro.sample("prototypes", self.prototypes_dist())
-        pyro.sample("sharpness", self.sharpness_dist())
-        if self.config.item_effects:
-            pyro.sample("item_effects", self.item_effects_dist())
-        if self.config.levels > 2:
-            pyro.sample("cutpoint_gaps", self.cutpoint_gaps_dist())
+        for name, q in self.population_dists().items():
+            pyro.sample(name, q)
         if self.config.k == 1:
             return
         if batch.user_scale is None:

@@ -306,7 +306,7 @@ def _refine(state: Trained, device_data: DeviceData, cfg: TrainConfig,
         local_cfg = dataclasses.replace(cfg, epochs=cfg.local_epochs, lr=LOCAL_LR,
                                         lr_schedule="cosine", patience=10**9)
         Trainer(model, guide, device_data, local_cfg, generator, world_size=world_size,
-                n_total=n_total, run_name="local").run(False)
+                n_total=n_total, run_name="local", compile=False).run(False)
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
-from pyro import poutine
-from pyro.poutine.subsample_messenger import _Subsample
 from tqdm.auto import tqdm
 
 from bayespal import files
@@ -25,6 +23,7 @@ from bayespal.data import PreferenceData
 from bayespal.inference import distributed as _distributed
 from bayespal.inference.callbacks import EpochInfo, epoch_end, fit_end, stop_message
 from bayespal.inference.config import TrainConfig
+from bayespal.inference.elbo import compile_supported, compiled_loss, site_elbo_loss
 from bayespal.inference.guides import PALGuide
 from bayespal.model import Batch, PALModel
 from bayespal.model.nets import Mapping
@@ -111,38 +110,6 @@ class DeviceData:
         )
 
 
-def elbo_loss(model, guide, batch: Batch, num_particles: int = 1) -> torch.Tensor:
-    """Negative ELBO estimate (differentiable) for a fully reparameterised guide.
-
-    The same quantity as ``pyro.infer.Trace_ELBO().differentiable_loss`` (checked in
-    ``tests/inference/test_elbo.py``), built from Pyro's own ``poutine.trace``/``replay`` and
-    ``Trace.log_prob_sum``, but without its per-step ``.item()`` and NaN check, which
-    force a host round trip every step on a GPU. Every guide site here (Normal,
-    LogNormal, Dirichlet, Delta) is reparameterised, so no score-function term is needed.
-
-    Parameters
-    ----------
-    model, guide:
-        The Pyro model and guide callables.
-    batch:
-        The minibatch.
-    num_particles:
-        Draws averaged.
-    """
-    total = 0.0
-    for _ in range(num_particles):
-        guide_tr = poutine.trace(guide).get_trace(batch)
-        model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(batch)
-        total = total + (guide_tr.log_prob_sum(_scored) - model_tr.log_prob_sum(_scored))
-    return total / num_particles
-
-
-def _scored(name: str, site: dict) -> bool:
-    """Skip the plates' subsample sites: their log-probability is a constant 0 that Pyro
-    builds with ``torch.tensor(0.0, device=...)``, a host-to-device copy every step."""
-    return not isinstance(site["fn"], _Subsample)
-
-
 PLATEAU_DECAY = 0.3  # the "plateau" schedule's factor on every plateau
 
 
@@ -184,6 +151,9 @@ class Trainer:
     callbacks, run_name:
         Called at every epoch's end (``bayespal.inference.callbacks``), with this
         run's name.
+    compile:
+        Overrides ``config.compile`` (the local refinement runs uncompiled: a short run
+        with other trainable parameters would pay for a second compilation).
     """
 
     def __init__(
@@ -199,6 +169,7 @@ class Trainer:
         replay: list[float] | None = None,
         callbacks: Sequence[Any] = (),
         run_name: str = "fit",
+        compile: bool | str | None = None,
     ) -> None:
         batch_size, epochs, patience, tol = (config.batch_size, config.epochs, config.patience,
                                              config.tol)
@@ -233,6 +204,10 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, lam)
         # Particles are drawn in a loop: the model's shapes assume no extra particle dim.
         self.num_particles = config.num_particles
+        self.compiled = _use_compile(config.compile if compile is None else compile,
+                                     data.user.device)
+        self._loss = (compiled_loss(model, guide, self.num_particles) if self.compiled else
+                      lambda batch: site_elbo_loss(model, guide, batch, self.num_particles))
         self.history: list[float] = []
         self.seconds: list[float] = []
         self.val_history: list[float] = []
@@ -272,12 +247,13 @@ class Trainer:
 
     def _step(self, perm: torch.Tensor, s: int, n: int) -> torch.Tensor:
         """One optimiser step on the ``s``-th batch of ``perm``; the loss as a device tensor."""
-        if self.world_size > 1:  # full batches on every rank (a slice that wraps around)
+        if self.world_size > 1 or self.compiled:
+            # full batches (a slice that wraps around): the same on every rank, and one
+            # shape for the compiled step
             idx = perm[(s * self.batch_size + self._arange) % n]
         else:
             idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
-        loss = elbo_loss(self.model.model, self.guide.guide, self.data.batch(idx),
-                         self.num_particles)
+        loss = self._loss(self.data.batch(idx))
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         if self.world_size > 1:
@@ -456,6 +432,18 @@ class Trainer:
         self.best_epoch = int(progress.get("best_epoch", 0))
         if "best_state" in state:
             self.best_state = (state["best_state"]["model"], state["best_state"]["guide"])
+
+
+def _use_compile(setting: bool | str, device: torch.device) -> bool:
+    """Resolve ``TrainConfig.compile`` on ``device``: ``"auto"`` compiles on CUDA where
+    supported; ``True`` where it is not supported is an error, never a silent fallback."""
+    ok, why = compile_supported(device)
+    if setting is True and not ok:
+        raise ValueError(f"compile: got True on {device}; expected a device where "
+                         f"torch.compile runs ({why}); use compile=False or 'auto'")
+    if setting == "auto":
+        return ok and device.type == "cuda"
+    return bool(setting)
 
 
 def _json_safe(value):

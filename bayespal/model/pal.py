@@ -211,6 +211,85 @@ class PALModel(nn.Module):
         """
         return self.prompt_map(prompt_embeddings) if self.config.prompted else None
 
+    def population_priors(self) -> dict[str, dist.Distribution]:
+        """The priors of the population sites, by site name: ``prototypes``, ``loadings``
+        (PAL-B), ``sharpness``, ``item_effects`` (with item effects), ``cutpoint_gaps``
+        (graded answers). The Pyro model samples them in this order; the site-by-site ELBO
+        (``bayespal.inference.elbo``) scores the guide's draws under them."""
+        cfg = self.config
+        z = self.log_concentration.new_zeros(())
+        priors: dict[str, dist.Distribution] = {
+            "prototypes": dist.Normal(z, self._prototype_scale)
+            .expand([cfg.k, cfg.pref_dim]).to_event(2)}
+        if cfg.prompted:
+            priors["loadings"] = (dist.Normal(z, self._loading_scale)
+                                  .expand([cfg.k, cfg.pref_dim, cfg.prompt_dim]).to_event(3))
+        priors["sharpness"] = dist.LogNormal(z + cfg.sharpness_loc, z + cfg.sharpness_scale)
+        if cfg.item_effects:
+            priors["item_effects"] = (dist.Normal(z, self.item_effect_scale)
+                                      .expand([self.n_items]).to_event(1))
+        if cfg.levels > 2:
+            priors["cutpoint_gaps"] = (dist.LogNormal(z + CUTPOINT_PRIOR[0],
+                                                      z + CUTPOINT_PRIOR[1])
+                                       .expand([cutpoint_count(cfg.levels)]).to_event(1))
+        return priors
+
+    def weights_prior(self) -> SafeDirichlet:
+        """The population prior of one user's weights, ``Dirichlet(alpha)``."""
+        return SafeDirichlet(self.concentration)
+
+    def label_dist(self, batch: Batch, values: dict[str, torch.Tensor], weights: torch.Tensor
+                   ) -> tuple[dist.Distribution, torch.Tensor | None, torch.Tensor]:
+        """The answers' distribution given the population sites' ``values`` and the
+        comparisons' ``weights``: Bernoulli (binary), ordered logistic (graded) or
+        categorical over ``(b, a, others)`` (choices from larger sets).
+
+        Parameters
+        ----------
+        batch:
+            The comparisons.
+        values:
+            The population sites' values, by name (``population_priors``).
+        weights:
+            ``(..., B, K)`` each comparison's user weights.
+
+        Returns
+        -------
+        tuple
+            The distribution (batch shape ``(..., B)``), the observed value of its site
+            (None without labels) and the comparisons' logits.
+        """
+        cfg = self.config
+        if cfg.prompted and batch.prompt is None:
+            raise ValueError("prompt: got None; expected the comparisons' prompts (PAL-B)")
+        prototypes, sharpness = values["prototypes"], values["sharpness"]
+        loadings = values.get("loadings")
+        pc = self.prompt_map(batch.prompts[batch.prompt]) if cfg.prompted else None
+        offset = other_offset = None
+        if cfg.item_effects:
+            effects = values["item_effects"]
+            offset = effects[..., batch.item_a] - effects[..., batch.item_b]
+            if batch.others is not None:
+                other_offset = (effects[..., batch.others.clamp(min=0)]
+                                - effects[..., batch.item_b].unsqueeze(-1))
+        fb = self.mapping(batch.items[batch.item_b])
+        diff, gram = pair_terms(prototypes, sharpness, self.mapping(batch.items[batch.item_a]),
+                                fb, loadings=loadings,
+                                pc=pc, metric=cfg.metric, position_bias=self.position_bias,
+                                offset=offset)
+        logits = mixture_logits(weights, diff, gram)
+        if batch.others is not None:  # choices from larger sets (binary labels)
+            o_diff, o_gram = choice_terms(
+                prototypes, sharpness, self.mapping(batch.items[batch.others.clamp(min=0)]),
+                fb, loadings=loadings, pc=pc, metric=cfg.metric, offset=other_offset)
+            utilities = choice_logits(weights, logits, o_diff, o_gram, batch.others)
+            return dist.Categorical(logits=utilities), batch.label, logits
+        if cfg.levels <= 2:
+            return dist.Bernoulli(logits=logits), batch.label, logits
+        cuts = cutpoints(values["cutpoint_gaps"], cfg.levels)
+        level = None if batch.label is None else batch.label * (cfg.levels - 1)
+        return OrderedOutcome(logits, cuts.unsqueeze(-2)), level, logits
+
     def model(self, batch: Batch) -> torch.Tensor:
         """The Pyro model of ``batch``'s labels; returns the logits.
 
@@ -219,64 +298,21 @@ class PALModel(nn.Module):
         batch:
             The minibatch (or, with user_scale None, all comparisons).
         """
-        cfg = self.config
-        z = self.log_concentration.new_zeros(())
-        prototypes = pyro.sample(
-            "prototypes",
-            dist.Normal(z, self._prototype_scale).expand([cfg.k, cfg.pref_dim]).to_event(2),
-        )
-        loadings = pc = None
-        if cfg.prompted:
-            if batch.prompt is None:
-                raise ValueError("prompt: got None; expected the comparisons' prompts (PAL-B)")
-            shape = [cfg.k, cfg.pref_dim, cfg.prompt_dim]
-            loadings = pyro.sample("loadings",
-                                   dist.Normal(z, self._loading_scale).expand(shape).to_event(3))
-            pc = self.prompt_map(batch.prompts[batch.prompt])
-        sharpness = pyro.sample(
-            "sharpness", dist.LogNormal(z + cfg.sharpness_loc, z + cfg.sharpness_scale)
-        )
-        offset = other_offset = None
-        if cfg.item_effects:
-            effects = pyro.sample("item_effects", dist.Normal(z, self.item_effect_scale)
-                                  .expand([self.n_items]).to_event(1))
-            offset = effects[..., batch.item_a] - effects[..., batch.item_b]
-            if batch.others is not None:
-                other_offset = (effects[..., batch.others.clamp(min=0)]
-                                - effects[..., batch.item_b].unsqueeze(-1))
-        cuts = None
-        if cfg.levels > 2:
-            h = cutpoint_count(cfg.levels)
-            gaps = pyro.sample("cutpoint_gaps", dist.LogNormal(z + CUTPOINT_PRIOR[0],
-                                                               z + CUTPOINT_PRIOR[1])
-                               .expand([h]).to_event(1))
-            cuts = cutpoints(gaps, cfg.levels)
+        if self.config.prompted and batch.prompt is None:
+            raise ValueError("prompt: got None; expected the comparisons' prompts (PAL-B)")
+        values = {name: pyro.sample(name, prior)
+                  for name, prior in self.population_priors().items()}
         weights = self._weights(batch)
-        fb = self.mapping(batch.items[batch.item_b])
-        diff, gram = pair_terms(prototypes, sharpness, self.mapping(batch.items[batch.item_a]),
-                                fb, loadings=loadings,
-                                pc=pc, metric=cfg.metric, position_bias=self.position_bias,
-                                offset=offset)
-        logits = mixture_logits(weights, diff, gram)
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
-            if batch.others is not None:  # choices from larger sets (binary labels)
-                o_diff, o_gram = choice_terms(
-                    prototypes, sharpness, self.mapping(batch.items[batch.others.clamp(min=0)]),
-                    fb, loadings=loadings, pc=pc, metric=cfg.metric, offset=other_offset)
-                utilities = choice_logits(weights, logits, o_diff, o_gram, batch.others)
-                pyro.sample("label", dist.Categorical(logits=utilities), obs=batch.label)
-            elif cuts is None:
-                pyro.sample("label", dist.Bernoulli(logits=logits), obs=batch.label)
-            else:
-                level = None if batch.label is None else batch.label * (cfg.levels - 1)
-                pyro.sample("label", OrderedOutcome(logits, cuts.unsqueeze(-2)), obs=level)
+            fn, obs, logits = self.label_dist(batch, values, weights)
+            pyro.sample("label", fn, obs=obs)
         return logits
 
     def _weights(self, batch: Batch) -> torch.Tensor:
         """User weights aligned with the batch's comparisons, shape ``(..., B, K)``."""
         if self.config.k == 1:  # one prototype: nothing to infer per user
             return batch.user.new_ones((len(batch.user), 1), dtype=torch.float32)
-        prior = SafeDirichlet(self.concentration)
+        prior = self.weights_prior()
         if batch.user_scale is None:
             with pyro.plate("user", self.n_users):
                 w = pyro.sample("weights", prior)

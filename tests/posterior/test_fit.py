@@ -10,7 +10,8 @@ import torch
 import bayespal
 from bayespal.analysis.baselines import BradleyTerry
 from bayespal.datasets import synthetic
-from bayespal.inference.trainer import DeviceData, elbo_loss
+from bayespal.inference.elbo import site_elbo_loss
+from bayespal.inference.trainer import DeviceData
 from bayespal.metrics import accuracy, log_loss
 
 pytestmark = pytest.mark.slow  # every test here fits a model
@@ -152,7 +153,7 @@ def test_validation_early_stopping_keeps_the_best_epoch():
     for label, f in (("main run", fit), ("refined", refined)):
         pyro.set_rng_seed(0)
         with torch.no_grad():
-            loss[label] = float(elbo_loss(f.model.model, f.guide.guide, batch, 200))
+            loss[label] = float(site_elbo_loss(f.model, f.guide, batch, 200))
     print(f"-ELBO of the training data: {loss}")
     # measured 610.7 -> 607.2 nats; the 200-draw estimate's sd over seeds is 0.1-0.2
     assert loss["refined"] < loss["main run"] - 1.5

@@ -116,7 +116,7 @@ def test_informative_posterior_matches_nuts(fit4):
     _, _, _, ess = exact_by_prior_sampling(dr, y, nu.pop.concentration[0])
     ours = nu.observe(a, b, y).weights(ci=0.9)
     ref = nuts_weights(dr, torch.as_tensor(y, dtype=torch.float32), nu.pop.concentration[0], 7,
-                       num_samples=1500, warmup=300)  # near-Gaussian: NUTS mixes fast
+                       num_samples=600, warmup=200)  # near-Gaussian: NUTS mixes fast
     print(f"K={k}: brute-force ESS {ess:.0f}, ours ESS {ours['ess'].values[0]:.0f}, "
           f"sd {ours['sd'].values[0]}")
     assert ess < 1e5
