@@ -358,6 +358,11 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
     p-value ``P(T_rep >= T_obs)``. A K = 1 model fitted to users who really differ
     replicates too little spread (p near 0).
 
+    Choices from larger sets (rankings' stages, best-of-n) are checked the same way: the
+    majority is the item the population-average user most likely chooses (the replicated
+    users' choice probabilities averaged over the draws), a user agrees when they chose it,
+    and the replicated choices are drawn from the same categorical likelihood.
+
     Parameters
     ----------
     posterior:
@@ -368,34 +373,48 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
         Population draws and their seed (default: the fit's).
     """
     data = _data(posterior, data, "heterogeneity_check")
-    data.require_pairs("heterogeneity_check")
     seed = posterior.seed if seed is None else seed
     draws = posterior.population_draws(num_samples, seed=seed)
     with torch.no_grad():
         torch.manual_seed(seed)
         new_users = sample_dirichlet(draws.concentration, (data.n_users,))  # (S, U, K)
         logits = _comparison_logits(draws, new_users, data.user, data, posterior)
-        # P(level >= j), j = 1..L-1 (binary: P(a preferred))
-        at_least = torch.sigmoid(logits.unsqueeze(-1) - draws.cuts()[:, None, :])
-    at_least = at_least.cpu().numpy()
-    majority = posterior.predict_population_proba(data.item_a, data.item_b, items=data.items,
-                                                  prompt=data.prompt, prompts=data.prompts,
-                                                  seed=seed) > 0.5
+        if data.others is None:  # P(level >= j), j = 1..L-1 (binary: P(a preferred))
+            at_least = torch.sigmoid(logits.unsqueeze(-1) - draws.cuts()[:, None, :])
+        else:  # each item's chance of being chosen, over (b, a, others)
+            chosen = torch.softmax(logits, -1)
     rng = np.random.default_rng(seed)
-    scale = data.levels - 1
-    score_rep = (rng.random(at_least.shape[:-1])[..., None] < at_least).sum(-1) / scale
+    if data.others is None:
+        at_least = at_least.cpu().numpy()
+        majority = posterior.predict_population_proba(
+            data.item_a, data.item_b, items=data.items, prompt=data.prompt,
+            prompts=data.prompts, seed=seed) > 0.5
+        scale = data.levels - 1
+        rep = (rng.random(at_least.shape[:-1])[..., None] < at_least).sum(-1) / scale
+
+        def agreement(labels: np.ndarray) -> np.ndarray:
+            # how far each answer is on the majority's side (a tie: half)
+            return np.where(majority, labels, 1 - labels).astype(np.float64)
+    else:
+        chosen = chosen.cpu().numpy()  # (S, N, 2 + m)
+        majority = chosen.mean(0).argmax(-1)  # the population-average user's likeliest item
+        cumulative = chosen.cumsum(-1)
+        u = rng.random(chosen.shape[:-1])[..., None]
+        rep = np.minimum((u >= cumulative).sum(-1), chosen.shape[-1] - 1)  # inverse CDF
+
+        def agreement(labels: np.ndarray) -> np.ndarray:
+            # labels are the chosen item's slot: 1 item_a, 0 item_b (others: never chosen)
+            return (np.asarray(labels).round() == majority).astype(np.float64)
     counts = np.bincount(data.user, minlength=data.n_users)
     member = sparse.csr_matrix((1 / counts[data.user], (np.arange(len(data)), data.user)),
                                shape=(len(data), data.n_users))  # per-user mean as a matmul
 
     def spread(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # how far each answer is on the majority's side (a tie: half)
-        agree = np.where(majority, labels, 1 - labels).astype(np.float64)  # (..., N)
-        per_user = np.asarray((member.T @ agree.T).T)  # (..., U)
+        per_user = np.asarray((member.T @ agreement(labels).T).T)  # (..., U)
         return per_user.std(-1), per_user
 
     t_obs, agree_obs = spread(data.label)
-    t_rep, _ = spread(score_rep)
+    t_rep, _ = spread(rep)
     return xr.Dataset(
         {
             "observed": t_obs,

@@ -18,8 +18,8 @@ computed from per-user *paired* differences (the same people are scored under ev
 and the chosen K is the smallest within one standard error of the best (the one-standard-
 error rule: a larger K must earn its keep). Before that, if 1 is a candidate, the K = 1
 fit's posterior predictive heterogeneity check
-(``heterogeneity_check``; pairs only, so not with choices from sets) asks whether one reward
-model reproduces how much the seen users' answers differ; if it does (p above
+(``heterogeneity_check``, of pairs, graded answers or choices from sets) asks whether one
+reward model reproduces how much the seen users' answers differ; if it does (p above
 ``HETEROGENEITY_LEVEL``), K = 1 is chosen: held-out log-losses of larger K then differ
 only by the luck of each fit (measured: a K = 4 fit of one-type data scored 0.009 better
 than K = 1, beyond one paired standard error of 0.008). The chosen K is then refitted on
@@ -154,7 +154,6 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
         raise fail("data", f"{int(data.answers_per_user().sum())} answers", "enough answers "
                    f"to hold out at least {tuning.MIN_VALIDATION} for validation")
     rows, per_user, het_p = [], {}, math.nan
-    choices = data.others is not None  # choices from sets: no heterogeneity gate (pairs)
     for k in ks:
         start = time.perf_counter()
         cand = fit(seen, model=replace(model_config, k=k),
@@ -164,7 +163,7 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
         placed = place_users(cand, shot, seed=train_config.seed)
         unseen_loss = _per_user_log_loss(predict_answers(placed, scored), scored)
         per_user[k] = (seen_loss, unseen_loss)
-        if k == 1 and not choices:  # does one reward model reproduce how users differ?
+        if k == 1:  # does one reward model reproduce how users differ?
             het_p = float(heterogeneity_check(cand, seen, seed=train_config.seed)["p_value"])
         share = np.sort(np.asarray(cand.user_weights()["mean"].mean("user")))[::-1]
         entropy = -float(np.sum(share * np.log(np.clip(share, 1e-12, None))))
@@ -201,9 +200,6 @@ def select_k(data: PreferenceData, ks: Sequence[int] = DEFAULT_KS, *,
             f"{het_p:.3f} > {HETEROGENEITY_LEVEL})" if one_fits else
             f"the smallest K within one paired standard error of the best criterion (k={kb}, "
             f"seen + unseen log-loss {table['criterion'][best]:.4f})")
-    if choices and ks[0] == 1:
-        rule += " (the heterogeneity check scores pairs only, so with choices from sets K = 1 "\
-                "is not gated by it)"
     reason = (f"k={k_star}: {rule}; "
               f"{seen.n_users} seen users ({held.n_comparisons} validation comparisons), "
               f"{shot.n_users} unseen users placed from {shots} answers each")

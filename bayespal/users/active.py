@@ -128,7 +128,7 @@ def _candidates(candidates) -> tuple[np.ndarray, np.ndarray | None]:
 def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
             strategy: str = "information_gain", *, user=None, max_correlation: float = 0.95,
             num_draws: int = 512, seed: int = 0, rows: bool = False, kind: str = "pair",
-            size: int = 4) -> pd.DataFrame:
+            size: int = 4, prompt=None) -> pd.DataFrame:
     """The ``n`` best next questions among ``candidates``, best first, with their values.
 
     Parameters
@@ -144,6 +144,9 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
         ``"ranking"`` (``suggest_set``; ``n`` sets of distinct items, one after another).
     size:
         Items per set question.
+    prompt:
+        PAL-B set questions: the prompt id the pool's answers are for (pairs carry their
+        prompts in ``candidates``).
     n:
         How many questions.
     strategy:
@@ -169,12 +172,15 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
         pool = np.asarray(candidates, dtype=None if rows else object).reshape(-1)
         out = []
         for _ in range(n):  # n sets, each of items the earlier ones did not use
-            row = suggest_set(posterior, pool, size, kind, strategy, user=user,
+            row = suggest_set(posterior, pool, size, kind, strategy, user=user, prompt=prompt,
                               num_draws=num_draws, seed=seed, rows=rows)
             used = row.iloc[0, :size].to_numpy()
             pool = pool[~pd.Index(pool).isin(used)]
             out.append(row)
         return pd.concat(out, ignore_index=True).rename_axis("rank")
+    if prompt is not None:
+        raise ValueError(f"prompt: got {prompt!r} with kind='pair'; expected None (pair "
+                         "candidates carry their prompts: (C, 3) or a 'prompt' column)")
     pairs, prompt = _candidates(candidates)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: got {n!r}; expected a positive integer")
@@ -209,8 +215,8 @@ def suggest(posterior: NewUserPosteriors, candidates, n: int = 1,
 
 @torch.no_grad()
 def set_acquisition(posterior: NewUserPosteriors, sets, kind: str = "best_of",
-                    strategy: str = "information_gain", *, user=None, num_draws: int = 512,
-                    seed: int = 0, rows: bool = False) -> np.ndarray:
+                    strategy: str = "information_gain", *, user=None, prompt=None,
+                    num_draws: int = 512, seed: int = 0, rows: bool = False) -> np.ndarray:
     """The acquisition value of showing candidate sets of items ``(C, n)``: higher is more
     worth asking (``kind`` and the values as for ``suggest_set``).
 
@@ -224,17 +230,22 @@ def set_acquisition(posterior: NewUserPosteriors, sets, kind: str = "best_of",
         ``"best_of"`` (which item is best) or ``"ranking"`` (their order).
     strategy, user, num_draws, seed, rows:
         As for ``acquisition``.
+    prompt:
+        PAL-B: each set's prompt id ``(C,)``, or one id for every set.
     """
     _check_strategy(strategy)
     user = _single_user(posterior, user)
-    p = posterior.draw_set_probs(user, sets, kind, num_draws, seed=0, rows=rows)
+    if prompt is not None and np.ndim(prompt) == 0:
+        prompt = np.repeat(np.asarray([prompt], dtype=None if rows else object), len(sets))
+    p = posterior.draw_set_probs(user, sets, kind, num_draws, seed=0, prompt=prompt, rows=rows)
     return _values(p, strategy, seed)
 
 
 @torch.no_grad()
 def suggest_set(posterior: NewUserPosteriors, pool, size: int = 4, kind: str = "best_of",
-                strategy: str = "information_gain", *, user=None, max_pairs: int = 2000,
-                num_draws: int = 512, seed: int = 0, rows: bool = False) -> pd.DataFrame:
+                strategy: str = "information_gain", *, user=None, prompt=None,
+                max_pairs: int = 2000, num_draws: int = 512, seed: int = 0,
+                rows: bool = False) -> pd.DataFrame:
     """The next set question for a user: ``size`` items of ``pool`` to show, asking for the
     best (``kind="best_of"``) or for their order (``"ranking"``), built greedily: the best of
     ``max_pairs`` pool pairs (all of them when there are fewer), then, while the set is
@@ -254,6 +265,8 @@ def suggest_set(posterior: NewUserPosteriors, pool, size: int = 4, kind: str = "
         One of ``STRATEGIES`` (``"random"``: a random set of the pool).
     user:
         Whose next question (default: the posterior's only user).
+    prompt:
+        PAL-B: the question's prompt id (required there; the pool holds its answers).
     max_pairs:
         Pool pairs tried for the first two items.
     num_draws, seed, rows:
@@ -262,10 +275,13 @@ def suggest_set(posterior: NewUserPosteriors, pool, size: int = 4, kind: str = "
     Returns
     -------
     pandas.DataFrame
-        One row: ``item_1 .. item_size`` (in the order chosen), ``acquisition`` (the set's
-        value; for ``"random"`` its information gain) and ``per_item`` (the value per item
-        read).
+        One row: ``item_1 .. item_size`` (in the order chosen), ``prompt`` (PAL-B),
+        ``acquisition`` (the set's value; for ``"random"`` its information gain) and
+        ``per_item`` (the value per item read).
     """
+    if prompt is not None and np.ndim(prompt) != 0:
+        raise ValueError(f"prompt: got an array of shape {np.shape(prompt)}; expected one "
+                         "prompt id, the question's")
     if kind not in SET_KINDS:
         raise ValueError(f"kind: got {kind!r}; expected one of {SET_KINDS}")
     _check_strategy(strategy)
@@ -286,7 +302,7 @@ def suggest_set(posterior: NewUserPosteriors, pool, size: int = 4, kind: str = "
             pick = rng.choice(len(i), max_pairs, replace=False)
             i, j = i[pick], j[pick]
         pairs = np.stack([items[i], items[j]], 1)
-        value = set_acquisition(posterior, pairs, kind, strategy, user=user,
+        value = set_acquisition(posterior, pairs, kind, strategy, user=user, prompt=prompt,
                                 num_draws=num_draws, rows=rows)
         best = int(np.argmax(value))
         chosen = [int(i[best]), int(j[best])]
@@ -295,11 +311,13 @@ def suggest_set(posterior: NewUserPosteriors, pool, size: int = 4, kind: str = "
             sets = np.concatenate([np.repeat(items[chosen][None], len(rest), 0),
                                    items[rest][:, None]], 1)
             value = set_acquisition(posterior, sets, kind, strategy, user=user,
-                                    num_draws=num_draws, rows=rows)
+                                    prompt=prompt, num_draws=num_draws, rows=rows)
             chosen.append(int(rest[int(np.argmax(value))]))
     final = set_acquisition(posterior, items[chosen][None], kind,
                             "information_gain" if strategy == "random" else strategy,
-                            user=user, num_draws=num_draws, rows=rows)[0]
+                            user=user, prompt=prompt, num_draws=num_draws, rows=rows)[0]
     out = {f"item_{t + 1}": [items[c]] for t, c in enumerate(chosen)}
+    if prompt is not None and posterior.pop.takes_prompts:
+        out["prompt"] = [prompt]
     return pd.DataFrame({**out, "acquisition": [final], "per_item": [final / size]},
                         index=pd.RangeIndex(1, name="rank"))

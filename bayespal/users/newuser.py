@@ -860,7 +860,8 @@ class NewUserPosteriors:
 
     @torch.no_grad()
     def draw_set_probs(self, user, sets, kind: str = "best_of", num_draws: int = 512,
-                       seed: int | None = None, *, rows: bool = False) -> torch.Tensor:
+                       seed: int | None = None, *, prompt=None, rows: bool = False
+                       ) -> torch.Tensor:
         """The probability of every answer to showing one user a set of items, under equally
         weighted draws of their posterior: ``kind="best_of"``, which item is chosen, ``(J, C,
         n)``; ``"ranking"``, each order of the ``n`` items, ``(J, C, n!)`` in the order of
@@ -878,17 +879,17 @@ class NewUserPosteriors:
             ``"best_of"`` or ``"ranking"``.
         num_draws, seed:
             As for ``draw_probs``.
+        prompt:
+            PAL-B: each set's prompt id ``(C,)`` (a question is a prompt and the answers
+            shown for it); ignored for PAL-A.
         rows:
-            Items are given as row numbers, not ids.
+            Items and prompts are given as row numbers, not ids.
         """
         if kind not in SET_KINDS:
             raise ValueError(f"kind: got {kind!r}; expected one of {SET_KINDS}")
         if self.pop.draws.levels != 2:
             raise ValueError(f"sets: got a fit of {self.pop.draws.levels} levels; expected "
                              "binary answers (a choice from a set)")
-        if self.pop.takes_prompts:
-            raise ValueError("sets: got a PAL-B fit; expected PAL-A (set questions with "
-                             "prompts are not supported yet)")
         arr = np.asarray(sets, dtype=object if not rows else None)
         if arr.ndim != 2 or arr.shape[1] < 2:
             raise ValueError(f"sets: got shape {arr.shape}; expected (C, n) items, n >= 2")
@@ -902,10 +903,12 @@ class NewUserPosteriors:
         if bool((srt[:, 1:] == srt[:, :-1]).any()):
             row = int(torch.nonzero((srt[:, 1:] == srt[:, :-1]).any(1))[0, 0])
             raise ValueError(f"sets[{row}]: got {arr[row].tolist()!r}; expected distinct items")
+        c = self._prompt_rows(None if prompt is None else np.atleast_1d(prompt), len(found),
+                              rows)
         pos = self._positions([user])[0]
         w, pop = self.draws(num_draws, seed=int(self._count[pos]) if seed is None else seed)
         w, pop = w[pos], pop[pos]  # (J, K), (J,)
-        diff, _ = self.pop.other_terms(found[:, 1:], found[:, 0])  # (P, C, n - 1, K)
+        diff, _ = self.pop.other_terms(found[:, 1:], found[:, 0], c)  # (P, C, n - 1, K)
         u = torch.einsum("jcmk,jk->jcm", diff[pop], w)
         u = torch.cat([torch.zeros_like(u[..., :1]), u], -1)  # (J, C, n) utilities - u(item 0)
         if kind == "best_of":
@@ -948,7 +951,6 @@ class NewUserPosteriors:
             out[part] = torch.einsum("usc...,us->uc...", probs, weight[pp])
         return out
 
-    @torch.no_grad()
     @torch.no_grad()
     def draw_probs(self, user, item_a, item_b, prompt=None, num_draws: int = 512,
                    seed: int | None = None, *, rows: bool = False,

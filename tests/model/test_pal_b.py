@@ -89,6 +89,42 @@ def test_information_gain_needs_the_prompt(prompted, fit_b):
     assert s.std() > 0.1 * s.mean()
 
 
+def test_set_questions_with_prompts(prompted, fit_b):
+    """PAL-B set questions: a set of two is the pair under the same prompt, a set's value
+    depends on its prompt, the greedy set carries its prompt, a ranking answer under a
+    prompt moves the user, and a set without a prompt is refused."""
+    from bayespal.users import set_acquisition, suggest_set
+
+    user = NewUser(fit_b).observe([0, 2], [1, 3], [1, 0], prompt=[0, 5])
+    rng = np.random.default_rng(0)
+    sets = np.stack([rng.choice(1000, 4, replace=False) for _ in range(20)])
+    prompt = rng.integers(0, 40, 20)
+    pair = user.draw_probs(user.ids[0], sets[:, 0], sets[:, 1], prompt, 256, seed=0)
+    two = user.draw_set_probs(user.ids[0], sets[:, :2], "best_of", 256, seed=0, prompt=prompt)
+    np.testing.assert_allclose(two[..., 0].numpy(), pair.numpy(), atol=1e-5)
+    order = user.draw_set_probs(user.ids[0], sets, "ranking", 256, seed=0, prompt=prompt)
+    np.testing.assert_allclose(order.sum(-1).numpy(), 1.0, atol=1e-5)
+    same = np.tile(sets[:1], (40, 1))
+    value = set_acquisition(user, same, "ranking", prompt=np.arange(40))
+    assert value.std() > 0.1 * value.mean()  # the same answers tell more under some prompts
+    pool = rng.choice(1000, 30, replace=False)
+    best = suggest_set(user, pool, 3, "ranking", prompt=7)
+    assert best["prompt"][0] == 7 and set(best.iloc[0, :3]) <= set(pool.tolist())
+    np.testing.assert_allclose(best["acquisition"][0],
+                               set_acquisition(user, best.iloc[:, :3].to_numpy(), "ranking",
+                                               prompt=7)[0], rtol=1e-6)
+    assert best["acquisition"][0] > np.quantile(value, 0.5)
+    twice = suggest(user, pool, n=2, kind="best_of", size=3, prompt=7)
+    assert len(twice) == 2 and set(twice.prompt) == {7}
+    before = user.weights()["mean"].values.copy()
+    user.observe_ranking(best.iloc[0, :3].to_list(), [1, 2, 3], prompt=7)
+    assert np.abs(user.weights()["mean"].values - before).max() > 1e-3
+    with pytest.raises(ValueError, match="prompt: got None"):
+        suggest_set(user, pool, 3, "ranking")
+    with pytest.raises(ValueError, match="prompt: got 7 with kind='pair'"):
+        suggest(user, np.array([[0, 1, 0]]), prompt=7)
+
+
 def test_diagnostics_and_save_load_round_trip(prompted, fit_b, tmp_path):
     sub = prompted.test.subset(np.arange(400))
     tree = to_datatree(fit_b, sub, num_samples=100)
