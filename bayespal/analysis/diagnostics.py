@@ -124,7 +124,10 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     elif draws.levels == 2:
         answer = dist.Bernoulli(logits=logits.double())
     else:
-        answer = OrderedOutcome(logits.double(), draws.cuts().double()[:, None, :])
+        shift = posterior.user_cutpoint_draws(draws, seed=seed)  # (P, U) or None
+        cuts = (draws.cuts()[:, None, :] if shift is None
+                else draws.user_cuts(shift[:, torch.as_tensor(users, device=shift.device)]))
+        answer = OrderedOutcome(logits.double(), cuts.double())
     log_lik = answer.log_prob(obs)  # (S, N)
     per_answer, answer_of = {}, None
     if data.question is not None:  # one ranking's choices make one observation
@@ -380,7 +383,10 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
         new_users = sample_dirichlet(draws.concentration, (data.n_users,))  # (S, U, K)
         logits = _comparison_logits(draws, new_users, data.user, data, posterior)
         if data.others is None:  # P(level >= j), j = 1..L-1 (binary: P(a preferred))
-            at_least = torch.sigmoid(logits.unsqueeze(-1) - draws.cuts()[:, None, :])
+            shift = draws.prior_cutpoint_log_scales((data.n_users,))  # new users' factors
+            cuts = (draws.cuts()[:, None, :] if shift is None else
+                    draws.user_cuts(shift[:, torch.as_tensor(data.user, device=shift.device)]))
+            at_least = torch.sigmoid(logits.unsqueeze(-1) - cuts)
         else:  # each item's chance of being chosen, over (b, a, others)
             chosen = torch.softmax(logits, -1)
     rng = np.random.default_rng(seed)

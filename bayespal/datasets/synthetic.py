@@ -38,6 +38,9 @@ class SyntheticPreferences:
         prototype and not a function of its embedding; else None.
     true_cutpoints:
         Graded answers (``cutpoints=``): the truth's cutpoints ``(L - 1,)``; else None.
+    true_cutpoint_log_scale:
+        With ``cutpoint_spread > 0``: each user's cutpoint log factor ``(U,)`` (their
+        cutpoints are ``true_cutpoints * exp(s_i)``); else None.
     true_outcome_probs:
         Graded answers: each comparison's probability of every level ``(N, L)``;
         ``true_prob`` is then the expected label (a tie counting half).
@@ -64,6 +67,7 @@ class SyntheticPreferences:
     true_outcome_probs: np.ndarray | None = None  # (N, L) graded answers' level probabilities
     true_features: np.ndarray | None = None  # (M, pref_dim) f*(x)
     question: np.ndarray | None = None  # (N,) rankings: the question of each stage
+    true_cutpoint_log_scale: np.ndarray | None = None  # (U,) users' cutpoint log factors
 
     def true_probability(self, weights: np.ndarray, item_a: np.ndarray, item_b: np.ndarray
                          ) -> np.ndarray:
@@ -127,6 +131,7 @@ def synthetic(
     cutpoints=None,
     set_size: int = 2,
     ranked: int | None = None,
+    cutpoint_spread: float = 0.0,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """Generate PAL-A data with known truth.
@@ -162,6 +167,10 @@ def synthetic(
         ``set_size`` random items (its top ``ranked``; None: all), drawn from the truth's
         Plackett-Luce model, stored as its choices (``PreferenceData.from_rankings``,
         ``question``); ``ranked=1`` is best-of-``set_size``.
+    cutpoint_spread:
+        Graded answers: the sd of each user's cutpoint log factor ``s_i`` (user i's
+        cutpoints are ``cutpoints * exp(s_i)``: some people say "equal" more readily,
+        ``ModelConfig.user_cutpoints`` models it); 0: every user has the same cutpoints.
     seed:
         Seeds everything.
     """
@@ -175,7 +184,7 @@ def synthetic(
     prototypes = rng.normal(size=(k, pref_dim))
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
                   mixture_concentration, sharpness, item_effect_scale, cutpoints,
-                  set_size, ranked)
+                  set_size, ranked, cutpoint_spread)
 
 
 def synthetic_deep(
@@ -194,6 +203,7 @@ def synthetic_deep(
     cutpoints=None,
     set_size: int = 2,
     ranked: int | None = None,
+    cutpoint_spread: float = 0.0,
     seed: int = 0,
 ) -> SyntheticPreferences:
     """PAL-A data with known truth from a *different* family than ``synthetic``: items
@@ -209,7 +219,7 @@ def synthetic_deep(
     n_items, embed_dim, hidden, pref_dim:
         Items, embedding width, the true map's hidden width, the truth's preference dimension.
     partition_fraction, mixture_concentration, sharpness, item_effect_scale, cutpoints,
-    set_size, ranked:
+    set_size, ranked, cutpoint_spread:
         As for synthetic.
     seed:
         Seeds everything.
@@ -225,19 +235,25 @@ def synthetic_deep(
     prototypes = rng.normal(size=(k, pref_dim)) * 0.5
     return _pal_a(rng, x, f, prototypes, n_users, n_train, n_test, partition_fraction,
                   mixture_concentration, sharpness, item_effect_scale, cutpoints,
-                  set_size, ranked)
+                  set_size, ranked, cutpoint_spread)
 
 
 def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,
            n_users: int, n_train: int, n_test: int, partition_fraction: float,
            mixture_concentration: float, sharpness: float,
            item_effect_scale: float = 0.0, cutpoints=None, set_size: int = 2,
-           ranked: int | None = None) -> SyntheticPreferences:
+           ranked: int | None = None, cutpoint_spread: float = 0.0) -> SyntheticPreferences:
     """Users, pairs and PAL-A labels for items ``x`` with true features ``f (M, d)`` (and,
     with ``item_effect_scale > 0``, a residual reward per item; with ``set_size > 2``
     rankings, ``_rankings``)."""
     if not item_effect_scale >= 0:
         raise ValueError(f"item_effect_scale: got {item_effect_scale!r}; expected a number >= 0")
+    if not cutpoint_spread >= 0:
+        raise ValueError(f"cutpoint_spread: got {cutpoint_spread!r}; expected a number >= 0")
+    if cutpoint_spread > 0 and (cutpoints is None or set_size != 2):
+        raise ValueError(f"cutpoint_spread: got {cutpoint_spread} with cutpoints={cutpoints!r}"
+                         f", set_size={set_size}; expected graded pairs (cutpoints given, "
+                         "set_size 2), whose cutpoints a user can scale")
     k = len(prototypes)
     group, weights = _users(rng, n_users, k, partition_fraction, mixture_concentration)
     if set_size != 2:
@@ -255,7 +271,11 @@ def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: n
         p = 1 / (1 + np.exp(-logit))
         label = (rng.random(user.size) < p).astype(np.int64)
     else:  # an ordered logistic of the logit: P(level >= j) = sigmoid(logit - c_{j-1})
-        at_least = 1 / (1 + np.exp(-(logit[:, None] - cuts)))
+        user_cuts = cuts[None]
+        if cutpoint_spread > 0:  # drawn only then: other data sets are unchanged
+            log_scale = rng.normal(size=n_users) * cutpoint_spread
+            user_cuts = cuts * np.exp(log_scale)[user, None]
+        at_least = 1 / (1 + np.exp(-(logit[:, None] - user_cuts)))
         outcome = -np.diff(np.column_stack([np.ones(len(logit)), at_least,
                                             np.zeros(len(logit))]), axis=1)
         level = (rng.random(user.size)[:, None] < at_least).sum(1)
@@ -265,7 +285,9 @@ def _pal_a(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: n
                                       user_ids=np.arange(n_users),
                                       levels=2 if cuts is None else len(cuts) + 1)
     return SyntheticPreferences(data, weights, p, group, prototypes, is_test, rewards,
-                                float(sharpness), effects, cuts, outcome, f)
+                                float(sharpness), effects, cuts, outcome, f,
+                                true_cutpoint_log_scale=log_scale if cutpoint_spread > 0
+                                else None)
 
 
 def _rankings(rng: np.random.Generator, x: np.ndarray, f: np.ndarray, prototypes: np.ndarray,

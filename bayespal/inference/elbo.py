@@ -4,7 +4,7 @@
 reference, equal to ``pyro.infer.Trace_ELBO`` (``tests/inference/test_elbo.py``).
 ``site_elbo_loss`` computes the same quantity site by site from the same objects, without
 tracing: the guide's variational distributions (``PALGuide.population_dists``,
-``weights_dist``), the model's priors (``PALModel.population_priors``, ``weights_prior``)
+``user_dists``), the model's priors (``PALModel.population_priors``, ``user_priors``)
 and its answer distribution (``PALModel.label_dist``), the very functions the Pyro model
 and guide are made of. It draws from the guide in the guide's order, so under the same
 random state it reads the same random numbers and returns the same value and gradients as
@@ -12,7 +12,7 @@ random state it reads the same random numbers and returns the same value and gra
 so ``torch.compile`` can trace it once and replay it (``compiled_loss``). Per-step tracing
 is what made a Pyro step cost 1.5-1.7x a hand-written PyTorch step.
 
-Scales, as Pyro's plates give them: population sites 1; each batch user's weight terms
+Scales, as Pyro's plates give them: population sites 1; each batch user's terms
 ``(U / B) * user_scale`` (the user plate's subsample and the per-comparison attribution,
 ``bayespal.model.pal``); the answers ``N / B`` (the comparison plate's subsample).
 """
@@ -60,20 +60,20 @@ def site_elbo_loss(model: PALModel, guide: PALGuide, batch: Batch,
             value = q.rsample()
             values[name] = value
             loss = loss + q.log_prob(value) - priors[name].log_prob(value)
-        if model.config.k == 1:
-            weights = batch.user.new_ones((n_batch, 1), dtype=torch.float32)
-        else:
-            prior = model.weights_prior()
-            q = guide.weights_dist(batch.user if minibatch else None)
+        user_priors, local = model.user_priors(), {}
+        for name, q in guide.user_dists(batch.user if minibatch else None).items():
             drawn = q.rsample()
-            user_terms = q.log_prob(drawn) - prior.log_prob(drawn)
+            user_terms = q.log_prob(drawn) - user_priors[name].log_prob(drawn)
             if minibatch:
                 loss = loss + (user_terms * batch.user_scale).sum() * (guide.n_users / n_batch)
-                weights = drawn
+                local[name] = drawn
             else:
                 loss = loss + user_terms.sum()
-                weights = drawn.index_select(-2, batch.user)
-        fn, obs, _ = model.label_dist(batch, values, weights)
+                local[name] = drawn.index_select(-2 if name == "weights" else -1, batch.user)
+        weights = local.get("weights")
+        if weights is None:  # one prototype
+            weights = batch.user.new_ones((n_batch, 1), dtype=torch.float32)
+        fn, obs, _ = model.label_dist(batch, values, weights, local.get("cutpoint_log_scale"))
         loss = loss - fn.log_prob(obs).sum() * label_scale
         total = total + loss
     return total / num_particles

@@ -2,7 +2,8 @@
 weights.
 
 SVI: mean-field Normal prototypes (and PAL-B loadings, and item effects), LogNormal
-sharpness (and cutpoint gaps of graded answers) and a Dirichlet per user. MAP (the
+sharpness (and cutpoint gaps of graded answers), a Dirichlet per user (and, with
+``user_cutpoints``, a Normal of each user's cutpoint log factor). MAP (the
 reference PAL's estimator): point masses everywhere. The maps ``f`` and ``phi`` are point
 estimates in both (they live in the model).
 """
@@ -56,6 +57,10 @@ class PALGuide(nn.Module):
             raise ValueError("inference: got 'map' with item_effects=True; expected 'svi' (a "
                              "point estimate of the effects with their scale learned collapses "
                              "to zero scale)")
+        if config.user_cutpoints and point:
+            raise ValueError("inference: got 'map' with user_cutpoints=True; expected 'svi' "
+                             "(point estimates of the users' factors with their spread learned "
+                             "collapse to zero spread)")
         if config.item_effects != (n_items is not None):
             raise ValueError(f"n_items: got {n_items!r} with item_effects="
                              f"{config.item_effects}; expected the item table's size exactly "
@@ -83,12 +88,20 @@ class PALGuide(nn.Module):
             self.weights_logits = nn.Parameter(tilt)
         else:
             self.weights_raw_concentration = nn.Parameter(_inv_softplus(2.0) + tilt)
+        if config.user_cutpoints:
+            self.cutpoint_log_scale_loc = nn.Parameter(torch.zeros(n_users))
+            self.cutpoint_log_scale_raw_scale = nn.Parameter(
+                torch.full((n_users,), _inv_softplus(0.1)))
 
     def local_parameters(self) -> list[nn.Parameter]:
         """Each user's own variational parameters (SVI: their weights' raw Dirichlet
-        concentrations; MAP: their weights' logits), ``(U, K)``: what the local
-        refinement after a fit optimises with everything else held fixed."""
-        return [self.weights_logits if self.point else self.weights_raw_concentration]
+        concentrations, and their cutpoint factors' location and scale; MAP: their weights'
+        logits): what the local refinement after a fit optimises with everything else held
+        fixed."""
+        local = [self.weights_logits if self.point else self.weights_raw_concentration]
+        if self.config.user_cutpoints:
+            local += [self.cutpoint_log_scale_loc, self.cutpoint_log_scale_raw_scale]
+        return local
 
     # -- variational distributions -----------------------------------------------------
     def prototypes_dist(self) -> dist.Distribution:
@@ -136,6 +149,35 @@ class PALGuide(nn.Module):
         raw = raw if users is None else raw[users]
         return SafeDirichlet(F.softplus(raw) + 1e-3)
 
+    def cutpoint_log_scale_dist(self, users: torch.Tensor | None = None) -> dist.Distribution:
+        """``q`` of users' cutpoint log factors (``user_cutpoints``), batch shape ``(B,)``.
+
+        Parameters
+        ----------
+        users:
+            User positions (None: all users).
+        """
+        loc, raw = self.cutpoint_log_scale_loc, self.cutpoint_log_scale_raw_scale
+        if users is not None:
+            loc, raw = loc[users], raw[users]
+        return dist.Normal(loc, F.softplus(raw))
+
+    def user_dists(self, users: torch.Tensor | None = None) -> dict[str, dist.Distribution]:
+        """``q`` of the user sites of positions ``users`` (all if None), by name, in the order
+        the guide draws them (``PALModel.user_priors``).
+
+        Parameters
+        ----------
+        users:
+            User positions (None: all users).
+        """
+        dists: dict[str, dist.Distribution] = {}
+        if self.config.k > 1:
+            dists["weights"] = self.weights_dist(users)
+        if self.config.user_cutpoints:
+            dists["cutpoint_log_scale"] = self.cutpoint_log_scale_dist(users)
+        return dists
+
     def population_dists(self) -> dict[str, dist.Distribution]:
         """``q`` of every population site, by site name, in the order the guide draws them
         (the order the random stream is read in): ``loadings`` (PAL-B), ``prototypes``,
@@ -162,17 +204,19 @@ class PALGuide(nn.Module):
         """
         for name, q in self.population_dists().items():
             pyro.sample(name, q)
-        if self.config.k == 1:
+        if self.config.k == 1 and not self.config.user_cutpoints:
             return
         if batch.user_scale is None:
             with pyro.plate("user", self.n_users):
-                pyro.sample("weights", self.weights_dist())
+                for name, q in self.user_dists().items():
+                    pyro.sample(name, q)
             return
         with (
             pyro.plate("user", self.n_users, subsample=batch.user),
             poutine.scale(scale=batch.user_scale),
         ):
-            pyro.sample("weights", self.weights_dist(batch.user))
+            for name, q in self.user_dists(batch.user).items():
+                pyro.sample(name, q)
 
     # -- what the fit hands out ----------------------------------------------------------
     @torch.no_grad()
@@ -214,7 +258,7 @@ class PALGuide(nn.Module):
                     else None)
         n = len(sharp)
         cuts = None if gaps is None else cutpoints(gaps, self.config.levels)
-        scale = model.item_effect_scale
+        scale, spread = model.item_effect_scale, model.cutpoint_spread
         return PopulationDraws(
             prototypes=protos.detach(), sharpness=sharp.detach(),
             concentration=model.concentration.detach().expand(n, -1).clone(),
@@ -225,7 +269,8 @@ class PALGuide(nn.Module):
             metric=self.config.metric, loadings=None if loadings is None else loadings.detach(),
             item_effects=None if effects is None else effects.detach(),
             item_effect_scale=None if scale is None else scale.detach().expand(n).clone(),
-            cutpoints=None if cuts is None else cuts.detach())
+            cutpoints=None if cuts is None else cuts.detach(),
+            cutpoint_spread=None if spread is None else spread.detach().expand(n).clone())
 
     @torch.no_grad()
     def weight_draws(self, num_samples: int, users: torch.Tensor | None = None) -> torch.Tensor:
@@ -244,6 +289,23 @@ class PALGuide(nn.Module):
             return self.prototypes_loc.new_ones(1 if self.point else num_samples, b, 1)
         d = self.weights_dist(users)
         return d.v[None] if self.point else d.sample((num_samples,))
+
+    @torch.no_grad()
+    def cutpoint_draws(self, num_samples: int, users: torch.Tensor | None = None
+                       ) -> torch.Tensor | None:
+        """Draws of users' cutpoint log factors ``(S, B)`` for positions ``users`` (all if
+        None); None without ``user_cutpoints``.
+
+        Parameters
+        ----------
+        num_samples:
+            Draws.
+        users:
+            User positions (None: all).
+        """
+        if not self.config.user_cutpoints:
+            return None
+        return self.cutpoint_log_scale_dist(users).sample((num_samples,))
 
     @torch.no_grad()
     def weight_summary(self, ci: float) -> tuple[np.ndarray, ...]:

@@ -141,7 +141,8 @@ def heldout_probs(model: PALModel, guide: PALGuide, user_ids: np.ndarray,
         choice = dict(emb_o=emb_o, others=data.others, rows_o=rows_o)
     p = draws.predict(lambda pos: guide.weight_draws(draws.size, pos), users, emb_a, emb_b,
                       emb_c, rows_a=rows_a, rows_b=rows_b,
-                      outcomes=draws.levels > 2 or data.others is not None, **choice)
+                      outcomes=draws.levels > 2 or data.others is not None,
+                      cutpoint_draws=lambda pos: guide.cutpoint_draws(draws.size, pos), **choice)
     return p.mean(0).cpu().numpy()
 
 

@@ -72,6 +72,13 @@ class ModelConfig:
         The answer is an ordered logistic model of the PAL logit with symmetric cutpoints
         whose gaps have a ``LogNormal(0, 1)`` prior and are inferred with the rest
         (``bayespal.model.likelihood``). ``bayespal.fit`` takes it from the data.
+    user_cutpoints:
+        Graded answers (``levels > 2``): each user's cutpoints are the population's scaled
+        by the user's own factor ``exp(s_i)``, ``s_i ~ Normal(0, sigma^2)`` with the spread
+        ``sigma`` learned (empirical Bayes): how much more (``s_i > 0``) or less readily
+        than the population this person answers "equal" or grades weakly. Inferred per user
+        like the weights; a new user's factor is integrated over the prior. SVI only (off
+        by default).
     """
 
     k: int = 3
@@ -88,6 +95,7 @@ class ModelConfig:
     position_bias: bool = False
     item_effects: bool = False
     levels: int = 2
+    user_cutpoints: bool = False
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -117,6 +125,7 @@ class ModelConfig:
                        "added to the logit, which the cosine score normalises)")
         put("item_effects", _flag("item_effects", self.item_effects))
         put("levels", check_int("levels", self.levels, minimum=2))
+        put("user_cutpoints", _flag("user_cutpoints", self.user_cutpoints))
         if self.item_effects and self.metric == "cosine":
             raise fail("item_effects", True, "False with metric='cosine' (item effects are "
                        "rewards, which the cosine score does not have)")

@@ -75,6 +75,10 @@ class PopulationDraws:
     cutpoints:
         ``(P, L - 1)``: each draw's cutpoints of graded answers (``L > 2`` levels:
         ties, strength); None for binary answers (one cutpoint 0).
+    cutpoint_spread:
+        ``(P,)``: with ``user_cutpoints``, the spread ``sigma`` of the users' cutpoint log
+        factors ``s ~ Normal(0, sigma^2)`` (a user's cutpoints are ``cutpoints * exp(s)``),
+        from which a user the fit does not know draws theirs; else None.
     """
 
     prototypes: torch.Tensor
@@ -89,6 +93,7 @@ class PopulationDraws:
     item_effects: torch.Tensor | None = None
     item_effect_scale: torch.Tensor | None = None
     cutpoints: torch.Tensor | None = None
+    cutpoint_spread: torch.Tensor | None = None
 
     @classmethod
     def pool(cls, parts: Sequence[PopulationDraws]) -> PopulationDraws:
@@ -109,7 +114,7 @@ class PopulationDraws:
                    cat("position_bias"), torch.cat(member), tuple(maps),
                    tuple(pmaps) if first.prompt_maps is not None else None, first.metric,
                    cat("loadings"), cat("item_effects"), cat("item_effect_scale"),
-                   cat("cutpoints"))
+                   cat("cutpoints"), cat("cutpoint_spread"))
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -149,6 +154,44 @@ class PopulationDraws:
             return self.sharpness.new_zeros(self.size, 1)
         return self.cutpoints
 
+    @property
+    def has_user_cutpoints(self) -> bool:
+        """Whether each user scales the cutpoints by their own factor (``user_cutpoints``)."""
+        return self.cutpoint_spread is not None
+
+    def user_cuts(self, log_scale: torch.Tensor | None) -> torch.Tensor:
+        """Cutpoints ``(P, *S, L - 1)`` of answers whose users' cutpoint log factors are
+        ``log_scale (P, *S)``; None: the population's, ``(P, 1.., L - 1)`` broadcastable.
+
+        Parameters
+        ----------
+        log_scale:
+            ``(P, *S)`` per draw and answer, or None.
+        """
+        cuts = self.cuts()
+        if log_scale is None:
+            return cuts
+        return cuts.reshape(self.size, *([1] * (log_scale.dim() - 1)), -1) * \
+            log_scale.exp().unsqueeze(-1)
+
+    def prior_cutpoint_log_scales(self, shape: Sequence[int],
+                                  generator: torch.Generator | None = None
+                                  ) -> torch.Tensor | None:
+        """Draws ``(P, *shape)`` of unknown users' cutpoint log factors from each draw's
+        prior ``Normal(0, sigma^2)``; None without ``user_cutpoints``.
+
+        Parameters
+        ----------
+        shape:
+            The draws' shape after the population draws.
+        generator:
+            For the draws (torch's global stream if None).
+        """
+        if self.cutpoint_spread is None:
+            return None
+        noise = torch.randn((self.size, *shape), generator=generator, device="cpu")
+        return noise.to(self.device) * self.cutpoint_spread.reshape(-1, *([1] * len(shape)))
+
     def _map(self, fn) -> PopulationDraws:
         """The draws with ``fn`` applied to every per-draw tensor (the maps are kept)."""
         def opt(t):
@@ -159,7 +202,8 @@ class PopulationDraws:
                        position_bias=fn(self.position_bias), member=fn(self.member),
                        loadings=opt(self.loadings), item_effects=opt(self.item_effects),
                        item_effect_scale=opt(self.item_effect_scale),
-                       cutpoints=opt(self.cutpoints))
+                       cutpoints=opt(self.cutpoints),
+                       cutpoint_spread=opt(self.cutpoint_spread))
 
     def subset(self, rows: torch.Tensor | slice) -> PopulationDraws:
         """Some of the draws (the maps are kept whole).
@@ -324,7 +368,8 @@ class PopulationDraws:
     def probs(self, weights: torch.Tensor | None, fa: torch.Tensor, fb: torch.Tensor,
               pc: torch.Tensor | None = None, known: torch.Tensor | None = None,
               generator: torch.Generator | None = None, offset: torch.Tensor | None = None,
-              outcomes: bool = False, choice: tuple | None = None) -> torch.Tensor:
+              outcomes: bool = False, choice: tuple | None = None,
+              cutpoint_log_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Per-draw ``P(a preferred over b)`` of comparisons, ``(P, n)``: for graded answers
         the expected label (``likelihood.expected_score``, a tie counting half); with
         ``outcomes`` the probability of every level instead, ``(P, n, L)``. Choices from
@@ -351,6 +396,9 @@ class PopulationDraws:
         choice:
             ``(fo (E, n, m, d), others (n, m), offset (P, n, m) or None)``: the further
             items of choices (``others`` -1 pads), or None for pairs.
+        cutpoint_log_scale:
+            ``(P, n)``: with ``user_cutpoints``, each comparison's user's cutpoint log factor,
+            drawn with ``weights``; the unknown users draw theirs from the prior.
         """
         diff, gram = self.terms(fa, fb, pc, offset)
         n = diff.shape[-2]
@@ -361,7 +409,8 @@ class PopulationDraws:
             fo, others, other_offset = choice
             o_diff, o_gram = self.other_terms(fo, fb, pc, other_offset)
 
-        def score(w: torch.Tensor, lead: int) -> torch.Tensor:  # w (P, [S,] n, K)
+        def score(w: torch.Tensor, lead: int, log_scale: torch.Tensor | None
+                  ) -> torch.Tensor:  # w (P, [S,] n, K)
             def grow(t: torch.Tensor | None) -> torch.Tensor | None:  # a dim for S
                 return t.unsqueeze(1) if t is not None and lead else t
 
@@ -372,18 +421,24 @@ class PopulationDraws:
                 return p if outcomes else p[..., 1]
             if not outcomes and self.cutpoints is None:
                 return torch.sigmoid(logits)
-            cuts = self.cuts().reshape(self.size, *([1] * (logits.dim() - 1)), -1)
+            cuts = self.user_cuts(log_scale)
+            if log_scale is None:
+                cuts = cuts.reshape(self.size, *([1] * (logits.dim() - 1)), -1)
             return outcome_probs(logits, cuts) if outcomes else expected_score(logits, cuts)
 
         if weights is not None:
             weights = weights.expand(diff.shape[0], -1, -1)  # MAP: one draw of everything
-        probs = None if weights is None else score(weights, 0)
+        if self.has_user_cutpoints and weights is not None and cutpoint_log_scale is None:
+            raise ValueError("cutpoint_log_scale: got None with user_cutpoints; expected the "
+                             "users' cutpoint log factors drawn with their weights")
+        probs = None if weights is None else score(weights, 0, cutpoint_log_scale)
         if known is None:
             known = torch.full((n,), weights is not None, device=diff.device)
         if bool(known.all()):
             return probs
         w0 = sample_dirichlet(self.concentration, (UNKNOWN_USER_DRAWS, n), generator)
-        pop = score(w0, 1).mean(1)
+        pop = score(w0, 1, self.prior_cutpoint_log_scales((UNKNOWN_USER_DRAWS, n),
+                                                          generator)).mean(1)
         if probs is None:
             return pop
         return torch.where(known[:, None] if outcomes else known, probs, pop)
@@ -391,7 +446,7 @@ class PopulationDraws:
     @torch.no_grad()
     def predict(self, weight_draws, users: np.ndarray, emb_a, emb_b, emb_c=None,
                 chunk: int = 4096, rows_a=None, rows_b=None, outcomes: bool = False,
-                emb_o=None, others=None, rows_o=None) -> torch.Tensor:
+                emb_o=None, others=None, rows_o=None, cutpoint_draws=None) -> torch.Tensor:
         """Per-draw ``P(a preferred over b)`` ``(P, n)`` of comparisons given by embeddings
         (graded answers: the expected label; ``outcomes``: every level's probability, ``(P,
         n, L)``; choices from larger sets: of each item, ``(P, n, 2 + m)``; see ``probs``),
@@ -419,15 +474,20 @@ class PopulationDraws:
             Choices from larger sets: ``(n, m, D)`` the further items' embeddings, ``(n, m)``
             their rows (-1: padding, whose embedding is ignored) and, with item effects, their
             training-table rows ``(n, m)``; None for pairs.
+        cutpoint_draws:
+            ``positions (B,) -> (P, B)``: with ``user_cutpoints``, the users' cutpoint log
+            factors drawn with ``weight_draws``.
         """
         out = []
         for s in range(0, len(users), chunk):
             sl = slice(s, s + chunk)
             pos = torch.as_tensor(np.asarray(users[sl]), dtype=torch.long, device=self.device)
             known = pos >= 0
-            w = None
+            w = shift = None
             if weight_draws is not None and bool(known.any()):
                 w = weight_draws(pos.clamp(min=0))
+                if self.has_user_cutpoints:
+                    shift = cutpoint_draws(pos.clamp(min=0)).expand(self.size, -1)
             fa, fb = self.features(emb_a[sl]), self.features(emb_b[sl])
             pc = None if emb_c is None else self.prompt_features(emb_c[sl])
             offset = self.pair_offsets(None if rows_a is None else rows_a[sl],
@@ -442,7 +502,7 @@ class PopulationDraws:
                              - self.item_offsets(rows_b[sl]).unsqueeze(-1))
                 choice = (self.features(emb_o[sl]), mask, o_off)
             out.append(self.probs(w, fa, fb, pc, known, offset=offset, outcomes=outcomes,
-                                  choice=choice))
+                                  choice=choice, cutpoint_log_scale=shift))
         if not out:
             width = self.levels if others is None else 2 + np.asarray(others).shape[1]
             tail = (width,) if outcomes else ()

@@ -16,6 +16,8 @@
     graded answers (levels L > 2: ties, strength): gaps t_h ~ LogNormal(0, 1), h = 1..(L-1)//2,
             symmetric cutpoints c = (-cumsum(t) reversed, [0 if L even], cumsum(t)),
             level_n ~ OrderedOutcome(logit_n, c)  P(level >= j) = sigmoid(logit_n - c_{j-1})
+            user_cutpoints: s_i ~ Normal(0, sigma^2) (sigma learned), user i's cutpoints
+            c * exp(s_i)
 
 The logit is computed by ``bayespal.model.likelihood`` (the only place it is written).
 ``alpha`` is fixed (``concentration``, a float) or learned by empirical Bayes (``None``): a
@@ -31,7 +33,8 @@ only the users in the batch. With ``Batch.user_scale=None`` the model is the pla
 generative model: one ``w_i`` per user, all users, for Predictive, NUTS and the exact
 full-data ELBO. Sites: ``prototypes``, ``loadings`` (PAL-B), ``sharpness``,
 ``item_effects`` (with ``ModelConfig.item_effects``), ``cutpoint_gaps`` (levels > 2),
-``weights`` (K > 1), ``label`` (the label, binary; the level ``label * (L - 1)``, graded;
+``weights`` (K > 1) and ``cutpoint_log_scale`` (``user_cutpoints``) in the user plate,
+``label`` (the label, binary; the level ``label * (L - 1)``, graded;
 a categorical over ``(b, a, others)`` for choices from larger sets, ``Batch.others``).
 """
 
@@ -61,6 +64,7 @@ from bayespal.model.likelihood import (
 from bayespal.model.nets import Mapping
 
 ITEM_EFFECT_SCALE = 0.3  # the item effects' prior scale tau where its fit starts
+CUTPOINT_SPREAD = 0.3  # user_cutpoints: the spread sigma of the users' log factors at the start
 WEIGHT_FLOOR = 1e-20  # where SafeDirichlet's log-density stops following a weight to 0
 CUTPOINT_PRIOR = (0.0, 1.0)  # graded answers: each cutpoint gap ~ LogNormal(loc, scale)
 
@@ -166,6 +170,10 @@ class PALModel(nn.Module):
             raise ValueError(f"n_items: got {n_items!r} with item_effects="
                              f"{config.item_effects}; expected the item table's size exactly "
                              "when the model has item effects")
+        if config.user_cutpoints and config.levels <= 2:
+            raise ValueError(f"user_cutpoints: got True with levels={config.levels}; expected "
+                             "answers on more than two levels (ties or grades), whose "
+                             "cutpoints a user can scale")
         self.config = config
         self.n_users, self.n_comparisons, self.n_items = n_users, n_comparisons, n_items
         self.embed_dim, self.prompt_embed_dim = embed_dim, prompt_embed_dim
@@ -186,6 +194,8 @@ class PALModel(nn.Module):
         self.register_buffer("_loading_scale", torch.tensor(loading_scale), persistent=False)
         if config.item_effects:  # the effects' prior scale tau, learned (empirical Bayes)
             self.log_item_effect_scale = nn.Parameter(torch.tensor(math.log(ITEM_EFFECT_SCALE)))
+        if config.user_cutpoints:  # the spread sigma of the users' log factors (EB)
+            self.log_cutpoint_spread = nn.Parameter(torch.tensor(math.log(CUTPOINT_SPREAD)))
         if config.position_bias:  # point-estimated, like the mapping
             self.position_bias = nn.Parameter(torch.zeros(()))
         else:
@@ -195,6 +205,11 @@ class PALModel(nn.Module):
     def item_effect_scale(self) -> torch.Tensor | None:
         """The item effects' prior scale ``tau`` (None without item effects)."""
         return self.log_item_effect_scale.exp() if self.config.item_effects else None
+
+    @property
+    def cutpoint_spread(self) -> torch.Tensor | None:
+        """``sigma`` of the users' cutpoint log factors (None without ``user_cutpoints``)."""
+        return self.log_cutpoint_spread.exp() if self.config.user_cutpoints else None
 
     @property
     def concentration(self) -> torch.Tensor:
@@ -238,7 +253,19 @@ class PALModel(nn.Module):
         """The population prior of one user's weights, ``Dirichlet(alpha)``."""
         return SafeDirichlet(self.concentration)
 
-    def label_dist(self, batch: Batch, values: dict[str, torch.Tensor], weights: torch.Tensor
+    def user_priors(self) -> dict[str, dist.Distribution]:
+        """The priors of one user's sites, by name, in the order they are drawn:
+        ``weights`` (K > 1) and ``cutpoint_log_scale`` (``user_cutpoints``)."""
+        priors: dict[str, dist.Distribution] = {}
+        if self.config.k > 1:
+            priors["weights"] = self.weights_prior()
+        if self.config.user_cutpoints:
+            priors["cutpoint_log_scale"] = dist.Normal(self.log_cutpoint_spread.new_zeros(()),
+                                                       self.cutpoint_spread)
+        return priors
+
+    def label_dist(self, batch: Batch, values: dict[str, torch.Tensor], weights: torch.Tensor,
+                   cutpoint_log_scale: torch.Tensor | None = None
                    ) -> tuple[dist.Distribution, torch.Tensor | None, torch.Tensor]:
         """The answers' distribution given the population sites' ``values`` and the
         comparisons' ``weights``: Bernoulli (binary), ordered logistic (graded) or
@@ -252,6 +279,9 @@ class PALModel(nn.Module):
             The population sites' values, by name (``population_priors``).
         weights:
             ``(..., B, K)`` each comparison's user weights.
+        cutpoint_log_scale:
+            ``(..., B)`` each comparison's user's cutpoint log factor (``user_cutpoints``);
+            None: the population's cutpoints.
 
         Returns
         -------
@@ -286,9 +316,11 @@ class PALModel(nn.Module):
             return dist.Categorical(logits=utilities), batch.label, logits
         if cfg.levels <= 2:
             return dist.Bernoulli(logits=logits), batch.label, logits
-        cuts = cutpoints(values["cutpoint_gaps"], cfg.levels)
+        cuts = cutpoints(values["cutpoint_gaps"], cfg.levels).unsqueeze(-2)  # (..., 1, L - 1)
+        if cutpoint_log_scale is not None:
+            cuts = cuts * cutpoint_log_scale.exp().unsqueeze(-1)  # (..., B, L - 1)
         level = None if batch.label is None else batch.label * (cfg.levels - 1)
-        return OrderedOutcome(logits, cuts.unsqueeze(-2)), level, logits
+        return OrderedOutcome(logits, cuts), level, logits
 
     def model(self, batch: Batch) -> torch.Tensor:
         """The Pyro model of ``batch``'s labels; returns the logits.
@@ -302,23 +334,29 @@ class PALModel(nn.Module):
             raise ValueError("prompt: got None; expected the comparisons' prompts (PAL-B)")
         values = {name: pyro.sample(name, prior)
                   for name, prior in self.population_priors().items()}
-        weights = self._weights(batch)
+        local = self._user_sites(batch)
+        weights = local.get("weights")
+        if weights is None:  # one prototype: nothing to infer per user
+            weights = batch.user.new_ones((len(batch.user), 1), dtype=torch.float32)
         with pyro.plate("comparison", self.n_comparisons, subsample=batch.index):
-            fn, obs, logits = self.label_dist(batch, values, weights)
+            fn, obs, logits = self.label_dist(batch, values, weights,
+                                              local.get("cutpoint_log_scale"))
             pyro.sample("label", fn, obs=obs)
         return logits
 
-    def _weights(self, batch: Batch) -> torch.Tensor:
-        """User weights aligned with the batch's comparisons, shape ``(..., B, K)``."""
-        if self.config.k == 1:  # one prototype: nothing to infer per user
-            return batch.user.new_ones((len(batch.user), 1), dtype=torch.float32)
-        prior = self.weights_prior()
+    def _user_sites(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The user sites (``user_priors``) aligned with the batch's comparisons: weights
+        ``(..., B, K)``, cutpoint log factors ``(..., B)``."""
+        priors = self.user_priors()
+        if not priors:
+            return {}
         if batch.user_scale is None:
             with pyro.plate("user", self.n_users):
-                w = pyro.sample("weights", prior)
-            return w.index_select(-2, batch.user)
+                drawn = {name: pyro.sample(name, prior) for name, prior in priors.items()}
+            return {name: v.index_select(-2 if name == "weights" else -1, batch.user)
+                    for name, v in drawn.items()}
         with (
             pyro.plate("user", self.n_users, subsample=batch.user),
             poutine.scale(scale=batch.user_scale),
         ):
-            return pyro.sample("weights", prior)
+            return {name: pyro.sample(name, prior) for name, prior in priors.items()}

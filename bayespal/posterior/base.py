@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from bayespal.checks import check_int, check_seed, check_table
+from bayespal.checks import check_int, check_real, check_seed, check_table
 from bayespal.data import EmbeddingTable, PreferenceData
 from bayespal.model import ModelConfig, PopulationDraws
 from bayespal.rng import keeps_global_rng
@@ -47,6 +47,12 @@ class Posterior(ABC):
     @abstractmethod
     def _weight_draws(self, draws: PopulationDraws, users: torch.Tensor) -> torch.Tensor:
         """Weight draws ``(P, B, K)`` of user positions ``users``, paired with ``draws``."""
+
+    @abstractmethod
+    def _cutpoint_draws(self, draws: PopulationDraws, users: torch.Tensor
+                        ) -> torch.Tensor | None:
+        """Cutpoint log factor draws ``(P, B)`` of user positions ``users``, paired with
+        ``draws`` (``user_cutpoints``); None without them."""
 
     @abstractmethod
     def user_weights(self, ci: float = 0.9) -> xr.Dataset:
@@ -168,6 +174,65 @@ class Posterior(ABC):
         return xr.Dataset({"mean": (dims, c.mean(0)), "sd": (dims, c.std(0)),
                            "lower": (dims, q[0]), "upper": (dims, q[1])},
                           coords={"cutpoint": np.arange(c.shape[1])}, attrs={"ci": ci})
+
+    @keeps_global_rng
+    @torch.no_grad()
+    def user_cutpoint_draws(self, draws: PopulationDraws, users=None, seed: int | None = None
+                            ) -> torch.Tensor | None:
+        """Draws ``(P, U)`` of training users' cutpoint log factors ``s_i`` paired with the
+        population ``draws`` (``user_cutpoints``: user i's cutpoints are the draw's times
+        ``exp(s_i)``); None for a fit without them.
+
+        Parameters
+        ----------
+        draws:
+            Population draws of this fit (``posterior_draws``).
+        users:
+            Ids of training users, in this order (default: all).
+        seed:
+            Seeds the draws (default: the fit's seed).
+        """
+        if not draws.has_user_cutpoints:
+            return None
+        pos = (np.arange(len(self.user_ids)) if users is None
+               else self.user_index(np.asarray(users, dtype=object).reshape(-1)))
+        if (pos < 0).any():
+            raise ValueError("users: got users not seen in training; expected training users")
+        self._seed(None if seed is None else seed + 1)
+        return self._cutpoint_draws(draws, torch.as_tensor(pos, device=draws.device))
+
+    @keeps_global_rng
+    @torch.no_grad()
+    def user_cutpoint_scales(self, ci: float = 0.9, num_samples: int = 2000,
+                             seed: int | None = None) -> xr.Dataset:
+        """Each training user's cutpoint factor ``exp(s_i)`` (``user_cutpoints``): how much
+        wider (``> 1``: more ties, weaker grades) or narrower than the population's their
+        cutpoints are. ``mean``, ``sd`` and the equal-tailed ``ci`` interval (``lower``,
+        ``upper``) of ``num_samples`` posterior draws, dim ``user``; ``attrs["spread"]`` is
+        the population's ``sigma`` (mean over draws).
+
+        Parameters
+        ----------
+        ci:
+            The interval's probability, in (0, 1).
+        num_samples, seed:
+            Posterior draws and their seed (default: the fit's).
+        """
+        ci = check_real("ci", ci, low=0, high=1, low_open=True, high_open=True)
+        num_samples = check_int("num_samples", num_samples)
+        self._seed(seed)
+        draws = self._population(num_samples, "draws")
+        shift = self.user_cutpoint_draws(draws, seed=seed)
+        if shift is None:
+            raise ValueError("user_cutpoints: got a fit without them; expected a fit with "
+                             "user_cutpoints=True (graded answers, each user's own factor)")
+        f = shift.exp().cpu().numpy().astype(np.float64)
+        lo, hi = np.quantile(f, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+        return xr.Dataset({"mean": ("user", f.mean(0)), "sd": ("user", f.std(0)),
+                           "lower": ("user", lo), "upper": ("user", hi)},
+                          coords={"user": self.user_ids},
+                          attrs={"ci": ci,
+                                 "spread": float(draws.cutpoint_spread.mean().cpu())})
 
     @keeps_global_rng
     @torch.no_grad()
@@ -395,7 +460,8 @@ class Posterior(ABC):
         self._seed(seed)
         draws = self._population(num_samples, "draws")
         p = draws.predict(lambda pos: self._weight_draws(draws, pos), users, emb_a, emb_b, emb_c,
-                          rows_a=rows_a, rows_b=rows_b, outcomes=outcomes, **choice)
+                          rows_a=rows_a, rows_b=rows_b, outcomes=outcomes,
+                          cutpoint_draws=lambda pos: self._cutpoint_draws(draws, pos), **choice)
         return (p if return_draws else p.mean(0)).cpu().numpy()
 
     def predict_population_proba(self, item_a, item_b, *, items=None, prompt=None,

@@ -121,6 +121,14 @@ class EnsemblePAL(Posterior):
         return torch.cat([m.guide.weight_draws(s, users.to(m.device)).expand(s, -1, -1)
                           for m, s in zip(self.members, sizes, strict=True)])
 
+    def _cutpoint_draws(self, draws: PopulationDraws, users: torch.Tensor
+                        ) -> torch.Tensor | None:
+        if not draws.has_user_cutpoints:
+            return None
+        sizes = torch.bincount(draws.member.cpu(), minlength=len(self.members)).tolist()
+        return torch.cat([m.guide.cutpoint_draws(s, users.to(m.device))
+                          for m, s in zip(self.members, sizes, strict=True)])
+
     # -- summaries ---------------------------------------------------------------------
     def user_weights(self, ci: float = 0.9, num_samples: int = 1000, seed: int | None = None
                      ) -> xr.Dataset:

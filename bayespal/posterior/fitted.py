@@ -90,6 +90,10 @@ class FittedPAL(Posterior):
     def _weight_draws(self, draws: PopulationDraws, users: torch.Tensor) -> torch.Tensor:
         return self.guide.weight_draws(draws.size, users.to(self.device))
 
+    def _cutpoint_draws(self, draws: PopulationDraws, users: torch.Tensor
+                        ) -> torch.Tensor | None:
+        return self.guide.cutpoint_draws(draws.size, users.to(self.device))
+
     def user_weights(self, ci: float = 0.9) -> xr.Dataset:
         """Per-user mixture weights: posterior ``mean``, ``sd`` and the equal-tailed ``ci``
         credible interval (``lower``, ``upper``), dims ``(user, prototype)``.

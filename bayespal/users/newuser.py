@@ -403,6 +403,12 @@ class NewUserPosteriors:
         self._level = torch.zeros(u, 0, dtype=torch.long)  # the answers' levels, -1: padding
         self._o = torch.zeros(u, 0, 0, dtype=torch.long)  # choices' further items, -1: none
         self._cuts = self.pop.draws.cuts().cpu()  # (P, L - 1)
+        # user_cutpoints: each draw carries the user's own cutpoint log factor s, proposed
+        # from the prior Normal(0, sigma^2) of its population draw (and, where that leaves
+        # too few effective draws, from a normal fitted to the weighted draws)
+        spread = self.pop.draws.cutpoint_spread
+        self._spread = None if spread is None else spread.cpu()  # (P,)
+        self._s: torch.Tensor | None = None  # (U, S) each draw's log factor
         self._count = torch.zeros(u, dtype=torch.long)
         self._used = torch.zeros(u, dtype=torch.long)  # answers the draws already reflect
         self._rounds = 0
@@ -615,9 +621,34 @@ class NewUserPosteriors:
             level = torch.where(valid, self._level[rows, slot], -1)
         return (a, b, c, o), level
 
-    def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, level) -> torch.Tensor:
+    def _user_cuts(self, pop: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        """Cutpoints ``(u, S, L - 1)`` of draws of population draws ``pop (u, S)``, scaled by
+        the draws' cutpoint log factors ``s (u, S)`` (``user_cutpoints``; None: none)."""
+        cuts = self._cuts[pop]
+        return cuts if s is None else cuts * s.exp().unsqueeze(-1)
+
+    def _draw_factors(self, pop: torch.Tensor, fitted=None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cutpoint log factors ``s (u, S)`` for draws of population draws ``pop (u, S)``:
+        from each draw's prior ``Normal(0, sigma^2)`` or, with ``fitted = (loc (u,), scale
+        (u,))``, half of them from that normal. Returns ``(s, log prior, log proposal)``."""
+        sigma = self._spread[pop]
+        s = torch.randn(pop.shape) * sigma
+        if fitted is not None:
+            loc, scale = fitted
+            near = loc[:, None] + scale[:, None] * torch.randn(pop.shape)
+            s = torch.where(torch.rand(pop.shape) < 0.5, near, s)
+        log_prior = torch.distributions.Normal(0.0, sigma).log_prob(s)
+        if fitted is None:
+            return s, log_prior, log_prior
+        log_near = torch.distributions.Normal(fitted[0][:, None], fitted[1][:, None]).log_prob(s)
+        return s, log_prior, torch.logaddexp(log_prior, log_near) - math.log(2)
+
+    def _loglik(self, log_w: torch.Tensor, pop: torch.Tensor, rows, level,
+                s: torch.Tensor | None = None) -> torch.Tensor:
         """``log p(answers | w)`` of draws ``log_w (u, S, K)`` of population draws ``pop``
-        for the answers ``rows = (a, b, c)`` with ``level`` of ``_answers``."""
+        (and cutpoint log factors ``s (u, S)``, ``user_cutpoints``; None: the draws' own
+        cutpoints) for the answers ``rows = (a, b, c)`` with ``level`` of ``_answers``."""
         if level.shape[1] == 0:
             return log_w.new_zeros(log_w.shape[:2])
         a, b, c, o = rows
@@ -627,7 +658,7 @@ class NewUserPosteriors:
                 -1, level.clamp(min=0)[:, None, :, None].expand(*z.shape[:3], 1))[..., 0]
             return torch.where(level[:, None, :] >= 0, ll, 0.0).sum(-1)
         logits = self.pop.logits(log_w.exp(), pop, a, b, c)
-        lo, hi = outcome_bounds(level[:, None, :], self._cuts[pop])
+        lo, hi = outcome_bounds(level[:, None, :], self._user_cuts(pop, s))
         return outcome_log_prob(logits, lo, hi).sum(-1)
 
     def _per_user(self, width: int) -> int:
@@ -654,8 +685,9 @@ class NewUserPosteriors:
                 for part in _chunks(len(changed), self._per_user(width)):
                     pos = changed[part]
                     rows, level = self._answers(pos, self._used[pos], self._count[pos])
-                    self._log_weight[pos] += self._loglik(self._log_w[pos], self._pop[pos],
-                                                          rows, level)
+                    self._log_weight[pos] += self._loglik(
+                        self._log_w[pos], self._pop[pos], rows, level,
+                        None if self._s is None else self._s[pos])
                 ess = _kish(torch.softmax(self._log_weight[changed], -1))
                 redo = changed[ess < self.min_ess * self.num_samples]
                 if len(redo):
@@ -699,6 +731,8 @@ class NewUserPosteriors:
             self._log_w = torch.zeros(u_all, s, k)
             self._log_weight = torch.zeros(u_all, s)
             self._pop = torch.zeros(u_all, s, dtype=torch.long)
+            if self._spread is not None:
+                self._s = torch.zeros(u_all, s)
             y0 = (alpha[:, :-1].log() - alpha[:, -1:].log()).expand(u_all, p, k - 1)
             self._mode = y0.clone()
         width = int(self._count[users].max()) if len(users) else 0
@@ -714,7 +748,10 @@ class NewUserPosteriors:
                 q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
                 pop = _systematic(q_pop, s)
                 log_q = q_pop.gather(1, pop).log()
-                log_target = self._loglik(log_w, pop, rows, level) - math.log(p)
+                factors = None
+                if self._spread is not None:  # from the prior: its density cancels
+                    factors = self._draw_factors(pop)[0]
+                log_target = self._loglik(log_w, pop, rows, level, factors) - math.log(p)
             else:
                 diff, gram = self.pop.terms(*rows[:3])  # (P, uu, n, K)
                 choice = None
@@ -734,8 +771,8 @@ class NewUserPosteriors:
                 self._mode[pos] = mode
                 q_pop = (1 - POP_DEFENSIVE) * torch.softmax(log_ev, -1) + POP_DEFENSIVE / p
                 laplace = _StudentT.from_precision(mode, curvature)
-                log_w, pop, log_target, log_q = self._importance(alpha, rows, level, q_pop,
-                                                                 [laplace])
+                log_w, pop, log_target, log_q, factors = self._importance(
+                    alpha, rows, level, q_pop, [laplace])
                 ess = _kish(torch.softmax(log_target - log_q, -1))
                 low = torch.nonzero(ess < self.min_ess * s).reshape(-1)
                 if len(low):  # adapt: add a t fitted to the weighted draws, sample again
@@ -745,19 +782,30 @@ class NewUserPosteriors:
                     q_low = (1 - POP_DEFENSIVE) * pop_w + POP_DEFENSIVE / p
                     sub = [laplace.subset(low), _StudentT.moments(y, wt)]
                     sub_rows = tuple(r[low] for r in rows)
-                    redo = self._importance(alpha, sub_rows, level[low], q_low, sub)
+                    fitted = None
+                    if factors is not None:  # and a normal fitted to the factors' draws
+                        mean = (wt * factors[low]).sum(1)
+                        sd = (wt * (factors[low] - mean[:, None]).pow(2)).sum(1).sqrt()
+                        fitted = (mean, 1.5 * sd + 1e-3)
+                    redo = self._importance(alpha, sub_rows, level[low], q_low, sub, fitted)
                     better = _kish(torch.softmax(redo[2] - redo[3], -1)) > ess[low]
                     keep = low[better]
-                    for old, new in zip((log_w, pop, log_target, log_q), redo, strict=True):
-                        old[keep] = new[better]
+                    for old, new in zip((log_w, pop, log_target, log_q, factors), redo,
+                                        strict=True):
+                        if old is not None:
+                            old[keep] = new[better]
             self._log_w[pos], self._pop[pos] = log_w, pop
+            if factors is not None:
+                self._s[pos] = factors
             self._log_weight[pos] = log_target - log_q
 
-    def _importance(self, alpha, rows, level, q_pop, proposals):
+    def _importance(self, alpha, rows, level, q_pop, proposals, fitted_factors=None):
         """One importance-sampling pass for a chunk of users: population draws allocated by
         ``q_pop (u, P)`` (systematic sampling), each weight draw from the prior
         (``DEFENSIVE``) or one of the Student-t ``proposals`` (equal shares), and the
-        mixture's density. Returns ``(log_w, pop, log_target, log_q)``."""
+        mixture's density; with ``user_cutpoints`` each draw's cutpoint log factor too
+        (``_draw_factors``, ``fitted_factors``). Returns ``(log_w, pop, log_target, log_q,
+        factors)`` (``factors`` None without ``user_cutpoints``)."""
         uu, s, p = q_pop.shape[0], self.num_samples, self.pop.size
         pop = _systematic(q_pop, s)
         conc = alpha[pop]  # (uu, S, K)
@@ -774,8 +822,12 @@ class NewUserPosteriors:
         log_t = log_t - math.log(len(proposals)) - log_w.sum(-1)  # a density on the simplex
         log_q = q_pop.gather(1, pop).log() + torch.logaddexp(
             math.log(DEFENSIVE) + log_prior, math.log1p(-DEFENSIVE) + log_t)
-        log_target = log_prior + self._loglik(log_w, pop, rows, level) - math.log(p)
-        return log_w, pop, log_target, log_q
+        factors = None
+        if self._spread is not None:
+            factors, f_prior, f_q = self._draw_factors(pop, fitted_factors)
+            log_prior, log_q = log_prior + f_prior, log_q + f_q
+        log_target = log_prior + self._loglik(log_w, pop, rows, level, factors) - math.log(p)
+        return log_w, pop, log_target, log_q, factors
 
     def _log_lik(self, log_w: torch.Tensor) -> torch.Tensor:
         """``log p(answers | w)`` of every user's answers for draws ``log_w (U, S, K)`` of
@@ -848,6 +900,11 @@ class NewUserPosteriors:
         tuple
             ``w (U, num, K)`` and the population draw each belongs to, ``(U, num)``.
         """
+        w, pop, _ = self._resample(num, seed)
+        return w, pop
+
+    def _resample(self, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``draws`` and the importance draw each came from, ``(U, num)``."""
         num = check_int("num", num)
         log_w, weight, _ = self._state()
         u, s = weight.shape
@@ -856,7 +913,7 @@ class NewUserPosteriors:
         points = (torch.arange(num).float() + offset) / num
         idx = torch.searchsorted(weight.cumsum(-1), points.contiguous()).clamp(max=s - 1)
         w = log_w.exp().gather(1, idx.unsqueeze(-1).expand(-1, -1, self.k))
-        return w, self._pop.gather(1, idx)
+        return w, self._pop.gather(1, idx), idx
 
     @torch.no_grad()
     def draw_set_probs(self, user, sets, kind: str = "best_of", num_draws: int = 512,
@@ -918,14 +975,15 @@ class NewUserPosteriors:
         rest = torch.logcumsumexp(ordered.flip(-1), -1).flip(-1)  # log sum over the items left
         return (ordered - rest).sum(-1).exp()
 
-    def _answer_probs(self, logits: torch.Tensor, pop: torch.Tensor, outcomes: bool = False
-                      ) -> torch.Tensor:
+    def _answer_probs(self, logits: torch.Tensor, pop: torch.Tensor, outcomes: bool = False,
+                      factors: torch.Tensor | None = None) -> torch.Tensor:
         """Per draw, ``P(a > b)`` (graded answers: the expected label) of logits ``(U, S,
-        C)`` whose population draws are ``pop (U, S)``; with ``outcomes`` every level's
-        probability ``(U, S, C, L)``."""
+        C)`` whose population draws are ``pop (U, S)`` (and cutpoint log factors ``factors
+        (U, S)``, ``user_cutpoints``); with ``outcomes`` every level's probability ``(U,
+        S, C, L)``."""
         if not outcomes and self.pop.draws.levels == 2:
             return torch.sigmoid(logits)
-        cuts = self._cuts[pop].unsqueeze(-2)  # (U, S, 1, L - 1)
+        cuts = self._user_cuts(pop, factors).unsqueeze(-2)  # (U, S, 1, L - 1)
         return outcome_probs(logits, cuts) if outcomes else expected_score(logits, cuts)
 
     def _probs(self, pos: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
@@ -947,7 +1005,7 @@ class NewUserPosteriors:
             else:
                 probs = self._answer_probs(self.pop.logits(
                     log_w[pp].exp(), self._pop[pp], a[part], b[part], c[part]), self._pop[pp],
-                    outcomes)
+                    outcomes, None if self._s is None else self._s[pp])
             out[part] = torch.einsum("usc...,us->uc...", probs, weight[pp])
         return out
 
@@ -990,10 +1048,13 @@ class NewUserPosteriors:
                              f"{row}; expected two different items (a user cannot compare an "
                              "item with itself)")
         c = self._prompt_rows(prompt, len(a), rows)
-        w, pop = self.draws(num_draws, seed=int(self._count[pos]) if seed is None else seed)
+        w, pop, idx = self._resample(num_draws,
+                                     seed=int(self._count[pos]) if seed is None else seed)
         w, pop = w[pos : pos + 1], pop[pos : pos + 1]  # (1, J, K), (1, J)
+        factors = None if self._s is None else self._s[pos : pos + 1].gather(
+            1, idx[pos : pos + 1])
         return self._answer_probs(self.pop.logits(w, pop, a[None], b[None], c[None]), pop,
-                                  outcomes)[0]
+                                  outcomes, factors)[0]
 
     def predict_proba(self, user, item_a, item_b, prompt=None, *,
                       rows: bool = False) -> np.ndarray:

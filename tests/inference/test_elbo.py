@@ -101,10 +101,11 @@ def _variant(kind: str, point: bool):
     if kind == "pal-b":
         extra = dict(prompt=rng.integers(0, 4, n), prompts=rng.normal(size=(4, 5)))
         cfg.update(prompt_dim=2, prompt_hidden=(6,))
-    elif kind == "graded":
+    elif kind in ("graded", "user-cutpoints", "user-cutpoints-k1"):
         label = rng.integers(0, 5, n) / 4
         extra = dict(levels=5)
-        cfg.update(levels=5)
+        cfg.update(levels=5, user_cutpoints=kind != "graded",
+                   k=1 if kind == "user-cutpoints-k1" else 3)
     elif kind == "choices":
         extra = dict(others=[[int((x + 2) % m), int((x + 3) % m)] if i % 2 else []
                              for i, x in enumerate(a)])
@@ -140,7 +141,7 @@ def _value_and_grads(loss_fn, model, guide, batch, seed):
 
 KINDS = [("pal-a", False), ("pal-a", True), ("pal-b", False), ("pal-b", True),
          ("graded", False), ("choices", False), ("item-effects", False), ("k1", False),
-         ("k1", True)]
+         ("k1", True), ("user-cutpoints", False), ("user-cutpoints-k1", False)]
 
 
 @pytest.mark.parametrize(("kind", "point"), KINDS)
