@@ -172,6 +172,8 @@ def _fit_options(args: argparse.Namespace) -> dict:
             options[name] = value
     if args.item_effects:
         options["item_effects"] = True
+    if args.user_cutpoints:
+        options["user_cutpoints"] = True
     if args.hidden is not None:
         try:
             options["hidden"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
@@ -463,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--levels", type=int, default=2,
                          help="ordered outcomes of an answer: 2 (default) a or b, 3 with ties "
                          "(label 0.5), more graded (label = grade / (levels - 1))")
+    fit_cmd.add_argument("--user-cutpoints", action="store_true",
+                         help="with --levels > 2: each user's own cutpoints (how readily they "
+                         "tie or grade weakly), SVI only")
     fit_cmd.add_argument("--inference", choices=["svi", "map"], default="svi",
                          help="svi: Bayesian (default); map: point estimates")
     fit_cmd.add_argument("--device", help="'auto' (default), 'cpu', 'cuda', 'cuda:1', ...")

@@ -242,6 +242,9 @@ def test_fit_and_evaluate_answers_with_ties(tmp_path, capsys):
     import bayespal
 
     assert bayespal.load(model).levels == 3
+    own = tmp_path / "own.bayespal"
+    assert main(["fit", *common, "--levels", "3", "--user-cutpoints", "--out", str(own)]) == 0
+    assert bayespal.load(own).model_config.user_cutpoints
     assert main(["evaluate", str(model), str(tmp_path / "test.csv"), "--items",
                  str(tmp_path / "items.csv"), "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -196,6 +196,21 @@ def test_files_and_diagnostics_keep_the_scale(tie_truth, tmp_path):
     assert np.isfinite(float(loo(tree)["elpd"]))
 
 
+def test_user_cutpoints_need_a_graded_scale_and_svi():
+    """Users' own cutpoints are refused, by name, for binary answers and for MAP."""
+    syn = synthetic(n_users=20, k=2, n_train=10, n_test=0, n_items=50, seed=0)
+    with pytest.raises(ValueError, match=r"user_cutpoints: got True with levels=2; expected "
+                                         r"answers on more than two levels"):
+        bayespal.fit(syn.data, 2, hidden=(), user_cutpoints=True, epochs=1, progress=False)
+    graded = synthetic(n_users=20, k=2, n_train=10, n_test=0, n_items=50,
+                       cutpoints=TRUE_CUTS, seed=0)
+    with pytest.raises(ValueError, match=r"inference: got 'map' with user_cutpoints=True"):
+        bayespal.fit(graded.data, 2, hidden=(), user_cutpoints=True, inference="map",
+                     epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"cutpoint_spread: got 0.5 with cutpoints=None"):
+        synthetic(n_users=20, n_items=50, cutpoint_spread=0.5)
+
+
 @pytest.fixture(scope="module")
 def user_tie_truth():
     """Users who differ in how readily they say "equal": user i's cutpoints are the
