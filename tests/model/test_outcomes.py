@@ -138,23 +138,29 @@ def test_ties_are_recovered_and_calibrated(tie_truth, weight_recovery):
     assert 0.85 <= inside[mixed].mean() <= 0.95  # measured 0.880 (0.953 without refinement)
 
 
+def _tied_new_user(fit, n: int, p_tie: float, seed: int):
+    """A new user (the population at its posterior mean) after ``n`` random answers, a
+    share ``p_tie`` of them ties: the user, their weights' summary, the answers' per-prototype
+    logit terms ``(n, K)``, the cutpoints, the population concentration and the levels."""
+    nu = NewUser(fit, population="mean", num_samples=16384, seed=1)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 1000, n)
+    b = (a + rng.integers(1, 1000, n)) % 1000
+    label = rng.choice([0.0, 0.5, 1.0], size=n, p=[(1 - p_tie) / 2, p_tie, (1 - p_tie) / 2])
+    nu.observe(a, b, label, rows=True)
+    dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0].double()  # (n, K)
+    return (nu, nu.weights(ci=0.9), dr, nu.pop.draws.cuts()[0].double(),
+            nu.pop.concentration[0].double(), torch.as_tensor(np.rint(label * 2),
+                                                              dtype=torch.long))
+
+
 @pytest.mark.slow
 def test_new_user_with_ties_matches_nuts(tie_truth, matches_nuts):
     """A new user's posterior after 30 answers, a fifth of them ties, equals NUTS on the
     same logits with Pyro's OrderedLogistic (an independent likelihood): mean and 90%
     interval within 0.02."""
     _, _, fit = tie_truth
-    nu = NewUser(fit, population="mean", num_samples=16384, seed=1)
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 1000, 30)
-    b = (a + rng.integers(1, 1000, 30)) % 1000
-    label = rng.choice([0.0, 0.5, 1.0], size=30, p=[0.4, 0.2, 0.4])
-    nu.observe(a, b, label, rows=True)
-    ours = nu.weights(ci=0.9)
-    dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0].double()  # (n, K)
-    cuts = nu.pop.draws.cuts()[0].double()
-    alpha = nu.pop.concentration[0].double()
-    level = torch.as_tensor(np.rint(label * 2), dtype=torch.long)
+    nu, ours, dr, cuts, alpha, level = _tied_new_user(fit, 30, 0.2, 0)
 
     def model():
         w = pyro.sample("w", dist.Dirichlet(alpha))
@@ -287,18 +293,8 @@ def test_new_user_with_own_ties_matches_nuts(user_tie_truth, matches_nuts):
     equals NUTS on the joint model of their weights and cutpoint factor (the factor
     integrated out by the importance draws): mean and 90% interval within 0.02."""
     _, _, own, _ = user_tie_truth
-    nu = NewUser(own, population="mean", num_samples=16384, seed=1)
-    rng = np.random.default_rng(2)
-    a = rng.integers(0, 1000, 40)
-    b = (a + rng.integers(1, 1000, 40)) % 1000
-    label = rng.choice([0.0, 0.5, 1.0], size=40, p=[0.3, 0.4, 0.3])
-    nu.observe(a, b, label, rows=True)
-    ours = nu.weights(ci=0.9)
-    dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0].double()  # (n, K)
-    cuts = nu.pop.draws.cuts()[0].double()
+    nu, ours, dr, cuts, alpha, level = _tied_new_user(own, 40, 0.4, 2)
     sigma = float(nu.pop.draws.cutpoint_spread[0])
-    alpha = nu.pop.concentration[0].double()
-    level = torch.as_tensor(np.rint(label * 2), dtype=torch.long)
 
     def model():
         w = pyro.sample("w", dist.Dirichlet(alpha))
