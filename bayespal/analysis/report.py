@@ -427,8 +427,9 @@ def _new_users(fit, unseen: PreferenceData | None, shots: Sequence[int], n_test:
 def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int = 0
                        ) -> tuple[PreferenceData, float]:
     """People drawn from the fitted population answering random pairs of the fit's items:
-    weights from the population prior ``Dirichlet(alpha)``, answers from the model at its
-    posterior mean (PAL-B: under random training prompts).
+    weights from the population prior ``Dirichlet(alpha)`` (and, with ``user_cutpoints``,
+    cutpoint factors from theirs), answers from the model at its posterior mean (PAL-B:
+    under random training prompts).
 
     Parameters
     ----------
@@ -443,9 +444,10 @@ def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int =
     -------
     tuple
         The comparisons (``PreferenceData``; ``meta["true_prob"]`` holds each one's
-        probability, ``meta["true_weights"]`` each person's weights) and the accuracy of
-        predicting them from the true simulated weights (the expected accuracy of the
-        Bayes-optimal predictor).
+        probability, ``meta["true_weights"]`` each person's weights, with
+        ``user_cutpoints`` ``meta["true_cutpoint_log_scale"]`` their factors) and the
+        accuracy of predicting them from the true simulated weights (the expected accuracy
+        of the Bayes-optimal predictor).
     """
     n_users, n_answers = check_int("n_users", n_users), check_int("n_answers", n_answers)
     table = fit.item_table()
@@ -469,9 +471,13 @@ def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int =
         effects = draws.item_offsets(np.arange(len(table)))
         offset = effects[:, a] - effects[:, b]
     graded = draws.levels > 2
+    # user_cutpoints: each person's own cutpoint factor, from the prior too
+    factors = draws.prior_cutpoint_log_scales((n_users,), torch.Generator().manual_seed(seed))
     q = draws.probs(w.expand(draws.size, -1, -1), draws.features(table.embeddings[a]),
-                    draws.features(table.embeddings[b]), pc, offset=offset,
-                    outcomes=graded).mean(0).cpu().numpy()
+                    draws.features(table.embeddings[b]), pc, offset=offset, outcomes=graded,
+                    cutpoint_log_scale=None if factors is None else
+                    factors[:, torch.as_tensor(user, device=factors.device)]
+                    ).mean(0).cpu().numpy()
     if graded:  # each answer's level drawn from its levels' probabilities
         level = (rng.random(user.size)[:, None] > q.cumsum(1)[:, :-1]).sum(1)
         label, prob = level / (draws.levels - 1), expected_label(q)
@@ -486,6 +492,8 @@ def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int =
                                       levels=draws.levels)
     data.meta["true_prob"] = prob
     data.meta["true_weights"] = weights
+    if factors is not None:
+        data.meta["true_cutpoint_log_scale"] = factors[0].cpu().numpy()
     return data, bayes
 
 

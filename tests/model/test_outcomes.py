@@ -217,6 +217,26 @@ def test_user_cutpoints_need_a_graded_scale_and_svi():
         synthetic(n_users=20, n_items=50, cutpoint_spread=0.5)
 
 
+def test_simulated_people_draw_their_own_cutpoints():
+    """The report's simulated new people (``simulate_new_users``) of a fit with users' own
+    cutpoints draw each person's factor from the fitted prior: who ties more often differs
+    between people, as in the data the fit describes."""
+    from bayespal.analysis.report import simulate_new_users
+
+    syn = synthetic(n_users=40, k=2, n_train=20, n_test=0, n_items=100, sharpness=2.0,
+                    cutpoints=TRUE_CUTS, cutpoint_spread=0.6, seed=0)
+    fit = bayespal.fit(syn.data, 2, hidden=(), user_cutpoints=True, epochs=5,
+                       validation_fraction=0, local_epochs=0, progress=False)
+    with torch.no_grad():  # a wide spread, so the people's factors differ clearly
+        fit.model.log_cutpoint_spread.fill_(np.log(1.5))
+    sim, _ = simulate_new_users(fit, n_users=200, n_answers=30, seed=0)
+    factors = sim.meta["true_cutpoint_log_scale"]
+    assert factors.shape == (200,) and 1.2 < factors.std() < 1.8
+    person = np.array([int(name.split()[1]) for name in sim.user_ids])[sim.user]
+    ties = np.bincount(person, weights=sim.label == 0.5, minlength=200) / 30
+    assert np.corrcoef(factors, ties)[0, 1] > 0.3  # wider cutpoints, more ties
+
+
 @pytest.fixture(scope="module")
 def user_tie_truth():
     """Users who differ in how readily they say "equal": user i's cutpoints are the
