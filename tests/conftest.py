@@ -46,7 +46,8 @@ def fit3(syn3):
 def matches_nuts():
     """``check(ours, model, seed=0)``: NUTS on a Pyro ``model`` with a site ``"w"`` (3000
     draws after 400 warm-up steps), and the new-user posterior ``ours`` (``weights(ci=0.9)``
-    of one user) checked against it: mean and 90% interval within 0.02."""
+    of one user) checked against it: mean and 90% interval within 0.02. Returns NUTS's
+    draws of every site."""
     import pyro
     from pyro.infer import MCMC, NUTS
 
@@ -60,6 +61,7 @@ def matches_nuts():
                                    atol=0.02)
         np.testing.assert_allclose(ours["upper"].values[0], np.quantile(ref, 0.95, 0),
                                    atol=0.02)
+        return {name: v.numpy() for name, v in mcmc.get_samples().items()}
 
     return check
 

@@ -885,6 +885,32 @@ class NewUserPosteriors:
             attrs={"ci": ci},
         )
 
+    def cutpoint_scales(self, ci: float = 0.9) -> xr.Dataset:
+        """Each user's posterior cutpoint factor ``exp(s)`` (``user_cutpoints``: how much
+        more readily than the population they tie or grade weakly), dim ``user``: ``mean``,
+        ``sd`` and the equal-tailed ``ci`` interval (``lower``, ``upper``) of the weighted
+        draws.
+
+        Parameters
+        ----------
+        ci:
+            Mass of the equal-tailed credible interval, in (0, 1).
+        """
+        if not (isinstance(ci, (float, int, np.number)) and 0 < ci < 1):
+            raise ValueError(f"ci: got {ci!r}; expected a number in (0, 1)")
+        if self._spread is None:
+            raise ValueError("user_cutpoints: got a fit without them; expected a fit with "
+                             "user_cutpoints=True (graded answers, each user's own factor)")
+        _, wt, _ = self._state()
+        f = self._s.exp()  # (U, S)
+        mean = (wt * f).sum(1)
+        sd = (wt * (f - mean[:, None]).pow(2)).sum(1).sqrt()
+        lo, hi = (q[:, 0] for q in _weighted_quantiles(f.unsqueeze(-1), wt,
+                                                       ((1 - ci) / 2, (1 + ci) / 2)))
+        return xr.Dataset({"mean": ("user", mean.numpy()), "sd": ("user", sd.numpy()),
+                           "lower": ("user", lo.numpy()), "upper": ("user", hi.numpy())},
+                          coords={"user": np.asarray(self.ids)}, attrs={"ci": ci})
+
     def draws(self, num: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Equally weighted posterior draws by systematic resampling.
 
