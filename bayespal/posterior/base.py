@@ -177,29 +177,25 @@ class Posterior(ABC):
 
     @keeps_global_rng
     @torch.no_grad()
-    def user_cutpoint_draws(self, draws: PopulationDraws, users=None, seed: int | None = None
+    def user_cutpoint_draws(self, draws: PopulationDraws, seed: int | None = None
                             ) -> torch.Tensor | None:
-        """Draws ``(P, U)`` of training users' cutpoint log factors ``s_i`` paired with the
-        population ``draws`` (``user_cutpoints``: user i's cutpoints are the draw's times
-        ``exp(s_i)``); None for a fit without them.
+        """Draws ``(P, U)`` of every training user's cutpoint log factor ``s_i`` paired
+        with the population ``draws`` (``user_cutpoints``: user i's cutpoints are the
+        draw's times ``exp(s_i)``); None for a fit without them.
 
         Parameters
         ----------
         draws:
             Population draws of this fit (``posterior_draws``).
-        users:
-            Ids of training users, in this order (default: all).
         seed:
-            Seeds the draws (default: the fit's seed).
+            Seeds the draws (default: the fit's seed; ``seed + 1`` otherwise, so they are
+            not the population draws' random numbers).
         """
         if not draws.has_user_cutpoints:
             return None
-        pos = (np.arange(len(self.user_ids)) if users is None
-               else self.user_index(np.asarray(users, dtype=object).reshape(-1)))
-        if (pos < 0).any():
-            raise ValueError("users: got users not seen in training; expected training users")
         self._seed(None if seed is None else seed + 1)
-        return self._cutpoint_draws(draws, torch.as_tensor(pos, device=draws.device))
+        pos = torch.arange(len(self.user_ids), device=draws.device)
+        return self._cutpoint_draws(draws, pos)
 
     @keeps_global_rng
     @torch.no_grad()
