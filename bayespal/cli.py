@@ -166,7 +166,7 @@ def _fit_options(args: argparse.Namespace) -> dict:
     """The library options the user gave; the others keep the library's defaults."""
     options = {"inference": args.inference, "seed": args.seed}
     for name in ("pref_dim", "epochs", "batch_size", "validation_fraction", "concentration",
-                 "device"):
+                 "weight_prior", "device"):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
@@ -459,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--concentration", type=float,
                          help="a fixed Dirichlet prior alpha for the users' weights (default: "
                          "learned from the data)")
+    fit_cmd.add_argument("--weight-prior", choices=["mixture", "dirichlet"],
+                         help="the learned population prior of the users' weights: one "
+                         "Dirichlet (default) or a mixture of Dirichlets")
     fit_cmd.add_argument("--item-effects", action="store_true",
                          help="a residual reward per item that its embedding does not explain "
                          "(SVI only)")

@@ -54,7 +54,7 @@ def median_ms(fn, reps: int) -> float:
     return 1000 * float(np.median(times))
 
 
-def nuts(dr: torch.Tensor, y: np.ndarray, alpha: torch.Tensor, seed: int) -> np.ndarray:
+def nuts(dr: torch.Tensor, y: np.ndarray, prior, seed: int) -> np.ndarray:
     import pyro
     import pyro.distributions as dist
     from pyro.infer import MCMC, NUTS
@@ -62,7 +62,7 @@ def nuts(dr: torch.Tensor, y: np.ndarray, alpha: torch.Tensor, seed: int) -> np.
     obs = torch.as_tensor(y, dtype=torch.float32)
 
     def model():
-        w = pyro.sample("w", dist.Dirichlet(alpha))
+        w = pyro.sample("w", prior)
         with pyro.plate("n", len(obs)):
             pyro.sample("y", dist.Bernoulli(logits=dr @ w), obs=obs)
 
@@ -86,7 +86,7 @@ def exactness_rows() -> list[tuple]:
             w_true = torch.as_tensor(rng.dirichlet(np.ones(k)), dtype=torch.float32)
             y = (rng.random(n) < torch.sigmoid(dr @ w_true).numpy()).astype(int)
             ours = nu.observe(a, b, y).weights(ci=0.9)
-            ref = nuts(dr, y, nu.pop.concentration[0], n)
+            ref = nuts(dr, y, nu.pop.draws.weights_prior(0), n)
             err = max(np.abs(ours["mean"].values[0] - ref.mean(0)).max(),
                       np.abs(ours["lower"].values[0] - np.quantile(ref, 0.05, 0)).max(),
                       np.abs(ours["upper"].values[0] - np.quantile(ref, 0.95, 0)).max())

@@ -196,6 +196,26 @@ def test_fit_options_json_and_no_silent_overwrite(files, capsys):
 
 
 @pytest.mark.slow
+def test_fit_weight_prior_option(files, capsys):
+    import bayespal
+
+    base = ["fit", str(files / "train.csv"), "--items", str(files / "items.csv"), "--k", "2",
+            "--epochs", "2", "--validation-fraction", "0", "--device", "cpu", "--quiet"]
+    out = files / "prior.bayespal"
+    assert main([*base, "--weight-prior", "mixture", "--out", str(out)]) == 0
+    fit = bayespal.load(out)
+    assert fit.model_config.weight_prior == "mixture"
+    assert fit.population_prior().sizes["component"] == 5
+    assert main([*base, "--out", str(files / "default.bayespal")]) == 0  # one Dirichlet
+    assert bayespal.load(files / "default.bayespal").population_prior().sizes["component"] == 1
+    capsys.readouterr()
+    bad = files / "bad.bayespal"
+    assert main([*base, "--weight-prior", "mixture", "--concentration", "1.0",
+                 "--out", str(bad)]) == 2
+    assert "weight_prior: got 'mixture'" in capsys.readouterr().err and not bad.exists()
+
+
+@pytest.mark.slow
 def test_fit_k_auto(files, capsys):
     import json
 

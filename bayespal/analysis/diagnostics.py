@@ -19,7 +19,6 @@ from bayespal._version import __version__
 from bayespal.checks import check_table
 from bayespal.data import PreferenceData
 from bayespal.model import PopulationDraws
-from bayespal.model.draws import sample_dirichlet
 from bayespal.model.likelihood import choice_logits
 from bayespal.model.matching import match_prototypes
 from bayespal.model.pal import OrderedOutcome
@@ -86,7 +85,9 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     Groups: ``posterior`` (prototypes, sharpness, PAL-B loadings, weights; real user ids as
     coordinates), ``posterior_predictive`` and ``log_likelihood`` of every comparison's
     label, ``observed_data``, ``constant_data`` (user and item indices, the population
-    concentration), and attrs (bayespal version, both configurations and their hashes, K).
+    prior of the weights: ``prior_proportion`` and ``prior_concentration``, dims
+    ``(component, prototype)``, see ``Posterior.population_prior``), and attrs (bayespal
+    version, both configurations and their hashes, K).
     Where comparisons are grouped into answers (``data.question``: the choices of one
     ranking), ``log_likelihood`` also holds ``answer``, each answer's log-likelihood (the
     sum over its choices, dim ``question``, the data's question ids;
@@ -148,6 +149,7 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
     if posterior.k > 1:
         site["weights"] = weights
     cfg = posterior.model_config
+    prior = posterior.population_prior()
     tree = arviz_base.from_dict(
         {
             "posterior": {name: chained(v) for name, v in site.items()},
@@ -159,7 +161,8 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
                 "user": users.astype(np.int64),
                 "item_a": data.item_a.astype(np.int64),
                 "item_b": data.item_b.astype(np.int64),
-                "concentration": posterior.concentration,
+                "prior_proportion": prior["proportion"].values,
+                "prior_concentration": prior["concentration"].values,
                 **({"prompt": data.prompt.astype(np.int64)} if data.prompt is not None else {}),
                 **({"answer_of": answer_of.astype(np.int64)} if answer_of is not None else {}),
             },
@@ -176,11 +179,13 @@ def to_datatree(posterior, data: PreferenceData | None = None, num_samples: int 
             "user": ["comparison"],
             "item_a": ["comparison"],
             "item_b": ["comparison"],
-            "concentration": ["prototype"],
+            "prior_proportion": ["component"],
+            "prior_concentration": ["component", "prototype"],
         },
         coords={
             "user": np.asarray(posterior.user_ids),
             "prototype": np.arange(posterior.k),
+            "component": prior["component"].values,
             "pref_dim": np.arange(cfg.pref_dim),
             "comparison": np.arange(len(data)),
             **({"question": np.unique(data.question)} if per_answer else {}),
@@ -380,7 +385,7 @@ def heterogeneity_check(posterior, data: PreferenceData | None = None,
     draws = posterior.population_draws(num_samples, seed=seed)
     with torch.no_grad():
         torch.manual_seed(seed)
-        new_users = sample_dirichlet(draws.concentration, (data.n_users,))  # (S, U, K)
+        new_users = draws.sample_weights((data.n_users,))  # (S, U, K)
         logits = _comparison_logits(draws, new_users, data.user, data, posterior)
         if data.others is None:  # P(level >= j), j = 1..L-1 (binary: P(a preferred))
             shift = draws.prior_cutpoint_log_scales((data.n_users,))  # new users' factors

@@ -198,8 +198,7 @@ class PALRewardModel(nn.Module, PyTorchModelHubMixin, library_name="bayespal",
         elif weights is not None:
             w, source = np.asarray(weights, dtype=np.float64), "given weights"
         else:
-            alpha = np.asarray(fit.concentration, dtype=np.float64)
-            w, source = alpha / alpha.sum(), "the population average"
+            w, source = fit.population_prior()["mean"].values, "the population average"
         draws = None
         if quantile is not None:
             draws = _weight_draws(fit, user, weights, new_user, num_draws, seed)
@@ -397,7 +396,7 @@ def _weight_draws(fit: FittedPAL, user, weights, new_user, num: int, seed: int) 
                              f"K = {fit.k}; expected a posterior over the user's weights (SVI, "
                              "K > 1)")
         return rng.dirichlet(np.asarray(conc[0], dtype=np.float64), size=num)
-    return rng.dirichlet(np.asarray(fit.concentration, dtype=np.float64), size=num)
+    return fit.sample_prior_weights(num, rng)
 
 
 def _text(value: Any) -> str:

@@ -455,7 +455,7 @@ def simulate_new_users(fit, n_users: int = 200, n_answers: int = 40, seed: int =
         raise fail("items", f"{len(table)} item", "at least 2 items to simulate comparisons")
     rng = np.random.default_rng(seed)
     draws = fit.population_draws(1, "mean", seed=seed)
-    weights = rng.dirichlet(np.asarray(fit.concentration, dtype=np.float64), size=n_users)
+    weights = fit.sample_prior_weights(n_users, rng)
     user = np.repeat(np.arange(n_users), n_answers)
     a = rng.integers(len(table), size=user.size)
     b = (a + rng.integers(1, len(table), size=user.size)) % len(table)  # never a itself

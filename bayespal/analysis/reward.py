@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 
 from bayespal.checks import check_int, check_table
-from bayespal.model.draws import sample_dirichlet
 from bayespal.posterior import Posterior
 from bayespal.users import NewUserPosteriors
 
@@ -105,7 +104,7 @@ class RewardModel:
                 raise ValueError(f"weights: got {np.asarray(weights).tolist()}; expected "
                                  f"{post.k} non-negative numbers summing to 1")
             return draws, w.expand(draws.size, -1)
-        return draws, sample_dirichlet(draws.concentration, ())
+        return draws, draws.sample_weights(())
 
     def _raw(self, embeddings: np.ndarray) -> torch.Tensor:
         """Uncentred reward draws ``(S, n)``."""

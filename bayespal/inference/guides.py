@@ -229,7 +229,7 @@ class PALGuide(nn.Module):
         Parameters
         ----------
         model:
-            The model holding the maps and the concentration.
+            The model holding the maps and the population prior.
         num_samples:
             Draws (ignored for MAP and mode='mean').
         mode:
@@ -259,9 +259,11 @@ class PALGuide(nn.Module):
         n = len(sharp)
         cuts = None if gaps is None else cutpoints(gaps, self.config.levels)
         scale, spread = model.item_effect_scale, model.cutpoint_spread
+        log_prop, conc = (t.detach() for t in model.prior_components())
         return PopulationDraws(
             prototypes=protos.detach(), sharpness=sharp.detach(),
-            concentration=model.concentration.detach().expand(n, -1).clone(),
+            prior_log_proportions=log_prop.expand(n, -1).clone(),
+            prior_concentrations=conc.expand(n, -1, -1).clone(),
             position_bias=model.position_bias.detach().expand(n).clone(),
             member=torch.zeros(n, dtype=torch.long, device=protos.device),
             mappings=(model.mapping,),
@@ -347,12 +349,12 @@ class PALGuide(nn.Module):
     @torch.no_grad()
     def permute(self, model: PALModel, perm: torch.Tensor) -> None:
         """Reorder the prototypes in place: new prototype ``j`` is old ``perm[j]`` (their
-        loadings, every user's weights and the population concentration with them).
+        loadings, every user's weights and the population prior's concentrations with them).
 
         Parameters
         ----------
         model:
-            The model whose concentration is permuted too.
+            The model whose population prior is permuted too.
         perm:
             A permutation tensor of range(K).
         """
@@ -363,4 +365,5 @@ class PALGuide(nn.Module):
         for name in ("weights_logits", "weights_raw_concentration"):
             if hasattr(self, name):
                 getattr(self, name).copy_(getattr(self, name)[:, perm])
-        model.log_concentration.copy_(model.log_concentration[perm])
+        name = "prior_mean_logits" if model.mixture_prior else "log_concentration"
+        getattr(model, name).copy_(getattr(model, name)[perm])

@@ -11,6 +11,7 @@ import numpy as np
 from bayespal.checks import check_fields, check_int, check_real, fail
 
 METRICS = ("distance", "cosine")
+WEIGHT_PRIORS = ("mixture", "dirichlet")
 
 
 def _widths(name: str, widths: object) -> tuple[int, ...]:
@@ -45,8 +46,19 @@ class ModelConfig:
     sharpness_loc, sharpness_scale:
         The sharpness prior ``beta ~ LogNormal(sharpness_loc, sharpness_scale)``.
     concentration:
-        The population prior of the user weights, ``Dirichlet(concentration * 1_K)``;
-        ``None`` (default) learns a concentration vector by empirical Bayes.
+        A fixed population prior of the user weights, ``Dirichlet(concentration * 1_K)``;
+        ``None`` (default) learns the prior (``weight_prior``).
+    weight_prior:
+        The population prior of the user weights: ``"dirichlet"`` (default: one
+        ``Dirichlet(alpha)``, the vector ``alpha`` learned, or fixed by ``concentration``)
+        or ``"mixture"`` (a mixture of Dirichlets ``sum_c pi_c Dirichlet(s_c K m)`` over a
+        fixed grid of scales ``s_c``, ``bayespal.model.pal.MIXTURE_SCALES``, from sparse,
+        users near one prototype, to dense, users near the mean ``m``; the proportions
+        ``pi`` and the mean ``m`` learned by empirical Bayes, to hold single-type and
+        mixed users at once). The mixture is not the default: measured over five
+        populations (``benchmarks/weight_prior.py``) it covers mixed users better where
+        half the users are single-type, but predicts single-type populations a little
+        worse and fitted one dense population badly.
     prompt_dim:
         PAL-B: width ``q`` of the prompt features ``phi(c)``; ``None`` is PAL-A (prompts, if
         any, are ignored).
@@ -88,6 +100,7 @@ class ModelConfig:
     sharpness_loc: float = 0.0
     sharpness_scale: float = 1.0
     concentration: float | None = None
+    weight_prior: str = "dirichlet"
     prompt_dim: int | None = None
     prompt_hidden: tuple[int, ...] = ()
     loading_scale: float = 1.0
@@ -112,6 +125,11 @@ class ModelConfig:
         if self.concentration is not None:
             put("concentration", check_real("concentration", self.concentration, low=0,
                                             low_open=True))
+        if self.weight_prior not in WEIGHT_PRIORS:
+            raise fail("weight_prior", self.weight_prior, f"one of {WEIGHT_PRIORS}")
+        if self.weight_prior == "mixture" and self.concentration is not None:
+            raise fail("weight_prior", "mixture", "'dirichlet' with a fixed "
+                       f"concentration={self.concentration!r} (a fixed prior is one Dirichlet)")
         if self.prompt_dim is not None:
             put("prompt_dim", check_int("prompt_dim", self.prompt_dim))
         if self.metric not in METRICS:
@@ -150,7 +168,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """The configuration from ``to_dict``'s output; unknown keys are an error."""
-        d = check_fields("model config", d, cls)
+        # files written before the mixture prior existed were fitted with one Dirichlet
+        d = {"weight_prior": "dirichlet", **check_fields("model config", d, cls)}
         for key in ("hidden", "prompt_hidden"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])

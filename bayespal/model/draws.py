@@ -11,10 +11,12 @@ and never look inside a fit's model or guide; its methods call
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 from torch import nn
 
@@ -29,6 +31,7 @@ from bayespal.model.likelihood import (
     point_rewards,
     reward_gap,
 )
+from bayespal.model.pal import weights_distribution
 
 UNKNOWN_USER_DRAWS = 16  # population draws of w per draw for a user the fit does not know
 
@@ -56,8 +59,10 @@ class PopulationDraws:
         ``(P, K, d)``.
     sharpness, position_bias:
         ``(P,)``.
-    concentration:
-        ``(P, K)``: each draw's population prior ``Dirichlet(alpha)``.
+    prior_log_proportions, prior_concentrations:
+        ``(P, C)`` and ``(P, C, K)``: each draw's population prior of the weights, the
+        mixture ``sum_c pi_c Dirichlet(alpha_c)`` (``weights_prior``; ``C = 1``: one
+        Dirichlet).
     member:
         ``(P,)``: which maps (ensemble member) each draw belongs to.
     mappings, prompt_maps:
@@ -83,7 +88,8 @@ class PopulationDraws:
 
     prototypes: torch.Tensor
     sharpness: torch.Tensor
-    concentration: torch.Tensor
+    prior_log_proportions: torch.Tensor
+    prior_concentrations: torch.Tensor
     position_bias: torch.Tensor
     member: torch.Tensor
     mappings: tuple[nn.Module, ...]
@@ -110,7 +116,8 @@ class PopulationDraws:
             values = [getattr(p, name) for p in parts]
             return None if values[0] is None else torch.cat(values)
 
-        return cls(cat("prototypes"), cat("sharpness"), cat("concentration"),
+        return cls(cat("prototypes"), cat("sharpness"), cat("prior_log_proportions"),
+                   cat("prior_concentrations"),
                    cat("position_bias"), torch.cat(member), tuple(maps),
                    tuple(pmaps) if first.prompt_maps is not None else None, first.metric,
                    cat("loadings"), cat("item_effects"), cat("item_effect_scale"),
@@ -192,13 +199,63 @@ class PopulationDraws:
         noise = torch.randn((self.size, *shape), generator=generator, device="cpu")
         return noise.to(self.device) * self.cutpoint_spread.reshape(-1, *([1] * len(shape)))
 
+    def weights_prior(self, row: int | None = None, dtype: torch.dtype | None = None
+                      ) -> dist.Distribution:
+        """The population prior of one user's weights (``bayespal.model.pal.
+        weights_distribution``): each draw's (batch shape ``(P,)``), or draw ``row``'s.
+
+        Parameters
+        ----------
+        row:
+            One draw (None: all).
+        dtype:
+            The distribution's dtype (None: the draws').
+        """
+        log_prop, conc = self.prior_log_proportions, self.prior_concentrations
+        if row is not None:
+            log_prop, conc = log_prop[row], conc[row]
+        if dtype is not None:
+            log_prop, conc = log_prop.to(dtype), conc.to(dtype)
+        return weights_distribution(log_prop, conc)
+
+    def prior_mean_weights(self) -> torch.Tensor:
+        """``(P, K)``: each draw's prior mean of the weights."""
+        conc = self.prior_concentrations
+        mean = conc / conc.sum(-1, keepdim=True)
+        return (self.prior_log_proportions.exp().unsqueeze(-1) * mean).sum(-2)
+
+    def sample_weights(self, shape: tuple[int, ...],
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draws ``(P, *shape, K)`` of users' weights from each draw's population prior,
+        from ``generator`` (torch's global stream if None): a component per user, then its
+        Dirichlet (``sample_dirichlet``; one component: the Dirichlet's draws alone).
+
+        Parameters
+        ----------
+        shape:
+            Draws per population draw.
+        generator:
+            A torch generator (None: the global stream).
+        """
+        conc = self.prior_concentrations
+        p, c, k = conc.shape
+        if c == 1:
+            return sample_dirichlet(conc[:, 0], shape, generator)
+        n = math.prod(shape)
+        comp = torch.multinomial(self.prior_log_proportions.exp().cpu(), n, replacement=True,
+                                 generator=generator).to(conc.device)  # (P, n)
+        alpha = conc.gather(1, comp[..., None].expand(p, n, k))  # (P, n, K)
+        g = torch._standard_gamma(alpha.cpu(), generator=generator).to(conc.device)
+        return (g / g.sum(-1, keepdim=True).clamp_min(1e-30)).reshape(p, *shape, k)
+
     def _map(self, fn) -> PopulationDraws:
         """The draws with ``fn`` applied to every per-draw tensor (the maps are kept)."""
         def opt(t):
             return None if t is None else fn(t)
 
         return replace(self, prototypes=fn(self.prototypes), sharpness=fn(self.sharpness),
-                       concentration=fn(self.concentration),
+                       prior_log_proportions=fn(self.prior_log_proportions),
+                       prior_concentrations=fn(self.prior_concentrations),
                        position_bias=fn(self.position_bias), member=fn(self.member),
                        loadings=opt(self.loadings), item_effects=opt(self.item_effects),
                        item_effect_scale=opt(self.item_effect_scale),
@@ -436,7 +493,7 @@ class PopulationDraws:
             known = torch.full((n,), weights is not None, device=diff.device)
         if bool(known.all()):
             return probs
-        w0 = sample_dirichlet(self.concentration, (UNKNOWN_USER_DRAWS, n), generator)
+        w0 = self.sample_weights((UNKNOWN_USER_DRAWS, n), generator)
         pop = score(w0, 1, self.prior_cutpoint_log_scales((UNKNOWN_USER_DRAWS, n),
                                                           generator)).mean(1)
         if probs is None:
@@ -643,7 +700,6 @@ class BoundPopulation:
         self.draws, self.item_features, self.prompt_features = draws, item_features, prompt_features
         self.item_offsets = item_offsets
         self.k, self.size, self.metric = draws.k, draws.size, draws.metric
-        self.concentration = draws.concentration
         self.n_items = item_features.shape[-2]
         self.n_prompts = 0 if prompt_features is None else prompt_features.shape[-2]
 

@@ -79,10 +79,42 @@ class Posterior(ABC):
     def sharpness(self) -> tuple[float, float]:
         """Posterior mean and sd of the sharpness ``beta``."""
 
-    @property
     @abstractmethod
-    def concentration(self) -> np.ndarray:
-        """The population's Dirichlet concentration ``alpha`` ``(K,)``."""
+    def _prior_components(self) -> tuple[np.ndarray, np.ndarray]:
+        """The weights' population prior: ``(proportions (C,), concentrations (C, K))``."""
+
+    def population_prior(self) -> xr.Dataset:
+        """The population prior of the user weights, which is also a new user's prior: the
+        mixture ``sum_c proportion_c Dirichlet(concentration_c)``, dims ``(component,
+        prototype)``; one component for a single Dirichlet (``ModelConfig.weight_prior``).
+        Its mean weights are the ``mean`` variable (dims ``prototype``)."""
+        prop, conc = self._prior_components()
+        mean = (prop[:, None] * conc / conc.sum(-1, keepdims=True)).sum(0)
+        return xr.Dataset(
+            {"proportion": ("component", prop), "concentration": (("component", "prototype"),
+                                                                   conc),
+             "mean": ("prototype", mean)},
+            coords={"component": np.arange(len(prop)), "prototype": np.arange(self.k)},
+            attrs={"weight_prior": self.model_config.weight_prior})
+
+    def sample_prior_weights(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws ``(n, K)`` of a user's weights from the population prior.
+
+        Parameters
+        ----------
+        n:
+            How many users.
+        rng:
+            A numpy generator.
+        """
+        prop, conc = self._prior_components()
+        prop = np.asarray(prop, dtype=np.float64)
+        conc = np.asarray(conc, dtype=np.float64)
+        if len(prop) == 1:
+            return rng.dirichlet(conc[0], size=n)
+        comp = rng.choice(len(prop), size=n, p=prop / prop.sum())
+        g = rng.standard_gamma(conc[comp])
+        return g / g.sum(-1, keepdims=True)
 
     @property
     @abstractmethod

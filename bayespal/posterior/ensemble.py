@@ -106,10 +106,13 @@ class EnsemblePAL(Posterior):
         """Each member's loss (negative ELBO per comparison), by epoch."""
         return [m.loss_history for m in self.members]
 
-    @property
-    def concentration(self) -> np.ndarray:
-        """The members' (aligned) population concentrations, averaged."""
-        return np.mean([m.concentration for m in self.members], axis=0)
+    def _prior_components(self) -> tuple[np.ndarray, np.ndarray]:
+        """The members' (aligned) priors pooled: each member's components, its proportions
+        divided by the number of members (the prior of a user drawn from the pooled
+        population draws)."""
+        parts = [m._prior_components() for m in self.members]
+        return (np.concatenate([p for p, _ in parts]) / len(parts),
+                np.concatenate([c for _, c in parts]))
 
     # -- draws -------------------------------------------------------------------------
     def _population(self, num_samples: int, mode: str) -> PopulationDraws:

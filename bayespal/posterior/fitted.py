@@ -80,9 +80,9 @@ class FittedPAL(Posterior):
     def prompt_embed_dim(self) -> int | None:
         return self.model.prompt_embed_dim
 
-    @property
-    def concentration(self) -> np.ndarray:
-        return self.model.concentration.detach().cpu().numpy()
+    def _prior_components(self) -> tuple[np.ndarray, np.ndarray]:
+        log_prop, conc = self.model.prior_components()
+        return log_prop.detach().exp().cpu().numpy(), conc.detach().cpu().numpy()
 
     def _population(self, num_samples: int, mode: str) -> PopulationDraws:
         return self.guide.population_draws(self.model, num_samples, mode)

@@ -72,9 +72,9 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
     PAL-A or, with ``prompt_dim``, prompt-conditioned PAL-B) is fitted
     (``TrainConfig``) by minibatched stochastic variational inference: the
     ELBO of a mean-field posterior over prototypes, loadings, sharpness and every user's
-    weights, with the maps (and a learned population concentration) as point estimates,
-    optimised by AdamW; ``inference="map"`` gives point estimates everywhere instead (the
-    reference PAL).
+    weights, with the maps (and the learned population prior of the weights) as point
+    estimates, optimised by AdamW; ``inference="map"`` gives point estimates everywhere
+    instead (the reference PAL).
 
     By default the fit tunes itself (``bayespal.inference.tuning``): 10% of every user's
     comparisons are held out, their log-loss lowers the learning rate on each plateau

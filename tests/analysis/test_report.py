@@ -90,9 +90,9 @@ def test_simulated_people_answer_as_the_model_says(setup):
     # the answers are draws of the model's probabilities: calibrated by construction
     assert expected_calibration_error(prob, data.label) < 0.03
     assert bayes == pytest.approx(np.maximum(prob, 1 - prob).mean())
-    # the people's weights come from the population prior: their mean is alpha / sum(alpha)
-    alpha = fit.concentration
-    assert np.abs(data.meta["true_weights"].mean(0) - alpha / alpha.sum()).max() < 0.05
+    # the people's weights come from the population prior: their mean is the prior's
+    mean = fit.population_prior()["mean"].values
+    assert np.abs(data.meta["true_weights"].mean(0) - mean).max() < 0.05
     again, _ = simulate_new_users(fit, n_users=300, n_answers=30, seed=3)
     assert (again.label == data.label).all()
 

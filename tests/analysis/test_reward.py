@@ -49,8 +49,8 @@ def test_fixed_weights_give_one_prototypes_reward(fitted):
     pop_mean, pop_sd = RewardModel(fit, num_samples=4000).reward(items)
     assert pop_sd.mean() > RewardModel(fit, weights=[1, 0, 0], num_samples=500).reward(items)[1].mean()
     # the reward is linear in w: the population's mean reward is that of its mean weights
-    alpha = fit.concentration
-    at_mean, _ = RewardModel(fit, weights=alpha / alpha.sum(), num_samples=4000).reward(items)
+    mean = fit.population_prior()["mean"].values
+    at_mean, _ = RewardModel(fit, weights=mean / mean.sum(), num_samples=4000).reward(items)
     np.testing.assert_allclose(pop_mean, at_mean, atol=0.05 * np.abs(at_mean).max())
 
 

@@ -114,6 +114,8 @@ def _variant(kind: str, point: bool):
         cfg.update(item_effects=True)
     elif kind == "k1":
         cfg.update(k=1)
+    elif kind == "mixture-prior":  # the weights' prior a mixture of Dirichlets
+        cfg.update(weight_prior="mixture")
     d = PreferenceData.from_arrays(user, a, b, label, rng.normal(size=(m, 5)), **extra)
     mc = ModelConfig(**cfg)
     torch.manual_seed(0)
@@ -141,7 +143,8 @@ def _value_and_grads(loss_fn, model, guide, batch, seed):
 
 KINDS = [("pal-a", False), ("pal-a", True), ("pal-b", False), ("pal-b", True),
          ("graded", False), ("choices", False), ("item-effects", False), ("k1", False),
-         ("k1", True), ("user-cutpoints", False), ("user-cutpoints-k1", False)]
+         ("k1", True), ("user-cutpoints", False), ("user-cutpoints-k1", False),
+         ("mixture-prior", False), ("mixture-prior", True)]
 
 
 @pytest.mark.parametrize(("kind", "point"), KINDS)

@@ -247,10 +247,10 @@ def test_new_user_rankings_match_nuts(ranking_truth, matches_nuts):
                 stage_sets.append(left + [-1] * (4 - len(left)))
                 chosen.append(left.index(items[i]))
     sets_t, chosen_t = torch.tensor(stage_sets), torch.tensor(chosen)
-    alpha = nu.pop.concentration[0].double()
+    prior = nu.pop.draws.weights_prior(0, torch.float64)
 
     def model():
-        w = pyro.sample("w", dist.Dirichlet(alpha))
+        w = pyro.sample("w", prior)
         u = (w @ reward)[sets_t.clamp(min=0)].masked_fill(sets_t < 0, float("-inf"))
         with pyro.plate("choices", len(chosen_t)):
             pyro.sample("y", dist.Categorical(logits=u), obs=chosen_t)

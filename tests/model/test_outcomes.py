@@ -141,7 +141,8 @@ def test_ties_are_recovered_and_calibrated(tie_truth, weight_recovery):
 def _tied_new_user(fit, n: int, p_tie: float, seed: int):
     """A new user (the population at its posterior mean) after ``n`` random answers, a
     share ``p_tie`` of them ties: the user, their weights' summary, the answers' per-prototype
-    logit terms ``(n, K)``, the cutpoints, the population concentration and the levels."""
+    logit terms ``(n, K)``, the cutpoints, the population prior of the weights and the
+    levels."""
     nu = NewUser(fit, population="mean", num_samples=16384, seed=1)
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 1000, n)
@@ -150,7 +151,7 @@ def _tied_new_user(fit, n: int, p_tie: float, seed: int):
     nu.observe(a, b, label, rows=True)
     dr = nu.pop.terms(torch.as_tensor(a), torch.as_tensor(b))[0][0].double()  # (n, K)
     return (nu, nu.weights(ci=0.9), dr, nu.pop.draws.cuts()[0].double(),
-            nu.pop.concentration[0].double(), torch.as_tensor(np.rint(label * 2),
+            nu.pop.draws.weights_prior(0, torch.float64), torch.as_tensor(np.rint(label * 2),
                                                               dtype=torch.long))
 
 
@@ -160,10 +161,10 @@ def test_new_user_with_ties_matches_nuts(tie_truth, matches_nuts):
     same logits with Pyro's OrderedLogistic (an independent likelihood): mean and 90%
     interval within 0.02."""
     _, _, fit = tie_truth
-    nu, ours, dr, cuts, alpha, level = _tied_new_user(fit, 30, 0.2, 0)
+    nu, ours, dr, cuts, prior, level = _tied_new_user(fit, 30, 0.2, 0)
 
     def model():
-        w = pyro.sample("w", dist.Dirichlet(alpha))
+        w = pyro.sample("w", prior)
         with pyro.plate("n", len(level)):
             pyro.sample("y", dist.OrderedLogistic(dr @ w, cuts), obs=level)
 
@@ -315,11 +316,11 @@ def test_new_user_with_own_ties_matches_nuts(user_tie_truth, matches_nuts):
     user's cutpoint factor exp(s) within 5% (measured: mean 2.394 vs NUTS 2.381, 90%
     interval [1.616, 3.276] vs [1.572, 3.295])."""
     _, _, own, _ = user_tie_truth
-    nu, ours, dr, cuts, alpha, level = _tied_new_user(own, 40, 0.4, 2)
+    nu, ours, dr, cuts, prior, level = _tied_new_user(own, 40, 0.4, 2)
     sigma = float(nu.pop.draws.cutpoint_spread[0])
 
     def model():
-        w = pyro.sample("w", dist.Dirichlet(alpha))
+        w = pyro.sample("w", prior)
         s = pyro.sample("s", dist.Normal(torch.tensor(0.0, dtype=torch.float64), sigma))
         with pyro.plate("n", len(level)):
             pyro.sample("y", dist.OrderedLogistic(dr @ w, cuts * s.exp()), obs=level)

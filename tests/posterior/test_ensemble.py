@@ -143,7 +143,7 @@ def test_pooled_new_user_posterior_is_the_evidence_weighted_mixture(syn, ens):
         pop = member.population_draws(21, seed=0).bind(member.items.embeddings)
         diff, _ = pop.terms(torch.as_tensor(a), torch.as_tensor(b))  # (P, n, K)
         qdiff, _ = pop.terms(torch.as_tensor(qa), torch.as_tensor(qb))  # (P, c, K)
-        w = torch.distributions.Dirichlet(pop.concentration).sample((4000,)).transpose(0, 1)
+        w = pop.draws.sample_weights((4000,))  # (P, 4000, K) from each draw's prior
         lik = torch.nn.functional.logsigmoid(
             sign * torch.einsum("pnk,pik->pni", w, diff)).sum(-1).exp()  # (P, N)
         pred = torch.sigmoid(torch.einsum("pnk,pck->pnc", w, qdiff))

@@ -23,8 +23,7 @@ def grid_expected_entropy_reduction(nu: NewUser, a: int, b: int, answers) -> flo
     """EIG = H[w] - E_y H[w | y] on a fine grid of w_1 (K = 2), exact up to the grid."""
     grid = torch.linspace(1e-4, 1 - 1e-4, 20001, dtype=torch.float64)
     w = torch.stack([grid, 1 - grid], -1)
-    alpha = nu.pop.concentration[0].double()
-    logp = ((alpha - 1) * w.log()).sum(-1)
+    logp = nu.pop.draws.weights_prior(0, torch.float64).log_prob(w)
     for (ia, ib, y) in answers:
         dr = nu.pop.terms(torch.tensor([ia]), torch.tensor([ib]))[0][0, 0].double()
         logp = logp + torch.nn.functional.logsigmoid((2 * y - 1) * (w @ dr))

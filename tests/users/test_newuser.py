@@ -28,12 +28,13 @@ def small_fit(request):
     return bayespal.fit(syn.data, k=k, pref_dim=4, epochs=40, seed=0, progress=False)
 
 
-def nuts_weights(dr: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor, seed: int,
+def nuts_weights(dr: torch.Tensor, y: torch.Tensor, prior: dist.Distribution, seed: int,
                  num_samples: int = 3000, warmup: int = 400) -> np.ndarray:
-    """Reference posterior of w by Pyro's NUTS: w ~ Dir(alpha), y ~ Bern(sigmoid(w . dr))."""
+    """Reference posterior of w by Pyro's NUTS: w ~ prior (the population's), y ~
+    Bern(sigmoid(w . dr))."""
 
     def model():
-        w = pyro.sample("w", dist.Dirichlet(alpha))
+        w = pyro.sample("w", prior)
         with pyro.plate("n", len(y)):
             pyro.sample("y", dist.Bernoulli(logits=dr @ w), obs=y)
 
@@ -43,13 +44,14 @@ def nuts_weights(dr: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor, seed: i
     return mcmc.get_samples()["w"].numpy()
 
 
-def exact_by_prior_sampling(dr: torch.Tensor, y: np.ndarray, alpha: torch.Tensor) -> tuple:
+def exact_by_prior_sampling(dr: torch.Tensor, y: np.ndarray, prior: dist.Distribution
+                            ) -> tuple:
     """Brute force: 2M prior draws weighted by the likelihood. Exact up to a Monte Carlo
     error set by its ESS (returned last), which is huge unless the answers are very
     informative."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        w = torch.distributions.Dirichlet(alpha.double()).sample((2_000_000,))
+        w = prior.sample((2_000_000,)).double()
     sign = torch.as_tensor(2 * y - 1).double()
     ll = torch.cat([torch.nn.functional.logsigmoid(sign * (part @ dr.double().T)).sum(-1)
                     for part in w.split(100_000)])  # chunks: (draws x answers) stays small
@@ -87,10 +89,10 @@ def test_posterior_matches_the_exact_posterior(small_fit, n):
     a, b, y, dr = _answers(nu, k, n)
     nu.observe(a, b, y)
     ours = nu.weights(ci=0.9)
-    mean, lower, upper, ess = exact_by_prior_sampling(dr, y, nu.pop.concentration[0])
+    mean, lower, upper, ess = exact_by_prior_sampling(dr, y, nu.pop.draws.weights_prior(0))
     print(f"K={k}, n={n}: brute-force ESS {ess:.0f}")
     if ess < 1e5:
-        ref = nuts_weights(dr, torch.as_tensor(y, dtype=torch.float32), nu.pop.concentration[0], n)
+        ref = nuts_weights(dr, torch.as_tensor(y, dtype=torch.float32), nu.pop.draws.weights_prior(0), n)
         mean, lower, upper = ref.mean(0), np.quantile(ref, 0.05, 0), np.quantile(ref, 0.95, 0)
     np.testing.assert_allclose(ours["mean"].values[0], mean, atol=0.02)
     np.testing.assert_allclose(ours["lower"].values[0], lower, atol=0.02)
@@ -113,9 +115,9 @@ def test_informative_posterior_matches_nuts(fit4):
     a, b, _, dr = _answers(nu, k, n)
     truth = torch.full((k,), 1.0 / k) + torch.linspace(-0.1, 0.1, k)
     y = (dr @ truth > 0).numpy().astype(int)
-    _, _, _, ess = exact_by_prior_sampling(dr, y, nu.pop.concentration[0])
+    _, _, _, ess = exact_by_prior_sampling(dr, y, nu.pop.draws.weights_prior(0))
     ours = nu.observe(a, b, y).weights(ci=0.9)
-    ref = nuts_weights(dr, torch.as_tensor(y, dtype=torch.float32), nu.pop.concentration[0], 7,
+    ref = nuts_weights(dr, torch.as_tensor(y, dtype=torch.float32), nu.pop.draws.weights_prior(0), 7,
                        num_samples=600, warmup=200)  # near-Gaussian: NUTS mixes fast
     print(f"K={k}: brute-force ESS {ess:.0f}, ours ESS {ours['ess'].values[0]:.0f}, "
           f"sd {ours['sd'].values[0]}")
@@ -169,8 +171,8 @@ def test_low_ess_warns_exactly_when_below_the_floor(small_fit):
 
 def test_zero_answers_is_the_prior_predictive(small_fit):
     nu = NewUser(small_fit, num_samples=8192)
-    alpha = nu.pop.concentration[0].numpy()
-    np.testing.assert_allclose(nu.weights()["mean"].values[0], alpha / alpha.sum(), atol=0.02)
+    mean = nu.pop.draws.prior_mean_weights()[0].numpy()
+    np.testing.assert_allclose(nu.weights()["mean"].values[0], mean, atol=0.02)
     # The prior predictive equals fit.predict_proba for a user the fit has never seen.
     a, b = np.arange(0, 20), np.arange(20, 40)
     p_new = nu.predict_proba(a, b)
