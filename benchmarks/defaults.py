@@ -47,7 +47,8 @@ OLD = dict(hidden=(64,), lr=0.01, lr_schedule="cosine", epochs=200, lr_final_fac
 UNSEEN_TEST = 40
 # candidates for calibration through the model, measured beside the defaults
 SETTINGS = {"0.2 defaults": OLD, "defaults": {}, "no local refinement": {"local_epochs": 0},
-            "item effects": {"item_effects": True}}
+            "item effects": {"item_effects": True},
+            "mixture prior": {"weight_prior": "mixture"}}
 GRID = [dict(OLD, hidden=h, lr=lr) for h in ((16,), (64,), (64, 64)) for lr in (0.01, 0.03)]
 
 
