@@ -97,6 +97,17 @@ class Posterior(ABC):
             coords={"component": np.arange(len(prop)), "prototype": np.arange(self.k)},
             attrs={"weight_prior": self.model_config.weight_prior})
 
+    @property
+    def concentration(self) -> np.ndarray:
+        """The population's Dirichlet concentration ``alpha`` ``(K,)`` (an ensemble: its
+        members' averaged), for ``weight_prior="dirichlet"``; a mixture prior has no one
+        ``alpha`` (``population_prior`` describes every prior)."""
+        if self.model_config.weight_prior != "dirichlet":
+            raise ValueError(f"concentration: got a fit with weight_prior="
+                             f"{self.model_config.weight_prior!r}; expected 'dirichlet' (a "
+                             "mixture has a concentration per component: population_prior())")
+        return self._prior_components()[1].mean(0)
+
     def sample_prior_weights(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` draws ``(n, K)`` of a user's weights from the population prior.
 

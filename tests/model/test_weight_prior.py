@@ -70,6 +70,9 @@ def test_mixed_and_single_users_at_once(half, weight_recovery):
     syn, test, fit = half
     prior = fit.population_prior()
     assert prior.sizes["component"] == len(MIXTURE_SCALES)
+    with pytest.raises(ValueError, match=r"concentration: got a fit with weight_prior="
+                                         r"'mixture'.*population_prior"):
+        _ = fit.concentration
     assert prior["proportion"].sum() == pytest.approx(1, abs=1e-5)
     inside, _ = weight_recovery(fit, syn)
     cover = inside[syn.group < 0].mean()

@@ -152,3 +152,17 @@ def test_pooled_new_user_posterior_is_the_evidence_weighted_mixture(syn, ens):
     brute = (num / den).numpy()
     pooled = NewUser(ens, num_samples=8192).observe(a, b, y).predict_proba(qa, qb)
     np.testing.assert_allclose(pooled, brute, atol=0.02)
+
+
+def test_pooled_population_prior(ens):
+    """The ensemble's prior is its members' pooled (the prior of a user drawn from the pooled
+    population draws): each member's components at 1/M of their proportion."""
+    prior = ens.population_prior()
+    m = len(ens.members)
+    assert prior.sizes["component"] == m
+    np.testing.assert_allclose(prior["proportion"].values, np.full(m, 1 / m), rtol=1e-6)
+    np.testing.assert_allclose(ens.concentration, np.mean([f.concentration for f in ens.members],
+                                                         axis=0), rtol=1e-6)
+    np.testing.assert_allclose(prior["mean"].values,
+                               np.mean([f.population_prior()["mean"].values
+                                        for f in ens.members], axis=0), rtol=1e-5)

@@ -129,6 +129,7 @@ def test_a_format_1_file_from_bayespal_0_1_still_loads(tmp_path):
     assert fit.model_config.weight_prior == "dirichlet"  # the prior it was fitted with
     np.testing.assert_allclose(fit.population_prior()["concentration"].values[0],
                                expected["concentration"], rtol=1e-6)
+    np.testing.assert_allclose(fit.concentration, expected["concentration"], rtol=1e-6)
     np.testing.assert_allclose(fit.user_weights()["mean"].values, expected["weights"], rtol=1e-5)
     p = fit.predict_proba(user=expected["user"], item_a=expected["item_a"],
                           item_b=expected["item_b"], num_samples=2000, seed=1)
