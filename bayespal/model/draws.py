@@ -220,9 +220,7 @@ class PopulationDraws:
 
     def prior_mean_weights(self) -> torch.Tensor:
         """``(P, K)``: each draw's prior mean of the weights."""
-        conc = self.prior_concentrations
-        mean = conc / conc.sum(-1, keepdim=True)
-        return (self.prior_log_proportions.exp().unsqueeze(-1) * mean).sum(-2)
+        return self.weights_prior().mean
 
     def sample_weights(self, shape: tuple[int, ...],
                        generator: torch.Generator | None = None) -> torch.Tensor:

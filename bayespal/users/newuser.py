@@ -4,7 +4,8 @@ The population (mapping ``f``, prototypes ``P``, sharpness ``beta``, the weights
 stays fixed; only a new user's mixture weights ``w`` are inferred. Because the
 PAL-A logit is linear in ``w`` (``logit = beta * w . (r(a) - r(b))``), this is a
 K-dimensional Bayesian logistic regression on the simplex with the population prior
-(``Dirichlet(alpha)``, or by default a mixture of Dirichlets ``sum_c pi_c Dirichlet(alpha_c)``).
+(``Dirichlet(alpha)`` by default, or with ``weight_prior="mixture"`` a mixture of Dirichlets
+``sum_c pi_c Dirichlet(alpha_c)``).
 PAL-B is the same with each answer's prompt-dependent rewards (pass its ``prompt``); with
 the cosine score the logit is ``w . d / sqrt(w^T G w)`` and the sampler is unchanged.
 
@@ -128,8 +129,9 @@ def _chol_pd(a: torch.Tensor, floor: float) -> torch.Tensor:
 
 
 class _DirichletProposal:
-    """A sparse prior component ``Dirichlet(alpha)`` (``alpha (P, K)``, per population draw)
-    as a proposal in log-ratio coordinates, with ``_StudentT``'s interface. Under a sparse
+    """A Dirichlet proposal in log-ratio coordinates, with ``_StudentT``'s interface: a
+    sparse prior component (``alpha (P, K)``, per population draw) or one fitted per user
+    (``moments``, ``alpha (U, K)``). Under a sparse
     component (``alpha_k < 1``) the posterior of a user with few answers keeps the prior's
     heavy tails towards the simplex's corners (in ``y``: tails like ``exp(-alpha |y|)``),
     which a Laplace approximation does not reach."""
@@ -791,14 +793,16 @@ class NewUserPosteriors:
         Monte Carlo error). With a mixture prior, each of its components with a share of
         at least ``PROPOSAL_SHARE`` gets its own Laplace approximations, the evidence summed
         over them, and a sparse one (``alpha_k < 1`` on average) also itself as a proposal
-        (``_DirichletProposal``), in equal shares of the non-prior draws; the target is the
-        whole prior."""
+        (``_DirichletProposal``); the non-prior draws are shared among the proposals by each
+        component's Laplace posterior probability (``PROPOSAL_FLOOR`` of them evenly), and
+        the adaptive pass shares them by where the weighted draws came from. The target is
+        the whole prior."""
         u_all, s, k, p = len(self.ids), self.num_samples, self.k, self.pop.size
         draws = self.pop.draws
         log_prop = draws.prior_log_proportions  # (P, C)
         order = torch.argsort(log_prop.exp().amax(0), descending=True)
+        # the largest component always qualifies (its share is at least 1 / C)
         comps = [int(c) for c in order if float(log_prop[:, c].exp().max()) >= PROPOSAL_SHARE]
-        comps = comps or [int(order[0])]
         alphas = [draws.prior_concentrations[:, c] for c in comps]  # each (P, K)
         mixture = log_prop.shape[1] > 1
         if self._log_w is None:
