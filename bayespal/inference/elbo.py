@@ -32,7 +32,8 @@ from bayespal.model import Batch, PALModel
 
 
 def site_elbo_loss(model: PALModel, guide: PALGuide, batch: Batch,
-                   num_particles: int = 1) -> torch.Tensor:
+                   num_particles: int = 1, data_scale: float = 1.0,
+                   n_comparisons: int | None = None) -> torch.Tensor:
     """Negative ELBO estimate (differentiable), site by site without Pyro's tracing.
 
     Parameters
@@ -44,13 +45,21 @@ def site_elbo_loss(model: PALModel, guide: PALGuide, batch: Batch,
         with ``user_scale=None``, all comparisons under the plain generative model.
     num_particles:
         Draws averaged.
+    data_scale:
+        A factor on the data terms (the users' terms and the answers), the global sites'
+        terms as they are: a rank's loss in a users-sharded fit
+        (``bayespal.inference.distributed.ShardLoss``).
+    n_comparisons:
+        The comparisons the minibatch is drawn from (None: ``model.n_comparisons``; a
+        rank's share in a users-sharded fit).
     """
     minibatch = batch.user_scale is not None
     if minibatch and batch.index is None:
         raise ValueError("batch.index: got None with user_scale set; expected the "
                          "minibatch's comparison ids")
     n_batch = len(batch.user)
-    label_scale = model.n_comparisons / n_batch if minibatch else 1.0
+    n_total = model.n_comparisons if n_comparisons is None else n_comparisons
+    label_scale = data_scale * (n_total / n_batch if minibatch else 1.0)
     total: torch.Tensor | float = 0.0
     for _ in range(num_particles):
         priors = model.population_priors()
@@ -65,10 +74,11 @@ def site_elbo_loss(model: PALModel, guide: PALGuide, batch: Batch,
             drawn = q.rsample()
             user_terms = q.log_prob(drawn) - user_priors[name].log_prob(drawn)
             if minibatch:
-                loss = loss + (user_terms * batch.user_scale).sum() * (guide.n_users / n_batch)
+                loss = loss + (user_terms * batch.user_scale).sum() * (
+                    data_scale * guide.n_users / n_batch)
                 local[name] = drawn
             else:
-                loss = loss + user_terms.sum()
+                loss = loss + user_terms.sum() * data_scale
                 local[name] = drawn.index_select(-2 if name == "weights" else -1, batch.user)
         weights = local.get("weights")
         if weights is None:  # one prototype

@@ -10,6 +10,7 @@ estimates in both (they live in the model).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -98,10 +99,65 @@ class PALGuide(nn.Module):
         concentrations, and their cutpoint factors' location and scale; MAP: their weights'
         logits): what the local refinement after a fit optimises with everything else held
         fixed."""
-        local = [self.weights_logits if self.point else self.weights_raw_concentration]
+        return [getattr(self, n) for n in self.local_names()]
+
+    def local_names(self) -> list[str]:
+        """The names of ``local_parameters()``, in that order."""
+        names = ["weights_logits" if self.point else "weights_raw_concentration"]
         if self.config.user_cutpoints:
-            local += [self.cutpoint_log_scale_loc, self.cutpoint_log_scale_raw_scale]
-        return local
+            names += ["cutpoint_log_scale_loc", "cutpoint_log_scale_raw_scale"]
+        return names
+
+    def unused_parameter_names(self) -> list[str]:
+        """Parameters this guide never reads: MAP's variational scales (a point mass has
+        none), and every user's weights when ``K = 1`` (one prototype: weight 1)."""
+        unused = []
+        if self.point:
+            unused = [n for n, _ in self.named_parameters() if n.endswith("raw_scale")]
+        if self.config.k == 1:
+            unused.append(self.local_names()[0])
+        return unused
+
+    def restricted(self, users: torch.Tensor | np.ndarray) -> PALGuide:
+        """A copy holding only the users at positions ``users`` (in that order) and every
+        global parameter as it is: one rank's share in a users-sharded fit.
+
+        Parameters
+        ----------
+        users:
+            User positions.
+        """
+        users = torch.as_tensor(np.asarray(users), dtype=torch.long,
+                                device=self.prototypes_loc.device)
+        return self.with_users({n: getattr(self, n).detach()[users]
+                                for n in self.local_names()})
+
+    def with_users(self, local: dict[str, torch.Tensor]) -> PALGuide:
+        """A copy whose users' parameters are ``local`` (by name, ``local_names()``; any
+        number of users) and whose global parameters are this guide's.
+
+        Parameters
+        ----------
+        local:
+            Every user parameter's new values, rows = users.
+        """
+        names = self.local_names()
+        if sorted(local) != sorted(names):
+            raise ValueError(f"local: got {sorted(local)}; expected {sorted(names)}")
+        sizes = {len(v) for v in local.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"local: got rows {sorted(sizes)}; expected one number of users")
+        saved = {n: self._parameters.pop(n) for n in names}
+        try:
+            new = copy.deepcopy(self)  # the global parameters only
+        finally:
+            self._parameters.update(saved)
+        for n in names:
+            new.register_parameter(n, nn.Parameter(local[n].detach().clone(),
+                                                   requires_grad=saved[n].requires_grad))
+        new._parameters = {**{k: new._parameters[k] for k in self._parameters}}
+        new.n_users = sizes.pop()
+        return new
 
     # -- variational distributions -----------------------------------------------------
     def prototypes_dist(self) -> dist.Distribution:

@@ -204,9 +204,6 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
     dev = resolve_device(cfg.device)
     rank, world_size = 0, 1
     if distributed:
-        if validation is not None or checkpoint is not None:
-            raise ValueError("distributed: got True with validation or checkpoint; expected "
-                             "neither (not supported across ranks yet)")
         rank, world_size, dev = _distributed.setup(dev)
     pyro.set_rng_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -223,26 +220,39 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         with torch.no_grad():
             model.position_bias.fill_(math.log(share / (1 - share)))
     model, guide = model.to(dev), guide.to(dev)
-    device_data = DeviceData.from_data(data, dev)
-    if world_size > 1:
-        _distributed.broadcast_parameters([model, guide])
-        device_data = device_data.shard(rank, world_size)
+    owner, shard, shard_users = None, data, data.user_ids
+    if world_size > 1:  # this rank's users, their comparisons and parameters only
+        owner = _distributed.assign_users(data.comparisons_per_user(), world_size)
+        shard = data.subset(owner[data.user] == rank)  # users kept in global order
+        shard_users = shard.user_ids
+        guide = guide.restricted(np.flatnonzero(owner == rank))
         generator.manual_seed(cfg.seed + 7919 * rank)  # each rank its own batches and draws
         torch.manual_seed(cfg.seed + 7919 * rank)
+    device_data = DeviceData.from_data(shard, dev)
     validate = None
     if validation is not None:
+        held = validation
+        if world_size > 1:  # each rank scores its users' comparisons (unknown users: rank 0)
+            pos = pd.Index(data.user_ids).get_indexer(validation.user_ids[validation.user])
+            held_rank = np.where(pos >= 0, owner[np.maximum(pos, 0)], 0)
+            held = validation.subset(held_rank == rank) if (held_rank == rank).any() else None
+
         def validate() -> float:
-            with torch.random.fork_rng(devices=[]):  # keep the SVI random stream intact
-                torch.manual_seed(cfg.seed)
-                p = heldout_probs(model, guide, data.user_ids, validation, VALIDATION_DRAWS,
-                                  data.item_table)
-            if validation.others is not None:
-                return choice_log_loss(p, validation.label)
-            return log_loss(p, validation.label)
+            total = torch.zeros(2, dtype=torch.float64, device=dev)  # summed loss, count
+            if held is not None:
+                with torch.random.fork_rng(devices=[]):  # keep the SVI random stream intact
+                    torch.manual_seed(cfg.seed)
+                    p = heldout_probs(model, guide, shard_users, held, VALIDATION_DRAWS,
+                                      data.item_table)
+                score = choice_log_loss if held.others is not None else log_loss
+                total[0], total[1] = score(p, held.label) * len(held.label), len(held.label)
+            if world_size > 1:
+                _distributed.all_sum(total)
+            return float(total[0] / total[1])
 
     trainer = Trainer(model, guide, device_data, cfg, generator, validate=validate,
                       world_size=world_size, n_total=data.n_comparisons, replay=replay,
-                      callbacks=callbacks, run_name=run_name)
+                      callbacks=callbacks, run_name=run_name, rank=rank)
     path, fingerprint = None, {}
     if checkpoint is not None:
         path = Path(checkpoint)
@@ -254,15 +264,26 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
             "data": data_fingerprint(data),
             "validation": None if validation is None else data_fingerprint(validation),
         }
-        if path.exists():
+        if world_size > 1:  # each rank its own shard file
+            fingerprint.update(world_size=world_size, rank=rank)
+            epoch = _distributed.resumable_epoch(path, rank, world_size, dev)
+            if epoch:
+                trainer.load(_distributed.shard_checkpoint(path, rank, world_size, epoch),
+                             _json_safe(fingerprint))
+        elif path.exists():
             trainer.load(path, _json_safe(fingerprint))
     trainer.run(progress, path, checkpoint_every, fingerprint)
     state = Trained(model, guide, np.asarray(trainer.history),
                     np.asarray(trainer.seconds), np.asarray(trainer.val_history),
                     trainer.stopped, np.asarray(trainer.lr_history), trainer.best_epoch)
-    if refine:
-        _refine(state, device_data, cfg, generator, world_size, data.n_comparisons)
-    model.eval(), guide.eval()
+    if refine:  # each rank refines its own users (nothing shared changes)
+        _refine(state, device_data, cfg, generator)
+    if world_size > 1:  # every rank gathers every user's parameters
+        state.guide = guide.with_users({
+            name: _distributed.gather_rows(p.detach(), owner, rank)
+            for name, p in zip(guide.local_names(), guide.local_parameters(), strict=True)})
+        state.guide.n_users = data.n_users
+    model.eval(), state.guide.eval()
     warn_if_collapsed(state, data, model_config, cfg.lr)
     return state
 
@@ -270,7 +291,8 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
 def refine_users(state: Trained, data: PreferenceData, train_config: TrainConfig) -> None:
     """The local refinement of a state trained with ``refine=False``, in place: each user's
     own variational parameters optimised for ``train_config.local_epochs`` epochs with the
-    shared ones held fixed (see ``TrainConfig.local_epochs``). One process only.
+    shared ones held fixed (see ``TrainConfig.local_epochs``). One process (a users-sharded
+    fit has each rank refine its own users inside ``train``: nothing shared changes).
 
     Parameters
     ----------
@@ -284,13 +306,12 @@ def refine_users(state: Trained, data: PreferenceData, train_config: TrainConfig
     device = state.guide.prototypes_loc.device
     pyro.set_rng_seed(train_config.seed)
     generator = torch.Generator().manual_seed(train_config.seed)
-    _refine(state, DeviceData.from_data(data, device), train_config, generator, 1,
-            data.n_comparisons)
+    _refine(state, DeviceData.from_data(data, device), train_config, generator)
     state.model.eval(), state.guide.eval()
 
 
 def _refine(state: Trained, device_data: DeviceData, cfg: TrainConfig,
-            generator: torch.Generator, world_size: int, n_total: int) -> None:
+            generator: torch.Generator) -> None:
     """Optimise only ``state.guide.local_parameters()`` for ``cfg.local_epochs`` epochs
     (AdamW at ``LOCAL_LR``, cosine), every other parameter frozen, then unfreeze; records
     the epochs and seconds on ``state``. Nothing to do with ``k=1`` or ``local_epochs=0``."""
@@ -306,8 +327,8 @@ def _refine(state: Trained, device_data: DeviceData, cfg: TrainConfig,
             p.requires_grad_(any(p is q for q in local))
         local_cfg = dataclasses.replace(cfg, epochs=cfg.local_epochs, lr=LOCAL_LR,
                                         lr_schedule="cosine", patience=10**9)
-        Trainer(model, guide, device_data, local_cfg, generator, world_size=world_size,
-                n_total=n_total, run_name="local", compile=False).run(False)
+        Trainer(model, guide, device_data, local_cfg, generator, run_name="local",
+                compile=False).run(False)
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)

@@ -66,22 +66,6 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.user)
 
-    def shard(self, rank: int, world_size: int) -> DeviceData:
-        """This rank's comparisons (``rank::world_size``); user scales stay global.
-
-        Parameters
-        ----------
-        rank:
-            This rank.
-        world_size:
-            The number of ranks.
-        """
-        sel = slice(rank, None, world_size)
-        return DeviceData(self.items, self.user[sel], self.item_a[sel], self.item_b[sel],
-                          self.label[sel], self.user_scale[sel], self.prompts,
-                          None if self.prompt is None else self.prompt[sel],
-                          None if self.others is None else self.others[sel])
-
     def batch(self, index: torch.Tensor | None = None, minibatch: bool = True) -> Batch:
         """A minibatch (per-comparison user terms) or, with ``index=None``, all comparisons
         under the plain generative model.
@@ -147,8 +131,10 @@ class Trainer:
         Seeds the batches.
     validate:
         ``() -> held-out log-loss``, monitored instead of the training loss (None: none).
-    world_size, n_total:
-        Ranks, and the comparisons of all ranks together.
+    world_size, n_total, rank:
+        Ranks, the comparisons of all ranks together, and this rank. With several ranks
+        ``model`` and ``guide`` are this rank's (its users only) and the loss runs under
+        ``DistributedDataParallel`` (``bayespal.inference.distributed``).
     replay:
         Per epoch, the learning-rate factor to run at (no stopping).
     callbacks, run_name:
@@ -173,12 +159,13 @@ class Trainer:
         callbacks: Sequence[Any] = (),
         run_name: str = "fit",
         compile: bool | str | None = None,
+        rank: int = 0,
     ) -> None:
         batch_size, epochs, patience, tol = (config.batch_size, config.epochs, config.patience,
                                              config.tol)
         lr, weight_decay = config.lr, config.weight_decay
         self.model, self.guide, self.data = model, guide, data
-        self.world_size = world_size
+        self.world_size, self.rank = world_size, rank
         self.n_total = len(data) if n_total is None else n_total  # all ranks together
         self.replay = None if replay is None else [float(x) for x in replay]
         if self.replay is not None:  # a fixed schedule: its epochs, no stopping
@@ -187,8 +174,10 @@ class Trainer:
         self.generator, self.validate = generator, validate
         self.callbacks, self.run_name = tuple(callbacks), run_name
         self.batch_size = min(batch_size, len(data))
-        # the same number of steps on every rank (shards differ in size by at most one)
-        self.steps_per_epoch = math.ceil(math.ceil(self.n_total / world_size) / self.batch_size)
+        # the same number of steps on every rank, from global sizes only (ranks' shards
+        # differ in size)
+        per_rank = math.ceil(self.n_total / world_size)
+        self.steps_per_epoch = math.ceil(per_rank / min(batch_size, per_rank))
         nets = [p for m in model.modules() if isinstance(m, Mapping) for p in m.parameters()]
         rest = [p for p in model.parameters() if p.requires_grad and not any(p is q for q in nets)]
         groups = [
@@ -197,7 +186,6 @@ class Trainer:
             {"params": rest + list(guide.parameters()), "weight_decay": 0.0},
         ]
         self.optim = torch.optim.AdamW(groups, lr=lr)
-        self._params = [p for g in groups for p in g["params"]]
         self._arange = torch.arange(self.batch_size, device=data.user.device)
         self.plateau = config.lr_schedule == "plateau" or self.replay is not None
         self.lr_factor, self.final_factor = 1.0, config.lr_final_factor
@@ -207,10 +195,22 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, lam)
         # Particles are drawn in a loop: the model's shapes assume no extra particle dim.
         self.num_particles = config.num_particles
-        self.compiled = _use_compile(config.compile if compile is None else compile,
-                                     data.user.device)
-        self._loss = (compiled_loss(model, guide, self.num_particles) if self.compiled else
-                      lambda batch: site_elbo_loss(model, guide, batch, self.num_particles))
+        setting = config.compile if compile is None else compile
+        if world_size > 1 and setting is True:
+            raise ValueError("compile: got True with distributed=True; expected False or "
+                             "'auto' (a users-sharded fit runs its DDP step uncompiled)")
+        self.compiled = world_size == 1 and _use_compile(setting, data.user.device)
+        self.shard_loss: _distributed.ShardLoss | None = None
+        if world_size > 1:
+            self.shard_loss = _distributed.ShardLoss(model, guide, world_size, len(data),
+                                                     self.num_particles)
+            self._loss = _distributed.wrap(self.shard_loss)
+        elif self.compiled:
+            self._loss = compiled_loss(model, guide, self.num_particles)
+        else:
+            n_local = len(data)  # = model.n_comparisons, except on one rank's share
+            self._loss = lambda batch: site_elbo_loss(model, guide, batch, self.num_particles,
+                                                      n_comparisons=n_local)
         self.history: list[float] = []
         self.seconds: list[float] = []
         self.val_history: list[float] = []
@@ -258,9 +258,9 @@ class Trainer:
             idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
         loss = self._loss(self.data.batch(idx))
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.world_size > 1:
-            _distributed.average_gradients(self._params, self.world_size)
+        loss.backward()  # with several ranks, DDP averages the global gradients here
+        if self.shard_loss is not None:
+            self.shard_loss.scale_local_gradients()
         self.optim.step()
         self.sched.step()
         return loss.detach()
@@ -323,7 +323,7 @@ class Trainer:
                     if not last:
                         self.finished, self.stopped, last = True, "callback", True
                 if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
-                    self.save(checkpoint, fingerprint or {})
+                    self._checkpoint(checkpoint, fingerprint or {})
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state[0])
             self.guide.load_state_dict(self.best_state[1])
@@ -356,6 +356,19 @@ class Trainer:
         self.lr_factor, self.stale = nxt, 0  # the scheduler's lambda reads it
 
     # -- checkpoints -------------------------------------------------------------------
+    def _checkpoint(self, path: Path, fingerprint: dict) -> None:
+        """Write the checkpoint; with several ranks each writes its shard's file of this
+        epoch, and deletes its older ones once every rank has written
+        (``bayespal.inference.distributed.resumable_epoch``)."""
+        if self.world_size == 1:
+            self.save(path, fingerprint)
+            return
+        done = len(self.history)
+        self.save(_distributed.shard_checkpoint(path, self.rank, self.world_size, done),
+                  fingerprint)
+        _distributed.barrier()
+        _distributed.prune_shards(path, self.rank, self.world_size, keep=done)
+
     def _state(self) -> dict:
         state = {
             "model": self.model.state_dict(),

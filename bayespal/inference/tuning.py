@@ -176,13 +176,6 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
     if not isinstance(data, PreferenceData):
         raise ValueError(f"data: got {type(data).__name__}; expected a PreferenceData")
     configs = candidates(model_config)
-    if distributed and (validation is not None or train_config.validation_fraction
-                        or len(configs) > 1):
-        raise ValueError(
-            "distributed: got True with validation (validation=, validation_fraction="
-            f"{train_config.validation_fraction}) or hidden={model_config.hidden!r}; expected "
-            "validation_fraction=0 and the mapping's size given (e.g. hidden=(64,)): "
-            "distributed fits do not validate yet")
     fit_data, held = data, validation
     if held is None:
         fit_data, held = validation_split(data, train_config.validation_fraction,
@@ -219,8 +212,8 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
     if refit:  # all comparisons, the chosen candidate's schedule up to its best epoch
         replay = state.lr_history[: int(frame["best_epoch"][best])].tolist()
         state = train(data, configs[best], train_config, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, progress=progress, replay=replay,
-                      callbacks=callbacks, run_name="refit")
+                      checkpoint_every=checkpoint_every, distributed=distributed,
+                      progress=progress, replay=replay, callbacks=callbacks, run_name="refit")
     elif len(configs) > 1:
         refine_users(state, fit_data, train_config)
     if len(configs) == 1:

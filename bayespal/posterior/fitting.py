@@ -106,9 +106,11 @@ def fit(data: PreferenceData, k: int | None = None, *, model: ModelConfig | None
         data and configurations, else it is refused) and ends exactly where an
         uninterrupted fit ends on the CPU.
     distributed:
-        Data-parallel SVI over the ranks of a ``torchrun`` launch, each rank training on
-        its shard of ``data`` (``bayespal.inference.distributed``); every rank returns
-        the same fit.
+        SVI over the ranks of a ``torchrun`` launch with the users sharded: each rank
+        trains its own users' posteriors on their comparisons, the global parameters are
+        synchronised by ``DistributedDataParallel`` (``bayespal.inference.distributed``);
+        ``batch_size`` is per rank. Validation and checkpoints (one file per rank) work as
+        in one process; every rank returns the same, whole fit.
     progress:
         Show a progress bar (the loss, and the validation log-loss and best epoch when
         validated); an early stop is reported with its reason.

@@ -110,7 +110,9 @@ def test_too_little_data_to_validate_warns_and_takes_the_smallest_mapping():
     assert "no validation split" in fit.selection.reason
 
 
-def test_distributed_fits_must_give_the_size_and_skip_validation():
+def test_distributed_fit_outside_torchrun_is_refused_by_name(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
     syn = synthetic(n_users=10, k=2, n_train=10, n_test=0, seed=0)
-    with pytest.raises(ValueError, match="validation_fraction=0"):
+    with pytest.raises(ValueError, match="expected a launch by torchrun"):
         bayespal.fit(syn.data, distributed=True, **_quick(epochs=1))
