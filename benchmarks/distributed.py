@@ -103,12 +103,15 @@ def _bytes_worker(out: str, users: int, steps: int) -> None:
         Path(out).write_text(json.dumps({"sharded": sent["bytes"] / steps,
                                          "replicated": replicated, "step_s": seconds,
                                          "local_users": int((owner == rank).sum())}))
+    dist.barrier()  # no rank leaves while another still communicates
     dist.destroy_process_group()
 
 
 def _epoch_worker(out: str, n: int, users: int, epochs: int, batch: int) -> None:
     """``bayespal.fit(..., distributed=True)`` for ``epochs`` epochs; rank 0 writes the
     seconds per epoch."""
+    import resource
+
     import torch
 
     import bayespal
@@ -120,15 +123,23 @@ def _epoch_worker(out: str, n: int, users: int, epochs: int, batch: int) -> None
                        epochs=epochs, patience=10**6, batch_size=batch // world,
                        local_epochs=0, seed=0, progress=False, distributed=world > 1,
                        device="cpu")
+    rss = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2] * 2)
+    if world > 1:  # the largest and the mean peak RSS over the ranks
+        torch.distributed.all_reduce(rss[:1], op=torch.distributed.ReduceOp.MAX)
+        torch.distributed.all_reduce(rss[1:])
+        rss[1] /= world
     if int(os.environ["RANK"]) == 0:
-        Path(out).write_text(json.dumps({"seconds": fit.epoch_seconds.tolist()}))
+        Path(out).write_text(json.dumps({"seconds": fit.epoch_seconds.tolist(),
+                                         "rss_max": float(rss[0]), "rss_mean": float(rss[1])}))
     if world > 1:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--user-counts", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--user-counts", type=int, nargs="*", default=[1000, 10000, 100000],
+                    help="users of the bytes table (none: skip it)")
     ap.add_argument("--procs", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--users", type=int, default=10_000)
@@ -146,10 +157,12 @@ def main() -> None:
                           int(env["BENCH_EPOCHS"]), int(env["BENCH_BATCH"]))
         return
 
-    print("Bytes all-reduced per step (2 processes, 10 comparisons per user, K = 3, D = 64)\n")
-    print("| users | sharded: DDP all-reduce (measured) | replicated: every gradient (before) "
-          "| s/step |")
-    print("|---|---|---|---|")
+    if args.user_counts:
+        print("Bytes all-reduced per step (2 processes, 10 comparisons per user, K = 3, "
+              "D = 64)\n")
+        print("| users | sharded: DDP all-reduce (measured) | replicated: every gradient "
+              "(before) | s/step |")
+        print("|---|---|---|---|")
     for users in args.user_counts:
         os.environ.update(BENCH_KIND="bytes", BENCH_USERS=str(users))
         os.environ["BENCH_STEPS"] = str(args.steps)
@@ -160,8 +173,8 @@ def main() -> None:
     print(f"\nSeconds per epoch of fit(distributed=True) ({args.n:,} comparisons, "
           f"{args.users:,} users, D = 384, global batch {args.batch}, median of epochs "
           f"2-{args.epochs})\n")
-    print("| processes | s/epoch | ratio to 1 |")
-    print("|---|---|---|")
+    print("| processes | s/epoch | ratio to 1 | peak RSS per rank GB (largest / mean) |")
+    print("|---|---|---|---|")
     base = None
     for w in args.procs:
         os.environ.update(BENCH_KIND="epochs", BENCH_N=str(args.n), BENCH_USERS=str(args.users),
@@ -169,7 +182,8 @@ def main() -> None:
         r = _launch(w)
         med = float(np.median(r["seconds"][1:]))
         base = base or med
-        print(f"| {w} | {med:.3f} | {med / base:.2f} |", flush=True)
+        print(f"| {w} | {med:.3f} | {med / base:.2f} | {r['rss_max']:.2f} / "
+              f"{r['rss_mean']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -282,7 +282,6 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         state.guide = guide.with_users({
             name: _distributed.gather_rows(p.detach(), owner, rank)
             for name, p in zip(guide.local_names(), guide.local_parameters(), strict=True)})
-        state.guide.n_users = data.n_users
     model.eval(), state.guide.eval()
     warn_if_collapsed(state, data, model_config, cfg.lr)
     return state

@@ -47,4 +47,5 @@ assert fit.user_weights()["mean"].shape[0] == syn.train.n_users  # gathered: eve
 np.savez(f"{out}.rank{rank}.npz", prob=fit.predict_proba(syn.test, seed=0),
          weights=fit.user_weights()["mean"].values, loss=fit.loss_history,
          validation=fit.validation_history)
+torch.distributed.barrier()  # no rank leaves while another still communicates
 torch.distributed.destroy_process_group()
