@@ -226,7 +226,12 @@ def shard_checkpoint(path: Path, rank: int, world_size: int, epoch: int) -> Path
     epoch:
         Epochs done.
     """
-    return path.with_name(f"{path.stem}.rank{rank}-of-{world_size}.epoch{epoch}{path.suffix}")
+    return path.with_name(f"{_shard_prefix(path, rank, world_size)}{epoch}{path.suffix}")
+
+
+def _shard_prefix(path: Path, rank: int, world_size: int) -> str:
+    """The shard files' names up to their epoch (the one place of the pattern)."""
+    return f"{path.stem}.rank{rank}-of-{world_size}.epoch"
 
 
 def shard_epochs(path: Path, rank: int, world_size: int) -> list[int]:
@@ -239,7 +244,7 @@ def shard_epochs(path: Path, rank: int, world_size: int) -> list[int]:
     rank, world_size:
         This rank and the number of ranks.
     """
-    prefix = f"{path.stem}.rank{rank}-of-{world_size}.epoch"
+    prefix = _shard_prefix(path, rank, world_size)
     epochs = []
     for f in path.parent.glob(f"{prefix}*{path.suffix}"):
         tag = f.name[len(prefix): len(f.name) - len(path.suffix) or None]
