@@ -46,6 +46,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from bayespal.data import PreferenceData
 from bayespal.inference.elbo import site_elbo_loss
 from bayespal.inference.guides import PALGuide
 from bayespal.model import Batch, PALModel
@@ -164,6 +165,43 @@ def wrap(loss: ShardLoss) -> DistributedDataParallel:
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(loss, sorted(ignored))
     # device_ids=None: the module sits on one device and the batches are already there
     return DistributedDataParallel(loss, forward_sync_buffers=False)
+
+
+def take_share(data: PreferenceData, guide: PALGuide, rank: int, world_size: int
+               ) -> tuple[np.ndarray, PreferenceData, PALGuide]:
+    """This rank's share: ``(owner, shard, part)``, the rank of every user
+    (``assign_users``), the comparisons of this rank's users (users kept in global order)
+    and ``guide`` restricted to them.
+
+    Parameters
+    ----------
+    data:
+        All training comparisons.
+    guide:
+        The guide of every user.
+    rank, world_size:
+        This rank and the number of ranks.
+    """
+    owner = assign_users(data.comparisons_per_user(), world_size)
+    shard = data.subset(owner[data.user] == rank)
+    return owner, shard, guide.restricted(np.flatnonzero(owner == rank))
+
+
+def gather_guide(part: PALGuide, owner: np.ndarray, rank: int) -> PALGuide:
+    """The guide of every user, on every rank, from each rank's ``part`` (``take_share``).
+
+    Parameters
+    ----------
+    part:
+        This rank's guide (its users only).
+    owner:
+        The rank of each user.
+    rank:
+        This rank.
+    """
+    return part.with_users({
+        name: gather_rows(p.detach(), owner, rank)
+        for name, p in zip(part.local_names(), part.local_parameters(), strict=True)})
 
 
 def gather_rows(local: torch.Tensor, owner: np.ndarray, rank: int) -> torch.Tensor:

@@ -220,12 +220,9 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
         with torch.no_grad():
             model.position_bias.fill_(math.log(share / (1 - share)))
     model, guide = model.to(dev), guide.to(dev)
-    owner, shard, shard_users = None, data, data.user_ids
+    owner, shard = None, data
     if world_size > 1:  # this rank's users, their comparisons and parameters only
-        owner = _distributed.assign_users(data.comparisons_per_user(), world_size)
-        shard = data.subset(owner[data.user] == rank)  # users kept in global order
-        shard_users = shard.user_ids
-        guide = guide.restricted(np.flatnonzero(owner == rank))
+        owner, shard, guide = _distributed.take_share(data, guide, rank, world_size)
         generator.manual_seed(cfg.seed + 7919 * rank)  # each rank its own batches and draws
         torch.manual_seed(cfg.seed + 7919 * rank)
     device_data = DeviceData.from_data(shard, dev)
@@ -242,7 +239,7 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
             if held is not None:
                 with torch.random.fork_rng(devices=[]):  # keep the SVI random stream intact
                     torch.manual_seed(cfg.seed)
-                    p = heldout_probs(model, guide, shard_users, held, VALIDATION_DRAWS,
+                    p = heldout_probs(model, guide, shard.user_ids, held, VALIDATION_DRAWS,
                                       data.item_table)
                 score = choice_log_loss if held.others is not None else log_loss
                 total[0], total[1] = score(p, held.label) * len(held.label), len(held.label)
@@ -279,19 +276,19 @@ def train(data: PreferenceData, model_config: ModelConfig, train_config: TrainCo
     if refine:  # each rank refines its own users (nothing shared changes)
         _refine(state, device_data, cfg, generator)
     if world_size > 1:  # every rank gathers every user's parameters
-        state.guide = guide.with_users({
-            name: _distributed.gather_rows(p.detach(), owner, rank)
-            for name, p in zip(guide.local_names(), guide.local_parameters(), strict=True)})
+        state.guide = _distributed.gather_guide(guide, owner, rank)
     model.eval(), state.guide.eval()
     warn_if_collapsed(state, data, model_config, cfg.lr)
     return state
 
 
-def refine_users(state: Trained, data: PreferenceData, train_config: TrainConfig) -> None:
+def refine_users(state: Trained, data: PreferenceData, train_config: TrainConfig,
+                 distributed: bool = False) -> None:
     """The local refinement of a state trained with ``refine=False``, in place: each user's
     own variational parameters optimised for ``train_config.local_epochs`` epochs with the
-    shared ones held fixed (see ``TrainConfig.local_epochs``). One process (a users-sharded
-    fit has each rank refine its own users inside ``train``: nothing shared changes).
+    shared ones held fixed (see ``TrainConfig.local_epochs``). With ``distributed`` (a
+    fit's ranks, the process group joined) each rank refines its own users and all gather
+    the result: nothing shared changes, so no rank waits on another until the gather.
 
     Parameters
     ----------
@@ -301,11 +298,21 @@ def refine_users(state: Trained, data: PreferenceData, train_config: TrainConfig
         The comparisons it was trained on.
     train_config:
         The fit's configuration (seed, batch size, ``local_epochs``).
+    distributed:
+        Share the work over the ranks of the fit.
     """
     device = state.guide.prototypes_loc.device
-    pyro.set_rng_seed(train_config.seed)
-    generator = torch.Generator().manual_seed(train_config.seed)
+    rank, world_size = 0, 1
+    if distributed:
+        rank, world_size, _ = _distributed.setup(device)
+    pyro.set_rng_seed(train_config.seed + 7919 * rank)
+    generator = torch.Generator().manual_seed(train_config.seed + 7919 * rank)
+    owner = None
+    if world_size > 1:
+        owner, data, state.guide = _distributed.take_share(data, state.guide, rank, world_size)
     _refine(state, DeviceData.from_data(data, device), train_config, generator)
+    if world_size > 1:
+        state.guide = _distributed.gather_guide(state.guide, owner, rank)
     state.model.eval(), state.guide.eval()
 
 

@@ -215,7 +215,7 @@ def tuned_train(data: PreferenceData, model_config: ModelConfig, train_config: T
                       checkpoint_every=checkpoint_every, distributed=distributed,
                       progress=progress, replay=replay, callbacks=callbacks, run_name="refit")
     elif len(configs) > 1:
-        refine_users(state, fit_data, train_config)
+        refine_users(state, fit_data, train_config, distributed=distributed)
     if len(configs) == 1:
         reason = f"hidden={configs[0].hidden} as given"
     elif held is None:

@@ -1,8 +1,10 @@
 """Run by tests/inference/test_distributed.py under torchrun: a users-sharded gloo fit.
 
 Usage: ``dist_fit_script.py OUT MODE [CHECKPOINT]``; MODE ``compare`` (0.2's fixed
-recipe, no validation) or ``resume`` (validated, checkpointed every epoch, slowed so that
-the test can kill a rank mid-fit; each rank writes its pid to ``OUT.pid<rank>``).
+recipe, no validation), ``default`` (every default: validation split, two mapping
+candidates, local refinement; per-rank batch 256) or ``resume`` (validated, checkpointed
+every epoch, slowed so that the test can kill a rank mid-fit; each rank writes its pid to
+``OUT.pid<rank>``).
 """
 
 import os
@@ -37,6 +39,11 @@ syn = synthetic(n_users=200, k=3, n_train=40, n_test=20, seed=2)
 if mode == "compare":
     fit = bayespal.fit(syn.train, validation_fraction=0, batch_size=512 // world, **RECIPE,
                        distributed=True)
+elif mode == "default":
+    fit = bayespal.fit(syn.train, k=3, batch_size=256, seed=0, progress=False, device="cpu",
+                       distributed=True)
+    with open(f"{out}.reason{rank}", "w") as f:
+        f.write(fit.selection.reason)
 else:
     with open(f"{out}.pid{rank}", "w") as f:
         f.write(str(os.getpid()))

@@ -164,6 +164,28 @@ def test_two_and_four_processes_match_one(tmp_path):
 
 
 @pytest.mark.slow
+def test_default_fit_distributed_chooses_validates_and_refines(tmp_path):
+    """Every default under 2 processes: the validation split, the choice between two
+    mappings and the post-choice refinement (each rank refines its own users)."""
+    out = tmp_path / "default"
+    res = subprocess.run(torchrun(2, out, "default"), capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = (np.load(f"{out}.rank{r}.npz") for r in (0, 1))
+    np.testing.assert_array_equal(r0["weights"], r1["weights"])
+    np.testing.assert_array_equal(r0["prob"], r1["prob"])
+    reason = Path(f"{out}.reason0").read_text()
+    assert "of 2 candidates" in reason and "refined alone" in reason, reason
+    syn = synthetic(n_users=200, k=3, n_train=40, n_test=20, seed=2)
+    single = bayespal.fit(syn.train, k=3, batch_size=512, seed=0, progress=False)
+    acc = accuracy(single.predict_proba(syn.test, seed=0), syn.test.label)
+    acc_dist = accuracy(r0["prob"], syn.test.label)
+    print(f"defaults: held-out accuracy 2 processes {acc_dist:.4f}, one {acc:.4f}")
+    se = np.sqrt(acc * (1 - acc) / len(syn.test))
+    assert abs(acc_dist - acc) <= 3 * np.sqrt(2) * se
+
+
+@pytest.mark.slow
 def test_killed_rank_resumes_from_its_shard_checkpoint(tmp_path):
     ckpt = tmp_path / "fit.ckpt"
     out = tmp_path / "killed"
